@@ -1,0 +1,106 @@
+"""The ``pyro-vae`` command line: train, sample, evaluate, list."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from . import registry
+from .config.schema import describe
+from .errors import PyroVAEError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .run import train
+
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config:  # `pyro-vae train train.epochs=5`: no config file given
+        config, overrides = None, [config, *overrides]
+    run = train(config, args.out, overrides)
+    last = run.history[-1]
+    print(f"run folder: {run.path}\n"
+          f"epoch {last['epoch']}: train ELBO {last['train_elbo']:.3f}, test ELBO {last['test_elbo']:.3f} nats/datapoint")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from . import plots
+    from .run import load_run
+
+    run = load_run(args.run_dir)
+    if args.num < 1:
+        raise PyroVAEError(f"-n: expected a number of samples >= 1, got {args.num}")
+    out = Path(args.output) if args.output else run.path / "samples.png"
+    plots.save_grid(run.sample(args.num), out)
+    print(f"wrote {args.num} samples to {out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .run import load_run
+
+    if args.num_samples < 1:
+        raise PyroVAEError(f"--num-samples: expected an integer >= 1, got {args.num_samples}")
+    result = load_run(args.run_dir).evaluate(args.num_samples)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    import pyro_vae  # noqa: F401  (registers every component)
+
+    tables = [registry.MODELS, registry.DATASETS, registry.NETWORKS, registry.PRIORS, registry.LIKELIHOODS,
+              registry.OBJECTIVES]
+    for table in tables:
+        print(f"{table.kind}s:")
+        for entry in table.entries():
+            print(f"  {entry.name}: {entry.doc}")
+            for name, type_name, default, doc in describe(entry.config_cls):
+                print(f"      {name} ({type_name}, default {default!r}){': ' + doc if doc else ''}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyro-vae", description="Variational autoencoders as Pyro programs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from a YAML config into a run folder")
+    p.add_argument("config", nargs="?", default=None, help="YAML config (default: the packaged digits VAE)")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.epochs=5")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<data>-<model>-<time>)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("sample", help="decode prior draws of a trained run into an image grid")
+    p.add_argument("run_dir")
+    p.add_argument("-n", "--num", type=int, default=64, help="number of samples")
+    p.add_argument("-o", "--output", default=None, help="PNG file (default: RUN_DIR/samples.png)")
+    p.set_defaults(func=_sample)
+
+    p = sub.add_parser("evaluate", help="held-out bounds of a trained run, as JSON")
+    p.add_argument("run_dir")
+    p.add_argument("--num-samples", type=int, default=100, help="importance samples K per test point")
+    p.add_argument("--json", action="store_true", help="one-line JSON")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("list", help="every model, dataset, network, prior, likelihood and objective")
+    p.set_defaults(func=_list)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PyroVAEError as e:
+        print(f"pyro-vae: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pyro-vae: interrupted; the run folder keeps its last finished epoch", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

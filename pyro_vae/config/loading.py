@@ -1,0 +1,76 @@
+"""Reading YAML config files and applying ``key.sub=value`` command-line overrides."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Dict, Iterable, Optional, Union
+
+import yaml
+
+from ..errors import ConfigError
+
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
+    """The mapping in YAML file ``path``; a missing, unreadable or malformed file is a ConfigError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist (expected a YAML file)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML (``1e-3`` is a float, ``[64, 32]`` a list, ``null`` is null)."""
+    if _FLOAT.match(text.strip()):
+        number = float(text)
+        return int(number) if re.match(r"^[+-]?\d+$", text.strip()) else number
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: Dict[str, Any], overrides: Iterable[str]) -> Dict[str, Any]:
+    """A copy of ``data`` with each ``a.b.c=value`` set; changing a ``type`` resets that component's options."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"override {item!r}: expected key.sub=value, e.g. train.epochs=5")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if isinstance(child, str):  # shorthand `prior: gmm` -> {type: gmm}
+                child = {"type": child}
+            elif child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[:depth + 1])} is not a mapping")
+            node[part] = child
+            node = child
+        value = parse_value(text)
+        last = parts[-1]
+        if last == "type" and node.get("type") != value:
+            node.clear()  # other options belong to the old type
+        node[last] = value
+    return data
+
+
+def load_config_dict(path: Optional[Union[str, Path]] = None, overrides: Iterable[str] = ()) -> Dict[str, Any]:
+    """The raw mapping: file ``path`` (or empty for the defaults) with ``overrides`` applied."""
+    data = read_yaml(path) if path is not None else {}
+    return apply_overrides(data, overrides)

@@ -1,0 +1,129 @@
+"""MNIST and Fashion-MNIST from a local folder of raw IDX files (or downloaded by torchvision when online)."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..config.schema import opt
+from ..errors import DataError
+from ..registry import DATASETS
+from .base import DataConfigBase, ImageData, make_image_data
+
+_MAGIC = {2049: 1, 2051: 3}  # labels: 1 dim, images: 3 dims
+_PREFIX = {"train": "train", "test": "t10k"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """The array in an IDX file (``.gz`` or raw); a truncated or malformed file is a DataError naming it."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: cannot read IDX file ({e})") from None
+    if len(raw) < 8:
+        raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, expected a header of at least 8)")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic not in _MAGIC:
+        raise DataError(f"{path}: not an unsigned-byte IDX file (magic number {magic}, expected 2049 or 2051)")
+    ndim = _MAGIC[magic]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    expected = offset + int(np.prod(dims))
+    if len(raw) != expected:
+        raise DataError(f"{path}: truncated or padded IDX file ({len(raw)} bytes, header says {expected})")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def find_idx(root: Path, stem: str) -> Path:
+    """``root/stem`` or ``root/stem.gz`` (also under ``root/<DATASET>/raw``); a DataError lists what was tried."""
+    candidates = [root / stem, root / f"{stem}.gz"]
+    for sub in ("MNIST/raw", "FashionMNIST/raw", "raw"):
+        candidates += [root / sub / stem, root / sub / f"{stem}.gz"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise DataError(f"{root}: no IDX file {stem}[.gz] (looked in {', '.join(str(c.parent) for c in candidates[::2])})")
+
+
+def load_idx_split(root: Path, split: str, shape: Tuple[int, int] = (28, 28)) -> Tuple[Tensor, Tensor]:
+    """Images ``(N, H, W)`` uint8 and labels ``(N,)`` of one split (``train`` or ``test``) from ``root``."""
+    images_path = find_idx(root, f"{_PREFIX[split]}-images-idx3-ubyte")
+    labels_path = find_idx(root, f"{_PREFIX[split]}-labels-idx1-ubyte")
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != shape:
+        raise DataError(f"{images_path}: images of shape {images.shape[1:]}, expected {shape}")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise DataError(f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} images in {images_path}")
+    if labels.max() > 9:
+        raise DataError(f"{labels_path}: label {int(labels.max())} out of range 0..9")
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+@dataclass
+class MNISTConfig(DataConfigBase):
+    type: str = "mnist"
+    root: Optional[str] = opt(None, "folder of raw IDX files (offline); null: download with torchvision")
+    split: Literal["official", "train", "test"] = opt(
+        "official", "official: train files to train, t10k to test; train/test: that file set, split by test_fraction"
+    )
+    download: bool = opt(True, "when root is null, download with torchvision into ~/.cache/pyro_vae")
+
+
+@dataclass
+class FashionMNISTConfig(MNISTConfig):
+    type: str = "fashion-mnist"
+
+
+class _IDXDataset:
+    torchvision_name = "MNIST"
+
+    def __init__(self, config: MNISTConfig) -> None:
+        self.config = config
+
+    def root(self) -> Path:
+        if self.config.root is not None:
+            root = Path(self.config.root).expanduser()
+            if not root.is_dir():
+                raise DataError(f"data.root: folder {str(root)!r} does not exist (expected raw IDX files)")
+            return root
+        root = Path("~/.cache/pyro_vae").expanduser()
+        if not self.config.download:
+            raise DataError(f"data.root is not set and data.download is false: nothing to read {self.config.type} from")
+        import torchvision.datasets as tvd
+
+        try:
+            for train in (True, False):
+                getattr(tvd, self.torchvision_name)(str(root), train=train, download=True)
+        except Exception as e:  # network errors come in many types
+            raise DataError(
+                f"could not download {self.config.type} ({e}); offline, set data.root to a folder of raw IDX files"
+            ) from None
+        return root
+
+    def load(self, seed: int) -> ImageData:
+        root, split = self.root(), self.config.split
+        if split == "official":
+            train, test = load_idx_split(root, "train"), load_idx_split(root, "test")
+            return make_image_data(self.config.type, *train, self.config, seed, 255.0, test=test)
+        images, labels = load_idx_split(root, split)
+        return make_image_data(self.config.type, images, labels, self.config, seed, 255.0)
+
+
+@DATASETS.register("mnist", MNISTConfig)
+class MNIST(_IDXDataset):
+    """MNIST handwritten digits, 28x28, from raw IDX files (``root``) or torchvision's download."""
+
+    torchvision_name = "MNIST"
+
+
+@DATASETS.register("fashion-mnist", FashionMNISTConfig)
+class FashionMNIST(_IDXDataset):
+    """Fashion-MNIST clothing images, 28x28, from raw IDX files (``root``) or torchvision's download."""
+
+    torchvision_name = "FashionMNIST"

@@ -1,0 +1,17 @@
+"""Models (model/guide pairs), registered by name (``model.type``)."""
+
+from typing import Tuple
+
+from torch import nn
+
+from ..registry import MODELS
+from . import vae  # noqa: F401  (register the models)
+from .vae import VAE, VAEConfig
+
+
+def build_model(config, data_shape: Tuple[int, ...], num_classes: int = 10) -> nn.Module:
+    """Instantiate the model named by ``config.type`` for data of ``data_shape``."""
+    return MODELS.build(config, tuple(data_shape), num_classes)
+
+
+__all__ = ["MODELS", "VAE", "VAEConfig", "build_model"]

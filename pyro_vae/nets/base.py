@@ -1,0 +1,38 @@
+"""Shared pieces of encoders and decoders: activations, the Gaussian head, leading-dim handling.
+
+Encoders map ``x`` of shape ``(B, *data_shape)`` (and an optional condition ``c`` of shape
+``(B, cond_dim)``) to ``(loc, scale)`` of shape ``(B, out_dim)``. Decoders map ``z`` of shape
+``(..., B, latent_dim)`` to likelihood parameters of shape ``(..., B, num_params, *data_shape)``:
+any leading (particle) dims pass through.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "softplus": nn.Softplus, "gelu": nn.GELU}
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
+
+
+class GaussianHead(nn.Module):
+    """Linear mean and log-variance heads: ``σ = exp(½·clamp(logvar))`` stays finite and positive."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.loc = nn.Linear(in_dim, out_dim)
+        self.logvar = nn.Linear(in_dim, out_dim)
+
+    def forward(self, h: Tensor) -> Tuple[Tensor, Tensor]:
+        logvar = self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
+        return self.loc(h), torch.exp(0.5 * logvar)
+
+
+def with_condition(h: Tensor, c: Optional[Tensor]) -> Tensor:
+    """Concatenate condition ``c`` (broadcast over ``h``'s leading dims) to features ``h``."""
+    if c is None:
+        return h
+    c = c.to(h.dtype).expand(*h.shape[:-1], c.shape[-1])
+    return torch.cat([h, c], dim=-1)

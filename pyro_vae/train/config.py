@@ -1,0 +1,26 @@
+"""Typed config of the training loop (``train:`` in YAML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
+
+from ..config.schema import component, opt, positive
+from ..registry import OBJECTIVES
+
+
+def _default_objective() -> Any:
+    return OBJECTIVES.get("elbo").config_cls()
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = opt(100, "passes over the training set", positive, "an integer >= 1")
+    batch_size: int = opt(64, "datapoints per SVI step", positive, "an integer >= 1")
+    lr: float = opt(1e-3, "Adam learning rate", positive, "a number > 0")
+    clip_norm: Optional[float] = opt(10.0, "gradient-norm clipping (null: off)", positive, "a number > 0 or null")
+    objective: Any = component(OBJECTIVES, _default_objective, "the variational objective fitted by SVI")
+    eval_samples: int = opt(10, "samples of z per test point for the per-epoch test ELBO", positive, "an integer >= 1")
+    device: Literal["auto", "cpu", "cuda"] = opt("auto", "auto picks CUDA when present")
+    progress: bool = opt(True, "show a tqdm progress bar")
+    num_images: int = opt(64, "images in samples.png / reconstructions.png", positive, "an integer >= 1")
