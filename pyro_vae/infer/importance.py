@@ -12,6 +12,7 @@ from typing import Callable, Dict
 import pyro
 import torch
 from pyro import poutine
+from pyro.poutine.util import site_is_subsample
 from torch import Tensor
 
 
@@ -41,7 +42,7 @@ def _site_log_probs(trace: poutine.Trace, shape: torch.Size) -> Dict[str, Tensor
     return {
         name: site["log_prob"].expand(shape)
         for name, site in trace.nodes.items()
-        if site["type"] == "sample"
+        if site["type"] == "sample" and not site_is_subsample(site)
     }
 
 

@@ -1,0 +1,33 @@
+"""Shared fixtures: seeding, tiny configs, and the real MNIST test set when it is present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+import pyro
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_RAW = REPO.parent / "shared" / "data" / "MNIST" / "raw"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    pyro.set_rng_seed(0)
+    pyro.clear_param_store()
+    yield
+
+
+@pytest.fixture
+def mnist_root() -> Path:
+    """``../shared/data/MNIST/raw`` (the real t10k IDX files); the test is skipped when absent."""
+    if not (MNIST_RAW / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST not found at {MNIST_RAW}")
+    return MNIST_RAW
+
+
+def tiny_overrides(*extra: str) -> List[str]:
+    """Overrides for a seconds-long digits run: a small net, few epochs, no progress bar."""
+    return ["train.epochs=2", "train.progress=false", "model.network.hidden_dims=[32]", "model.latent_dim=2",
+            "train.num_images=16", "train.eval_samples=2", *extra]

@@ -1,0 +1,80 @@
+"""Config parsing: defaults, YAML files, overrides, and errors that name the key."""
+
+from pathlib import Path
+
+import pytest
+
+from pyro_vae import ConfigError, RunConfig, load_config, save_config
+from pyro_vae.config import apply_overrides, from_dict, to_dict
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_packaged_default_equals_digits_yaml():
+    assert load_config(REPO / "configs" / "digits_vae.yaml") == load_config(None) == RunConfig()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_parses(path):
+    assert isinstance(load_config(path), RunConfig)
+
+
+def test_round_trip_through_yaml(tmp_path):
+    config = load_config(None, ["model.prior=normal", "train.lr=3e-4", "model.network.hidden_dims=[64, 32]"])
+    save_config(config, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == config
+    assert config.train.lr == pytest.approx(3e-4)
+    assert config.model.network.hidden_dims == [64, 32]
+
+
+def test_type_override_resets_component_options():
+    base = {"model": {"likelihood": {"type": "gaussian", "sigma": 0.5}}}
+    assert apply_overrides(base, ["model.likelihood.type=bernoulli"])["model"]["likelihood"] == {"type": "bernoulli"}
+    assert base["model"]["likelihood"]["sigma"] == 0.5  # the input is not mutated
+
+
+def test_shorthand_component_name():
+    assert load_config(None, ["model.likelihood=gaussian"]).model.likelihood.sigma == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("overrides, key, detail", [
+    (["train.epoch=3"], "train.epoch", "allowed: epochs"),
+    (["train.epochs=three"], "train.epochs", "integer"),
+    (["train.epochs=0"], "train.epochs", ">= 1"),
+    (["train.lr=-1"], "train.lr", "> 0"),
+    (["model.prior=wishart"], "model.prior.type", "allowed: normal"),
+    (["model.likelihood=gaussian", "model.likelihood.learn=sometimes"], "model.likelihood.learn", "allowed: fixed"),
+    (["model.likelihood.learn=fixed"], "model.likelihood.learn", "unknown key; allowed: type"),
+    (["data.type=cifar"], "data.type", "allowed: digits"),
+    (["data.test_fraction=1.5"], "data.test_fraction", "(0, 1)"),
+    (["train.progress=maybe"], "train.progress", "true or false"),
+    (["model.network.hidden_dims=7"], "model.network.hidden_dims", "list"),
+])
+def test_errors_name_the_key(overrides, key, detail):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides)
+    assert key in str(err.value) and detail in str(err.value)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml.*not valid YAML"):
+        load_config(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(ConfigError, match="mapping at the top level"):
+        load_config(scalar)
+
+
+def test_malformed_override():
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        load_config(None, ["train.epochs"])
+
+
+def test_to_dict_puts_type_first():
+    d = to_dict(RunConfig())
+    assert list(d["data"])[0] == "type" and list(d["train"]["objective"])[0] == "type"
+    assert from_dict(RunConfig, d) == RunConfig()
