@@ -11,12 +11,12 @@ from . import data, infer, likelihoods, models, nets, priors  # noqa: F401  (reg
 from .config.run import RunConfig, load_config, save_config
 from .errors import ConfigError, DataError, PyroVAEError, RunDirError, TrainingError
 from .registry import DATASETS, LIKELIHOODS, MODELS, NETWORKS, OBJECTIVES, PRIORS
-from .run import Run, load_run, train
+from .run import Run, load_run, resume, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError", "DATASETS", "DataError", "LIKELIHOODS", "MODELS", "NETWORKS", "OBJECTIVES", "PRIORS",
-    "PyroVAEError", "Run", "RunConfig", "RunDirError", "TrainingError", "load_config", "load_run", "save_config",
-    "train",
+    "PyroVAEError", "Run", "RunConfig", "RunDirError", "TrainingError", "load_config", "load_run", "resume",
+    "save_config", "train",
 ]

@@ -1,9 +1,10 @@
-"""The ``pyro-vae`` command line: train, sample, evaluate, list."""
+"""The ``pyro-vae`` command line: train, sample, evaluate, compare, list."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -14,12 +15,22 @@ from .errors import PyroVAEError
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .run import train
+    from .run import resume, train
+    from .train.signals import Interrupted
 
     config, overrides = args.config, list(args.overrides)
     if config is not None and "=" in config:  # `pyro-vae train train.epochs=5`: no config file given
         config, overrides = None, [config, *overrides]
-    run = train(config, args.out, overrides)
+    if args.resume is not None and (config is not None or args.out is not None):
+        raise PyroVAEError("--resume RUN_DIR continues that folder with its own config: give no CONFIG or --out "
+                           "(overrides allowed: train.epochs=N, train.progress=false)")
+    try:
+        run = resume(args.resume, overrides) if args.resume is not None else train(config, args.out, overrides)
+    except Interrupted as e:  # SIGINT/SIGTERM: the checkpoint is saved; exit 128 + signal number
+        print(f"pyro-vae: {e}", file=sys.stderr)
+        return e.exit_code
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 alone reports
+        return 0
     last = run.history[-1]
     print(f"run folder: {run.path}\n"
           f"epoch {last['epoch']}: train ELBO {last['train_elbo']:.3f}, test ELBO {last['test_elbo']:.3f} nats/datapoint")
@@ -34,8 +45,8 @@ def _sample(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise PyroVAEError(f"-n: expected a number of samples >= 1, got {args.num}")
     out = Path(args.output) if args.output else run.path / "samples.png"
-    plots.save_grid(run.sample(args.num), out)
-    print(f"wrote {args.num} samples to {out}")
+    plots.save_grid(run.sample(args.num, args.label), out)
+    print(f"wrote {args.num} samples{'' if args.label is None else f' of class {args.label}'} to {out}")
     return 0
 
 
@@ -46,6 +57,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise PyroVAEError(f"--num-samples: expected an integer >= 1, got {args.num_samples}")
     result = load_run(args.run_dir).evaluate(args.num_samples)
     print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs
+
+    if args.num_samples < 0:
+        raise PyroVAEError(f"--num-samples: expected an integer >= 0, got {args.num_samples}")
+    figure = Path(args.output)
+    print(compare_runs(args.run_dirs, figure, num_samples=args.num_samples), end="")
+    print(f"wrote {figure}")
     return 0
 
 
@@ -71,12 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", default=None, help="YAML config (default: the packaged digits VAE)")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.epochs=5")
     p.add_argument("--out", default=None, help="run folder (default: runs/<data>-<model>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue an interrupted run from RUN_DIR/model.pt (same metrics as if never stopped)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("sample", help="decode prior draws of a trained run into an image grid")
     p.add_argument("run_dir")
     p.add_argument("-n", "--num", type=int, default=64, help="number of samples")
     p.add_argument("-o", "--output", default=None, help="PNG file (default: RUN_DIR/samples.png)")
+    p.add_argument("--label", type=int, default=None, help="class to draw (label-conditional models, e.g. cvae)")
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("evaluate", help="held-out bounds of a trained run, as JSON")
@@ -84,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=100, help="importance samples K per test point")
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("compare", help="two or more runs in one table and one ELBO-curve figure")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("-o", "--output", default="compare.png", help="figure PNG (default: compare.png)")
+    p.add_argument("--num-samples", type=int, default=0,
+                   help="K > 0: also evaluate each run (importance-sampled log p(x), clustering accuracy)")
+    p.set_defaults(func=_compare)
 
     p = sub.add_parser("list", help="every model, dataset, network, prior, likelihood and objective")
     p.set_defaults(func=_list)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import matplotlib
 
@@ -51,16 +51,48 @@ def project_2d(z: Tensor) -> Tensor:
     return centred @ v[:2].T
 
 
-def save_latent(means: Tensor, labels: Tensor, path: PathLike, title: Optional[str] = None) -> None:
-    """Scatter of posterior means (PCA to 2-D when needed), coloured by label."""
+def _pca_basis(z: Tensor) -> Tuple[Tensor, Tensor]:
+    """``(centre, V)`` with ``project_2d(z) == (z - centre) @ V`` (identity for 2-D ``z``)."""
+    z = z.detach().float().cpu()
+    if z.shape[1] <= 2:
+        return torch.zeros(z.shape[1]), torch.eye(z.shape[1], 2)
+    centre = z.mean(0)
+    _, _, v = torch.linalg.svd(z - centre, full_matrices=False)
+    return centre, v[:2].T
+
+
+def _draw_components(ax, components: Tuple[Tensor, Tensor, Tensor], centre: Tensor, basis: Tensor) -> None:
+    """Each mixture component k as its projected mean (×) and 2σ ellipse, line width ∝ its weight π_k."""
+    from matplotlib.patches import Ellipse
+
+    weights, locs, scales = (t.detach().float().cpu() for t in components)
+    xy = (locs - centre) @ basis
+    for k in range(locs.shape[0]):
+        cov = basis.T @ torch.diag(scales[k] ** 2) @ basis  # projected covariance V^T diag(σ_k²) V
+        evals, evecs = torch.linalg.eigh(cov)
+        angle = float(torch.rad2deg(torch.atan2(evecs[1, 1], evecs[0, 1])))
+        width, height = (4 * evals.clamp(min=0).sqrt()).tolist()[::-1]
+        lw = 0.5 + 3 * float(weights[k] / weights.max())
+        ax.add_patch(Ellipse(xy[k].tolist(), width, height, angle=angle, fill=False, color="black", lw=lw, alpha=0.7))
+    ax.scatter(xy[:, 0], xy[:, 1], marker="x", c="black", s=40, label="prior components (2σ)")
+    ax.legend(loc="best", fontsize=8)
+
+
+def save_latent(means: Tensor, labels: Tensor, path: PathLike, title: Optional[str] = None,
+                components: Optional[Tuple[Tensor, Tensor, Tensor]] = None) -> None:
+    """Scatter of posterior means (PCA to 2-D when needed), coloured by label; with a mixture prior's
+    ``components = (weights, locs, scales)``, also its component means and 2σ ellipses in the same projection."""
     xy, labels = project_2d(means), labels.cpu()
     fig, ax = plt.subplots(figsize=(6, 5))
     points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=6, alpha=0.8)
     fig.colorbar(points, ax=ax, label="label")
     pca = means.shape[1] > 2
+    if components is not None and means.shape[1] >= 2:
+        _draw_components(ax, components, *_pca_basis(means))
     ax.set_xlabel("PC 1 of E[z|x]" if pca else "E[z₁|x]")
     ax.set_ylabel("PC 2 of E[z|x]" if pca else "E[z₂|x]")
-    ax.set_title(title or ("posterior means (PCA)" if pca else "posterior means"))
+    default = "aggregated posterior (means, PCA)" if pca else "aggregated posterior (means)"
+    ax.set_title(title or (default + (" vs prior components" if components is not None else "")))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -77,6 +109,75 @@ def save_curves(history: Sequence[Dict[str, float]], path: PathLike,
     ax.set_ylabel("nats per datapoint (higher is better)")
     ax.legend()
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_labelled_rows(rows: Sequence[Tuple[str, Tensor]], path: PathLike, title: Optional[str] = None) -> None:
+    """One labelled row of ``(N, C, H, W)`` images per ``(label, images)`` (e.g. input, truth, completions)."""
+    from torchvision.utils import make_grid
+
+    fig, axes = plt.subplots(len(rows), 1, figsize=(1.1 * rows[0][1].shape[0], 1.25 * len(rows)), squeeze=False)
+    for ax, (label, images) in zip(axes[:, 0], rows):
+        grid = make_grid(_upscale(images.detach().float().cpu().clamp(0, 1)), nrow=images.shape[0], padding=2,
+                         pad_value=1.0)
+        ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_interpolation(images: Tensor, path: PathLike) -> None:
+    """Latent interpolations ``(pairs, steps, C, H, W)``: one row per pair, from x_a (left) to x_b (right)."""
+    save_grid(images.flatten(0, 1), path, nrow=images.shape[1])
+
+
+def save_traversal(images: Tensor, path: PathLike) -> None:
+    """Latent traversal ``(D, steps, C, H, W)``: row d sweeps z_d from −3 to 3 with the other dims fixed."""
+    save_grid(images.flatten(0, 1), path, nrow=images.shape[1])
+
+
+def save_vector_field(points: Tensor, grid: Tensor, displacement: Tensor, path: PathLike,
+                      title: str = "reconstruction field r(x̃) − x̃ (arrows) and the data") -> None:
+    """Arrows ``displacement`` (e.g. g(f(x̃)) − x̃) at 2-D ``grid`` points over a scatter of data ``points``."""
+    points, grid, displacement = (t.detach().float().cpu() for t in (points, grid, displacement))
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.scatter(points[:, 0], points[:, 1], s=3, c="tab:blue", alpha=0.4, label="data")
+    ax.quiver(grid[:, 0], grid[:, 1], displacement[:, 0], displacement[:, 1], angles="xy", scale_units="xy",
+              scale=1.0, width=0.003, color="black", alpha=0.8)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_singular_values(spectra: Dict[str, Tensor], path: PathLike, normalize: bool = False,
+                         title: str = "Jacobian singular values at training points") -> None:
+    """Per model, the mean (line) and 10–90% band of sorted singular values ``(N, K)`` against their rank;
+    ``normalize`` divides each point's spectrum by its largest value (scale-free shape)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, s in spectra.items():
+        s = s.detach().float().cpu()
+        if normalize:
+            s = s / s[:, :1].clamp(min=1e-12)
+        rank = torch.arange(1, s.shape[1] + 1)
+        lo, hi = torch.quantile(s, 0.1, dim=0), torch.quantile(s, 0.9, dim=0)
+        (line,) = ax.plot(rank, s.mean(0), marker="o", ms=3, label=name)
+        ax.fill_between(rank, lo, hi, color=line.get_color(), alpha=0.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("rank k")
+    ax.set_ylabel("σ_k / σ_1" if normalize else "σ_k")
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,33 +1,43 @@
 """Run folders: train a config into one, load one back, sample and evaluate from one.
 
-A run folder holds ``config.yaml`` (fully resolved), ``model.pt`` (weights + metadata, loads with
-``weights_only=True``), ``metrics.jsonl`` (one JSON object per epoch) and the pictures
+A run folder holds ``config.yaml`` (fully resolved), ``model.pt`` (the last epoch, or the step an
+interrupt stopped at: weights + metadata + training state; the model ``load_run`` loads and the point
+``resume`` continues from), ``best.pt`` (the epoch with the highest held-out ELBO), both loading with
+``weights_only=True``, ``metrics.jsonl`` (one JSON object per epoch) and the pictures
 ``samples.png``, ``reconstructions.png``, ``latent.png`` and ``elbo.png``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 import pyro
 import torch
 from torch import nn
 
 from . import plots
+from .config.loading import apply_overrides
 from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
 from .data import ImageData, load_data
-from .errors import ConfigError, PyroVAEError, RunDirError
-from .evaluation.bounds import elbo_and_iwae
+from .errors import ConfigError, PyroVAEError, RunDirError, TrainingError
+from .evaluation.clustering import clustering_metrics
+from .evaluation.report import evaluate as evaluation_report
+from .evaluation.report import write_pictures as write_latent_pictures
 from .models import build_model
+from .tracking import open_tracker
 from .train import EpochMetrics, Trainer, load_checkpoint, resolve_device, save_checkpoint
+from .train import distributed
+from .train.signals import Interrupted
 
 PathLike = Union[str, Path]
 CHECKPOINT, CONFIG, METRICS = "model.pt", "config.yaml", "metrics.jsonl"
+BEST = "best.pt"  # the epoch with the highest held-out ELBO (model.pt is the last one)
 
 
 @dataclass
@@ -51,29 +61,73 @@ class Run:
         return self._data
 
     @torch.no_grad()
-    def sample(self, num_samples: int) -> torch.Tensor:
-        """E[x|z] for ``num_samples`` prior draws z ~ p(z)."""
+    def sample(self, num_samples: int, label: Optional[int] = None) -> torch.Tensor:
+        """E[x|z] for ``num_samples`` prior draws z ~ p(z) (a label-conditional model: z ~ p(z|c = ``label``))."""
         self.model.eval()
-        return self.model.generate(num_samples)
+        if label is None:
+            return self.model.generate(num_samples)
+        if not getattr(self.model, "label_conditional", False):
+            raise ConfigError(f"label {label}: this run's model ({self.config.model.type}) is not conditioned on "
+                              "class labels (train a model.type: cvae with condition: label)")
+        return self.model.generate(num_samples, torch.full((num_samples,), label, device=self.device))
 
     def evaluate(self, num_samples: int = 100) -> Dict[str, Any]:
-        """Per-datapoint test ELBO and IWAE bound (nats) with ``num_samples`` z per test point."""
+        """The evaluation report (:func:`pyro_vae.evaluation.report.evaluate`): test ELBO and its parts,
+        importance-sampled log p(x) with K = ``num_samples``, KL split, active units; per datapoint, nats."""
         self.model.eval()
         pyro.set_rng_seed(self.config.seed)
-        bounds = elbo_and_iwae(self.model, self.data(), num_samples)
-        return {"test_elbo": bounds["elbo"], "test_iwae": bounds["iwae"], "num_samples": num_samples,
-                "num_test": int(self.data().test_x.shape[0]), "epoch": len(self.history)}
+        result = evaluation_report(self.model, self.data(), num_samples)
+        result["epoch"] = len(self.history)
+        result.update(clustering_metrics(self.model, self.data()))  # mixture priors: cluster accuracy
+        # (further evaluations merge their numbers into `result` here)
+        if getattr(self.config.train, "tensorboard", False):
+            from .tracking import log_evaluation
+
+            log_evaluation(self.path, result, step=len(self.history))
+        return result
 
     def write_pictures(self) -> None:
         """(Re)write samples, reconstructions, latent and ELBO-curve pictures into the run folder."""
         self.model.eval()
         data, n = self.data(), self.config.train.num_images
+        if len(data.shape) == 1:  # vector data (points, not images): no image grids
+            self.write_vector_pictures()
+            return
         with torch.no_grad():
             plots.save_grid(self.sample(n), self.path / "samples.png")
             x, y = data.test_x[:n], data.test_y[:n]
             plots.save_reconstructions(x, self.model.reconstruct(x, y), self.path / "reconstructions.png")
-            means = self.model.encode(data.test_x, data.test_y)[0]
-        plots.save_latent(means, data.test_y, self.path / "latent.png")
+            means = self.model.encode(data.test_x, data.test_y)[0] if hasattr(self.model, "encode") else None
+            extra = self.model.pictures(x, y) if hasattr(self.model, "pictures") else {}  # model-level pictures
+        for name, (images, per_row) in extra.items():
+            plots.save_grid(images, self.path / name, nrow=per_row)
+        if means is not None:  # models without a latent (a deterministic baseline) have no latent.png
+            components = getattr(getattr(self.model, "prior", None), "components", None)  # mixture priors
+            with torch.no_grad():
+                components = components() if callable(components) else None
+            plots.save_latent(means, data.test_y, self.path / "latent.png", components=components)
+        write_latent_pictures(self.model, data, self.path)  # interpolation.png, traversal.png
+        if self.history:
+            plots.save_curves(self.history, self.path / "elbo.png")
+
+    def write_vector_pictures(self, steps: int = 17) -> None:
+        """For 2-D point data: ``vector_field.png``, the arrows r(x̃) − x̃ of the reconstruction map
+        r = E[x | z = μ(x̃)] on a grid (for a denoising autoencoder, g(f(x̃)) − x̃ points back to the data),
+        plus ``latent.png`` and ``elbo.png``."""
+        data = self.data()
+        points = data.train_x
+        if data.shape == (2,):
+            lo, hi = points.min(0).values, points.max(0).values
+            pad = 0.25 * (hi - lo)
+            axes = [torch.linspace(float(a), float(b), steps, device=points.device) for a, b in zip(lo - pad, hi + pad)]
+            grid = torch.cartesian_prod(*axes)
+            with torch.no_grad():
+                field = self.model.reconstruct(grid) - grid
+            plots.save_vector_field(points, grid, field, self.path / "vector_field.png")
+        if hasattr(self.model, "encode"):
+            with torch.no_grad():
+                means = self.model.encode(data.test_x, data.test_y)[0]
+            plots.save_latent(means, data.test_y, self.path / "latent.png")
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")
 
@@ -93,8 +147,11 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
           overrides: Optional[List[str]] = None) -> Run:
     """Train ``config`` (a RunConfig, a YAML path, or None for the default) into run folder ``out_dir``.
 
-    Each epoch appends to ``metrics.jsonl`` and atomically rewrites ``model.pt``, so a crash keeps
-    the last finished epoch.
+    Every epoch atomically rewrites ``model.pt`` (the last epoch: weights + the full training state
+    that :func:`resume` continues from), rewrites ``best.pt`` when the held-out ELBO improved, and
+    appends to ``metrics.jsonl``. SIGINT/SIGTERM finish the current step, checkpoint it into
+    ``model.pt`` and raise :class:`~pyro_vae.train.signals.Interrupted`; a non-finite loss raises
+    :class:`~pyro_vae.errors.TrainingError` and leaves the last good ``model.pt`` in place.
     """
     if not isinstance(config, RunConfig):
         config = load_config(config, overrides or [])
@@ -103,33 +160,109 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
     config = _resolve_paths(config)
     out = Path(out_dir) if out_dir is not None else _default_out(config)
     if (out / CHECKPOINT).exists():
-        raise RunDirError(f"{out} already holds a run ({CHECKPOINT}); choose another --out to keep it")
+        raise RunDirError(f"{out} already holds a run ({CHECKPOINT}); choose another --out to keep it, "
+                          f"or continue it with: pyro-vae train --resume {out}")
+    run, trainer = _build(config, out)
+    trainer.validate_data()  # bad data: an error before the run folder is created
+    if distributed.is_main():  # under torchrun only rank 0 writes the run folder
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / CONFIG)
+        (out / METRICS).write_text("")
+    return _fit(run, trainer)
+
+
+RESUMABLE_KEYS = ("train.epochs", "train.progress")  # what `--resume` may change: anything else changes the run
+
+
+def resume(run_dir: PathLike, overrides: Optional[List[str]] = None) -> Run:
+    """Continue run folder ``run_dir`` from its ``model.pt``, exactly where it stopped (mid-epoch after an
+    interrupt): weights, optimizer, counters and every random stream are restored, so on CPU the metrics
+    equal those of an uninterrupted run. ``overrides`` may set only ``train.epochs`` (to train longer)
+    and ``train.progress``."""
+    path = _run_dir(run_dir)
+    payload = load_checkpoint(path / CHECKPOINT)
+    if "trainer" not in payload:
+        raise RunDirError(f"{path / CHECKPOINT}: holds weights only, no training state to resume from")
+    config = _config_of(payload, path / CHECKPOINT)
+    if overrides:
+        for item in overrides:
+            key = item.partition("=")[0].strip()
+            if key not in RESUMABLE_KEYS:
+                raise ConfigError(f"{key}: cannot be changed when resuming (only {', '.join(RESUMABLE_KEYS)}); "
+                                  "train a new run for a different config")
+        config = from_dict(RunConfig, apply_overrides(to_dict(config), overrides))
+    state = payload["trainer"]
+    if int(state.get("epoch", 0)) >= config.train.epochs and not state.get("batch"):
+        raise RunDirError(f"{path}: already finished its {config.train.epochs} epochs; to train longer: "
+                          f"pyro-vae train --resume {path} train.epochs=N")
+    run, trainer = _build(config, path)
+    try:
+        run.model.load_state_dict(payload["state_dict"])
+        trainer.load_state(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise RunDirError(f"{path / CHECKPOINT}: inconsistent training state ({str(e).splitlines()[0]})") from None
+    run.history = [asdict(m) for m in trainer.history]
+    if distributed.is_main():
+        save_config(config, path / CONFIG)
+        # metrics.jsonl := the checkpoint's history (a crash between the two writes could leave a stray row)
+        (path / METRICS).write_text("".join(json.dumps(row) + "\n" for row in run.history))
+    return _fit(run, trainer)
+
+
+def _build(config: RunConfig, out: Path) -> Tuple[Run, Trainer]:
+    """Seed, load the data, build model and trainer (identically for a new and a resumed run)."""
     pyro.set_rng_seed(config.seed)
     pyro.clear_param_store()
-    device = resolve_device(config.train.device)
+    device = distributed.setup(resolve_device(config.train.device))  # joins torchrun's process group, if any
     data = load_data(config.data, config.seed).to(device)
     model = build_model(config.model, data.shape, data.num_classes).to(device)
     trainer = Trainer(model, data, config.train, seed=config.seed)
+    return Run(out, config, model, _data=data), trainer
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / CONFIG)
-    (out / METRICS).write_text("")
-    run = Run(out, config, model, _data=data)
+
+def _fit(run: Run, trainer: Trainer) -> Run:
+    """``trainer.fit`` with the run folder kept current: checkpoint first, then the metrics row (rank 0 only)."""
+    out, main = run.path, distributed.is_main()
+    tracker = open_tracker(run.config.train, out) if main else None  # train.tensorboard
+    best = max((row["test_elbo"] for row in run.history), default=-math.inf)
 
     def on_epoch_end(t: Trainer, metrics: EpochMetrics) -> None:
+        nonlocal best
         row = asdict(metrics)
         run.history.append(row)
+        if not main:
+            return
+        save_checkpoint(checkpoint_payload(run, t), out / CHECKPOINT)
+        if metrics.test_elbo > best:
+            best = metrics.test_elbo
+            save_checkpoint(checkpoint_payload(run), out / BEST)
         with open(out / METRICS, "a") as f:
             f.write(json.dumps(row) + "\n")
-        save_checkpoint(checkpoint_payload(run, t), out / CHECKPOINT)
+        if tracker is not None:
+            tracker.log_epoch(t, metrics)
 
-    trainer.fit(on_epoch_end)
-    run.write_pictures()
+    try:
+        trainer.fit(on_epoch_end)
+    except Interrupted as e:
+        if main:
+            save_checkpoint(checkpoint_payload(run, trainer), out / CHECKPOINT)
+        raise Interrupted(f"{e}; saved {out / CHECKPOINT}; continue with: pyro-vae train --resume {out}",
+                          e.signum) from None
+    except TrainingError as e:
+        kept = f"{out / CHECKPOINT} keeps epoch {len(run.history)}" if run.history else "no epoch finished"
+        raise TrainingError(f"{e}\n  {kept} (the last good checkpoint)") from None
+    if main:
+        run.write_pictures()
+    if tracker is not None:
+        tracker.log_pictures(run, trainer.step)
+        tracker.close()
+    distributed.teardown()
     return run
 
 
 def checkpoint_payload(run: Run, trainer: Optional[Trainer] = None) -> Dict[str, Any]:
-    """What ``model.pt`` holds: weights, resolved config, data shape and (when training) loop state."""
+    """What ``model.pt``/``best.pt`` hold: weights, resolved config, data shape, history and (``model.pt``,
+    while training) the trainer's state: optimizer, counters, position in the epoch, RNG streams."""
     payload = {
         "state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
         "config": to_dict(run.config),
@@ -142,19 +275,36 @@ def checkpoint_payload(run: Run, trainer: Optional[Trainer] = None) -> Dict[str,
     return payload
 
 
-def load_run(run_dir: PathLike, device: Union[str, torch.device] = "cpu") -> Run:
-    """Load the model of run folder ``run_dir`` (weights only: never executes code from the file)."""
+def _run_dir(run_dir: PathLike) -> Path:
     path = Path(run_dir)
     if not path.is_dir():
         raise RunDirError(f"{path}: not a folder (expected a run folder with {CHECKPOINT})")
     if not (path / CHECKPOINT).is_file():
         raise RunDirError(f"{path}: not a run folder (no {CHECKPOINT})")
-    payload = load_checkpoint(path / CHECKPOINT)
+    return path
+
+
+def _config_of(payload: Dict[str, Any], file: Path) -> RunConfig:
     try:
-        config = from_dict(RunConfig, payload["config"])
+        return from_dict(RunConfig, payload["config"])
+    except (KeyError, PyroVAEError) as e:
+        raise RunDirError(f"{file}: inconsistent checkpoint ({str(e).splitlines()[0]})") from None
+
+
+def load_run(run_dir: PathLike, device: Union[str, torch.device] = "cpu",
+             which: Literal["last", "best"] = "last") -> Run:
+    """Load the model of run folder ``run_dir`` (weights only: never executes code from the file).
+
+    ``which``: ``last`` is ``model.pt`` (the last epoch, or the step an interrupt stopped at), ``best``
+    is ``best.pt`` (the epoch with the highest held-out ELBO)."""
+    path = _run_dir(run_dir)
+    file = path / {"last": CHECKPOINT, "best": BEST}[which]
+    payload = load_checkpoint(file)
+    config = _config_of(payload, file)
+    try:
         model = build_model(config.model, tuple(payload["data_shape"]), payload["num_classes"])
         model.load_state_dict(payload["state_dict"])
-    except (KeyError, RuntimeError, PyroVAEError) as e:
-        raise RunDirError(f"{path / CHECKPOINT}: inconsistent checkpoint ({str(e).splitlines()[0]})") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, PyroVAEError) as e:
+        raise RunDirError(f"{file}: inconsistent checkpoint ({str(e).splitlines()[0]})") from None
     model.to(device).eval()
     return Run(path, config, model, list(payload.get("history", [])))

@@ -42,7 +42,7 @@ def test_shorthand_component_name():
     (["train.epochs=three"], "train.epochs", "integer"),
     (["train.epochs=0"], "train.epochs", ">= 1"),
     (["train.lr=-1"], "train.lr", "> 0"),
-    (["model.prior=wishart"], "model.prior.type", "allowed: normal"),
+    (["model.prior=wishart"], "model.prior.type", "unknown prior 'wishart'; allowed:"),
     (["model.likelihood=gaussian", "model.likelihood.learn=sometimes"], "model.likelihood.learn", "allowed: fixed"),
     (["model.likelihood.learn=fixed"], "model.likelihood.learn", "unknown key; allowed: type"),
     (["data.type=cifar"], "data.type", "allowed: digits"),

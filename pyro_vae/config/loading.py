@@ -21,7 +21,7 @@ def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r} does not exist (expected a YAML file)")
     try:
         data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: e.g. an integer of > 4300 digits
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {str(path)!r} cannot be read: {e}") from None
@@ -34,12 +34,11 @@ def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
 
 def parse_value(text: str) -> Any:
     """A command-line value as YAML (``1e-3`` is a float, ``[64, 32]`` a list, ``null`` is null)."""
-    if _FLOAT.match(text.strip()):
-        number = float(text)
-        return int(number) if re.match(r"^[+-]?\d+$", text.strip()) else number
     try:
+        if _FLOAT.match(text.strip()):
+            return int(text) if re.match(r"^[+-]?\d+$", text.strip()) else float(text)  # int(): exact, no overflow
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer beyond Python's 4300-digit limit
         return text
 
 

@@ -16,7 +16,8 @@ from .schema import component, from_dict, opt, to_dict
 
 @dataclass
 class RunConfig:
-    seed: int = opt(0, "seed for torch, pyro, data splits and binarization")
+    seed: int = opt(0, "seed for torch, pyro, data splits and binarization", lambda s: 0 <= s < 2**32,
+                    "an integer in [0, 2**32)")  # NumPy's seed range (pyro.set_rng_seed seeds NumPy too)
     data: Any = component(DATASETS, lambda: DATASETS.get("digits").config_cls(), "the dataset")
     model: Any = component(MODELS, lambda: MODELS.get("vae").config_cls(), "the model")
     train: TrainConfig = field(default_factory=TrainConfig)

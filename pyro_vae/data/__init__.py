@@ -2,6 +2,7 @@
 
 from ..registry import DATASETS
 from . import digits, idx  # noqa: F401  (register the loaders)
+from . import toy  # noqa: F401  (2-D toy manifolds: vectors, not images)
 from .base import DataConfigBase, ImageData, make_image_data
 
 

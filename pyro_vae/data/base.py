@@ -46,13 +46,17 @@ class ImageData:
 
     def batches(
         self, split: Literal["train", "test"], batch_size: int, shuffle: bool = False,
-        generator: Optional[torch.Generator] = None,
+        generator: Optional[torch.Generator] = None, skip: int = 0,
     ) -> Iterator[Tuple[Tensor, Tensor]]:
-        """Yield ``(x, y)`` batches; training batches are re-binarized each time when ``binarize: dynamic``."""
+        """Yield ``(x, y)`` batches; training batches are re-binarized each time when ``binarize: dynamic``.
+
+        ``skip``: leave out the first ``skip`` batches of this order without drawing anything for them
+        (resuming an epoch that was interrupted after ``skip`` steps).
+        """
         x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
         n = x.shape[0]
         order = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
-        for start in range(0, n, batch_size):
+        for start in range(skip * batch_size, n, batch_size):
             idx = order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
             xb = x[idx]
             if split == "train" and self.binarize == "dynamic":
@@ -76,6 +80,9 @@ def make_image_data(
         raise DataError(f"dataset {name!r} is empty")
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"dataset {name!r}: {images.shape[0]} images but {labels.shape[0]} labels")
+    for part, y in (("", labels), (" (test split)", test[1] if test is not None else labels)):
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+            raise DataError(f"dataset {name!r}{part}: labels in [{int(y.min())}, {int(y.max())}], expected 0..{num_classes - 1}")
     gen = torch.Generator().manual_seed(seed)
 
     def prepare(x: Tensor) -> Tensor:

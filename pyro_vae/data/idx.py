@@ -60,6 +60,8 @@ def load_idx_split(root: Path, split: str, shape: Tuple[int, int] = (28, 28)) ->
         raise DataError(f"{images_path}: images of shape {images.shape[1:]}, expected {shape}")
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise DataError(f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} images in {images_path}")
+    if images.shape[0] == 0:
+        raise DataError(f"{images_path}: holds no images (empty dataset)")
     if labels.max() > 9:
         raise DataError(f"{labels_path}: label {int(labels.max())} out of range 0..9")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))

@@ -58,4 +58,10 @@ def log_weights(model: Callable, guide: Callable, *args, num_samples: int, max_p
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
     batch = next(s["fn"].batch_shape for s in model_trace.nodes.values() if s["type"] == "sample" and s["is_observed"])
     shape = torch.Size([num_samples, batch[-1]])
+    # A latent site of the model that the guide lacks (e.g. an explicit mixture component y) is proposed
+    # from the model itself: q(y) = p(y), so its ratio cancels and it carries no weight.
+    model_only = [name for name, site in model_trace.nodes.items() if site["type"] == "sample"
+                  and not site["is_observed"] and not site_is_subsample(site) and name not in guide_trace.nodes]
+    for name in model_only:
+        model_trace.remove_node(name)
     return LogWeights(_site_log_probs(model_trace, shape), _site_log_probs(guide_trace, shape))

@@ -1,10 +1,28 @@
-"""Variational objectives, registered by name (``train.objective.type``); each builds a Pyro ELBO."""
+"""Variational objectives, registered by name (``train.objective.type``); each builds a Pyro ELBO.
+
+``elbo`` and ``meanfield`` also take a weight on the latent term (β-VAE), a linear KL warm-up of that
+weight and free bits; these are a handler and a loss correction on top of Pyro's own ELBO classes:
+
+    L_β,λ = E_q[log p(x|z)] − β(t) · Σ_d max(λ, KL̄_d),    β(t) = β · min(1, (t + 1) / T_warmup)
+
+where KL̄_d is the minibatch mean of dimension d's KL(q(z_d|x)‖p(z_d)) (closed form for ``meanfield``,
+one-sample estimate for ``elbo``). With β = 1, no warm-up and λ = 0 the plain Pyro ELBO is built.
+"""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any, Callable, Tuple
 
 import pyro.infer
+import torch
+from pyro.distributions import Independent
+from pyro.distributions.kl import kl_divergence
+from pyro.distributions.util import scale_and_mask
+from pyro.infer.util import torch_item
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.trace_struct import Trace
 
 from ..config.schema import opt, positive
 from ..registry import OBJECTIVES
@@ -18,14 +36,38 @@ class ParticlesConfig:
     vectorize_particles: bool = opt(True, "draw the m particles in one vectorized pass")
 
 
+def _non_negative(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
 @dataclass
-class ELBOConfig(ParticlesConfig):
+class LatentWeightConfig(ParticlesConfig):
+    """Options weighting the latent (KL) term: β-VAE, KL warm-up, free bits."""
+
+    beta: float = opt(1.0, "weight β on the latent term: E_q log p(x|z) − β·KL (β-VAE)", _non_negative,
+                      "a number >= 0")
+    warmup_steps: int = opt(0, "KL warm-up: the weight rises linearly from β/T to β over T SVI steps (0: off)",
+                            _non_negative, "an integer >= 0")
+    free_bits: float = opt(0.0, "free bits λ: each latent dim's minibatch-mean KL counts as max(λ, KL_d) "
+                                "nats (a non-factorized prior: the whole z) (0: off)", _non_negative, "a number >= 0")
+
+
+@dataclass
+class ELBOConfig(LatentWeightConfig):
     type: str = "elbo"
 
 
 @dataclass
-class MeanFieldConfig(ParticlesConfig):
+class MeanFieldConfig(LatentWeightConfig):
     type: str = "meanfield"
+
+
+@dataclass
+class IWAEConfig:
+    type: str = "iwae"
+    num_particles: int = opt(5, "importance samples K per x: log (1/K) Σ_k p(x,z_k)/q(z_k|x)", positive,
+                             "an integer >= 1")
+    vectorize_particles: bool = opt(True, "draw the K particles in one vectorized pass")
 
 
 @dataclass
@@ -33,20 +75,116 @@ class EnumConfig(ParticlesConfig):
     type: str = "enum"
 
 
+class LatentScale(Messenger):
+    """Multiplies the log-density scale of every latent (unobserved) sample site by ``weight()``.
+
+    Applied to model and guide alike it turns E_q[log p(z) − log q(z|x)] into β · (−KL), and in
+    TraceMeanField_ELBO the closed-form KL is scaled by the guide site's scale, i.e. by β as well.
+    (``poutine.scale`` would refuse β = 0 and cannot follow a schedule.)
+    """
+
+    def __init__(self, weight: Callable[[], float]) -> None:
+        super().__init__()
+        self.weight = weight
+
+    def _process_message(self, msg: dict) -> None:
+        if msg["type"] == "sample" and not msg["is_observed"]:
+            msg["scale"] = self.weight() * msg["scale"]
+
+
+def per_dim_kl(model_site: dict, guide_site: dict, closed_form: bool) -> torch.Tensor:
+    """KL(q(z_d|x)‖p(z_d)) per latent dim, shape ``(..., D)``: closed form when available, else log q − log p
+    at the sampled z. A prior that does not factorize over dims (a mixture) gives one group, shape ``(..., 1)``."""
+    q, p, z = guide_site["fn"], model_site["fn"], guide_site["value"]
+    if not (isinstance(q, Independent) and isinstance(p, Independent)):
+        return (q.log_prob(z) - p.log_prob(z)).unsqueeze(-1)
+    if closed_form:
+        try:
+            return kl_divergence(q.base_dist, p.base_dist).expand(z.shape)
+        except NotImplementedError:
+            pass
+    return q.base_dist.log_prob(z) - p.base_dist.log_prob(z)
+
+
+class LatentWeightedMixin:
+    """β(t)-weighted latent term and free bits on top of a Pyro ``Trace*_ELBO`` (see the module docstring).
+
+    ``step`` counts gradient evaluations (one per SVI step) and drives the warm-up; a trainer resuming
+    from a checkpoint sets it to its own step count.
+    """
+
+    beta: float = 1.0
+    warmup_steps: int = 0
+    free_bits: float = 0.0
+    closed_form_kl: bool = False
+
+    def configure(self, beta: float, warmup_steps: int, free_bits: float) -> "LatentWeightedMixin":
+        self.beta, self.warmup_steps, self.free_bits, self.step = beta, warmup_steps, free_bits, 0
+        return self
+
+    def weight(self) -> float:
+        """β(t) = β · min(1, (t + 1) / T_warmup); β when warm-up is off."""
+        if self.warmup_steps <= 0:
+            return self.beta
+        return self.beta * min(1.0, (self.step + 1) / self.warmup_steps)
+
+    def _get_trace(self, model, guide, args, kwargs) -> Tuple[Trace, Trace]:
+        handler = LatentScale(self.weight)
+        return super()._get_trace(handler(model), handler(guide), args, kwargs)
+
+    def _differentiable_loss_particle(self, model_trace: Trace, guide_trace: Trace):
+        loss, surrogate = super()._differentiable_loss_particle(model_trace, guide_trace)
+        if self.free_bits <= 0:
+            return loss, surrogate
+        # −L gains β·Σ_d max(λ, KL̄_d) − β·Σ_d KL̄_d = β·Σ_d relu(λ − KL̄_d) per datapoint (the site scale holds β)
+        penalty = 0.0
+        for name, site in model_trace.nodes.items():
+            if site["type"] != "sample" or site["is_observed"] or name not in guide_trace.nodes:
+                continue
+            guide_site = guide_trace.nodes[name]
+            kl = per_dim_kl(site, guide_site, self.closed_form_kl)
+            shortfall = torch.relu(self.free_bits - kl.reshape(-1, kl.shape[-1]).mean(0))
+            per_point = shortfall.sum().expand(kl.shape[:-1])
+            penalty = penalty + scale_and_mask(per_point, guide_site["scale"], guide_site["mask"]).sum()
+        return loss + torch_item(penalty), surrogate + penalty
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        loss = super().loss_and_grads(model, guide, *args, **kwargs)
+        self.step += 1
+        return loss
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        loss = super().differentiable_loss(model, guide, *args, **kwargs)
+        if torch.is_grad_enabled():
+            self.step += 1
+        return loss
+
+
+@functools.lru_cache(maxsize=None)
+def latent_weighted(elbo_cls: type) -> type:
+    """``elbo_cls`` with :class:`LatentWeightedMixin` (e.g. ``LatentWeightedTrace_ELBO``)."""
+    closed_form = issubclass(elbo_cls, pyro.infer.TraceMeanField_ELBO)
+    return type(f"LatentWeighted{elbo_cls.__name__}", (LatentWeightedMixin, elbo_cls), {"closed_form_kl": closed_form})
+
+
 class Objective:
     """Wraps a Pyro ELBO class: ``build(max_plate_nesting)`` returns the configured instance."""
 
     elbo_cls: type = pyro.infer.Trace_ELBO
 
-    def __init__(self, config: ParticlesConfig) -> None:
+    def __init__(self, config: Any) -> None:
         self.config = config
 
+    def kwargs(self) -> dict:
+        return {"num_particles": self.config.num_particles, "vectorize_particles": self.config.vectorize_particles}
+
     def build(self, max_plate_nesting: int) -> pyro.infer.ELBO:
-        return self.elbo_cls(
-            num_particles=self.config.num_particles,
-            vectorize_particles=self.config.vectorize_particles,
-            max_plate_nesting=max_plate_nesting,
-        )
+        c = self.config
+        weighted = getattr(c, "beta", 1.0) != 1.0 or getattr(c, "warmup_steps", 0) > 0 or getattr(c, "free_bits", 0) > 0
+        if not weighted:
+            return self.elbo_cls(max_plate_nesting=max_plate_nesting, **self.kwargs())
+        elbo = latent_weighted(self.elbo_cls)(max_plate_nesting=max_plate_nesting, **self.kwargs())
+        return elbo.configure(c.beta, c.warmup_steps, c.free_bits)
 
 
 @OBJECTIVES.register("elbo", ELBOConfig)
@@ -68,6 +206,22 @@ class EnumELBO(Objective):
     """TraceEnum_ELBO: discrete sites marked ``enumerate="parallel"`` are summed out exactly."""
 
     elbo_cls = pyro.infer.TraceEnum_ELBO
+
+
+@OBJECTIVES.register("iwae", IWAEConfig)
+class IWAE(Objective):
+    """Importance-weighted bound E[log (1/K) Σ_k p(x,z_k)/q(z_k|x)] (Burda et al.): RenyiELBO with α = 0."""
+
+    elbo_cls = pyro.infer.RenyiELBO
+
+    def kwargs(self) -> dict:
+        return {"alpha": 0.0, **super().kwargs()}
+
+
+def set_objective_step(elbo: Any, step: int) -> None:
+    """Tell a scheduled objective (KL warm-up) the trainer's step count, e.g. after resuming; others ignore it."""
+    if isinstance(elbo, LatentWeightedMixin):
+        elbo.step = step
 
 
 def build_elbo(config, max_plate_nesting: int) -> pyro.infer.ELBO:

@@ -6,6 +6,8 @@ from torch import nn
 
 from ..registry import MODELS
 from . import vae  # noqa: F401  (register the models)
+from . import baseline, cvae  # noqa: F401  (conditional VAE and its deterministic baseline)
+from . import autoencoders  # noqa: F401  (autoencoder, denoising, sparse, contractive)
 from .vae import VAE, VAEConfig
 
 

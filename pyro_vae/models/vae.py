@@ -33,14 +33,24 @@ class VAE(nn.Module):
 
     max_plate_nesting = 1
 
-    def __init__(self, config: VAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+    def __init__(self, config: VAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10,
+                 cond_dim: int = 0) -> None:
+        """``cond_dim`` > 0 (a conditional VAE) widens encoder and decoder to take a condition c of that width."""
         super().__init__()
         self.config, self.data_shape, self.num_classes = config, tuple(data_shape), num_classes
+        self.cond_dim = cond_dim
         net = NETWORKS.get(config.network.type).cls
         self.likelihood = LIKELIHOODS.build(config.likelihood, self.data_shape)
-        self.prior = PRIORS.build(config.prior, config.latent_dim)
-        self.encoder = net.encoder(config.network, self.data_shape, config.latent_dim)
-        self.decoder = net.decoder(config.network, config.latent_dim, self.data_shape, self.likelihood.num_params)
+        self.prior = self.build_prior()
+        self.encoder = net.encoder(config.network, self.data_shape, config.latent_dim, cond_dim)
+        self.decoder = net.decoder(config.network, config.latent_dim, self.data_shape, self.likelihood.num_params,
+                                   cond_dim)
+        if getattr(self.prior, "needs_encoder", False):  # a VampPrior mixes q(z|u_k) at pseudo-inputs u_k
+            self.prior.attach(self.encoder, self.data_shape)
+
+    def build_prior(self) -> nn.Module:
+        """p(z) from ``config.prior`` (a conditional model overrides this to size p(z|c))."""
+        return PRIORS.build(self.config.prior, self.config.latent_dim)
 
     def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
         """p(z) p(x|z); with ``x=None`` draws ``num_samples`` new datapoints."""
@@ -53,7 +63,7 @@ class VAE(nn.Module):
         """q(z|x) = N(μ(x), diag σ²(x)), sampled by reparameterization z = μ + σ ⊙ ε."""
         pyro.module("vae", self)
         with pyro.plate("data", x.shape[0]):
-            loc, scale = self.encoder(x)
+            loc, scale = self.encode(x, y)
             return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     # ---- conveniences for pictures and evaluation (no Pyro sites) ----

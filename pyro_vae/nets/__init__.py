@@ -1,7 +1,7 @@
 """Encoder/decoder networks, registered by name (``model.network.type``)."""
 
 from ..registry import NETWORKS
-from . import conv, mlp  # noqa: F401  (register the networks)
+from . import conv, linear, mlp  # noqa: F401  (register the networks)
 from .base import GaussianHead, with_condition
 
 __all__ = ["NETWORKS", "GaussianHead", "with_condition"]

@@ -22,5 +22,10 @@ class TrainConfig:
     objective: Any = component(OBJECTIVES, _default_objective, "the variational objective fitted by SVI")
     eval_samples: int = opt(10, "samples of z per test point for the per-epoch test ELBO", positive, "an integer >= 1")
     device: Literal["auto", "cpu", "cuda"] = opt("auto", "auto picks CUDA when present")
+    engine: Literal["auto", "torch", "svi"] = opt(
+        "auto", "how a step is taken: torch (differentiable_loss + torch Adam), svi (pyro SVI); auto: torch "
+                "when the objective has differentiable_loss, else svi")
     progress: bool = opt(True, "show a tqdm progress bar")
+    tensorboard: bool = opt(False, "also log ELBO parts, evaluation numbers and image grids to RUN_DIR/tensorboard "
+                                   "(optional extra: pip install 'pyro-vae[tensorboard]')")
     num_images: int = opt(64, "images in samples.png / reconstructions.png", positive, "an integer >= 1")

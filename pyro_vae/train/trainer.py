@@ -14,8 +14,12 @@ from tqdm.auto import tqdm
 from ..data.base import ImageData
 from ..errors import TrainingError
 from ..evaluation.bounds import test_elbo
+from ..infer.objectives import set_objective_step
 from .config import TrainConfig
+from . import distributed
+from .checkpoint import rng_state, set_rng_state
 from .engine import build_engine
+from .signals import Interrupted, StopFlag, stop_on_signals
 
 
 @dataclass
@@ -44,51 +48,96 @@ class Trainer:
     def __init__(self, model: nn.Module, data: ImageData, config: TrainConfig, seed: int = 0) -> None:
         self.model, self.data, self.config = model, data, config
         self.engine = build_engine(model, config)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.epoch, self.step = 0, 0
+        self.generator = torch.Generator().manual_seed(seed)  # the batch order (one permutation per epoch)
+        self.epoch, self.step = 0, 0  # finished epochs, optimizer steps taken
         self.history: List[EpochMetrics] = []
+        # Position inside the current epoch (all zero between epochs): the batch-order state at the epoch's
+        # start, the steps done in it and the running −loss sum / datapoint count of its training ELBO.
+        self.batch, self.partial = 0, (0.0, 0)
+        self.epoch_order = self.generator.get_state()
+        self.stop = StopFlag()  # set by SIGINT/SIGTERM (see fit); checked after every step
 
+    # --- checkpoint state ---------------------------------------------------------------------------
     def state(self) -> Dict:
-        """Optimizer and loop state for a checkpoint."""
+        """Everything needed to continue bit-for-bit: optimizer, counters, history, position inside the
+        epoch, the batch-order generator (at the epoch's start) and every global RNG stream."""
         return {"optimizer": self.engine.state_dict(), "epoch": self.epoch, "step": self.step,
-                "history": [asdict(m) for m in self.history], "generator": self.generator.get_state()}
+                "history": [asdict(m) for m in self.history], "batch": self.batch,
+                "partial": [float(self.partial[0]), int(self.partial[1])],
+                "generator": self.epoch_order if self.batch else self.generator.get_state(),
+                "rng": rng_state()}
+
+    def load_state(self, state: Dict) -> None:
+        """Continue from :meth:`state` (call after the model's weights are loaded)."""
+        self.engine.load_state_dict(state["optimizer"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history = [EpochMetrics(**row) for row in state["history"]]
+        self.batch = int(state.get("batch", 0))
+        total, count = state.get("partial", (0.0, 0))
+        self.partial = (float(total), int(count))
+        self.generator.set_state(state["generator"])
+        self.epoch_order = self.generator.get_state()
+        if "rng" in state:
+            set_rng_state(state["rng"])
+
+    # --- the loop ----------------------------------------------------------------------------------
+    def validate_data(self) -> None:
+        """DataError when the data is outside the likelihood's support (before anything is trained or written)."""
+        self.model.likelihood.validate(self.data.train_x)
+        self.model.likelihood.validate(self.data.test_x)
 
     def _check(self, loss: float) -> None:
         if not math.isfinite(loss):
-            raise TrainingError(
-                f"non-finite loss ({loss}) at epoch {self.epoch + 1}, step {self.step}: likely causes are a "
-                "learning rate too high (train.lr), a Gaussian sigma too small (model.likelihood.sigma), "
-                "or data outside the likelihood's range"
-            )
+            raise TrainingError(nonfinite_message(self, loss))
+
+    def _stop_requested(self) -> bool:
+        """True once a stop signal arrived (the hook a multi-process run makes collective)."""
+        return bool(self.stop)
 
     def train_epoch(self, bar: Optional[tqdm] = None) -> float:
-        """One pass over the training set; returns the mean per-datapoint training ELBO."""
+        """One pass over the training set (the rest of it, when resuming mid-epoch); returns the mean
+        per-datapoint training ELBO. Raises :class:`Interrupted` after the step during which a stop signal came."""
         self.model.train()
-        total, count = 0.0, 0
-        for x, y in self.data.batches("train", self.config.batch_size, shuffle=True, generator=self.generator):
+        if self.batch == 0:  # a fresh epoch (else: resuming one, the generator is back at its start)
+            self.epoch_order = self.generator.get_state()
+        total, count = self.partial
+        for x, y in self.data.batches("train", self.config.batch_size, shuffle=True, generator=self.generator,
+                                      skip=self.batch):
+            set_objective_step(getattr(self.engine, "elbo", None), self.step)  # KL warm-up β(step)
             loss = self.engine.step(x, y)
             self.step += 1
             self._check(loss)
             total, count = total - loss, count + x.shape[0]
+            self.batch, self.partial = self.batch + 1, (total, count)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=self.epoch + 1, step=self.step, elbo=f"{total / count:.2f}", refresh=False)
+            if self._stop_requested():
+                raise Interrupted(f"stopped by {self.stop.name} at epoch {self.epoch + 1}, step {self.step} "
+                                  f"({self.batch} batches into the epoch)", self.stop.signum)
+        self.batch, self.partial = 0, (0.0, 0)
         return total / count
 
     def fit(self, on_epoch_end: Optional[Callable[["Trainer", EpochMetrics], None]] = None) -> List[EpochMetrics]:
-        """Train until ``config.epochs``; ``on_epoch_end`` runs after each (e.g. to checkpoint)."""
-        self.model.likelihood.validate(self.data.train_x)
-        self.model.likelihood.validate(self.data.test_x)
+        """Train until ``config.epochs``; ``on_epoch_end`` runs after each (e.g. to checkpoint).
+
+        SIGINT/SIGTERM during ``fit`` finish the current step, then raise :class:`Interrupted` with
+        :meth:`state` still consistent (the caller checkpoints it); a non-finite loss raises
+        :class:`TrainingError` naming epoch and step before ``on_epoch_end`` could save bad weights.
+        """
+        self.validate_data()
         steps_per_epoch = math.ceil(self.data.train_x.shape[0] / self.config.batch_size)
-        remaining = self.config.epochs - self.epoch
-        with tqdm(total=remaining * steps_per_epoch, disable=not self.config.progress, desc="train",
-                  unit="step", dynamic_ncols=True) as bar:
+        remaining = (self.config.epochs - self.epoch) * steps_per_epoch - self.batch
+        show = self.config.progress and distributed.is_main()  # one bar under torchrun: rank 0's
+        with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc="train",
+                                                 unit="step", dynamic_ncols=True) as bar:
             while self.epoch < self.config.epochs:
                 start = time.perf_counter()
                 train_elbo = self.train_epoch(bar)
                 self.model.eval()
-                held_out = test_elbo(self.model, self.data, self.config.eval_samples)
+                held_out = distributed.average(test_elbo(self.model, self.data, self.config.eval_samples))
                 self.epoch += 1
+                self._check_weights(held_out)
                 metrics = EpochMetrics(self.epoch, self.step, train_elbo, held_out, time.perf_counter() - start)
                 self.history.append(metrics)
                 bar.set_postfix(epoch=self.epoch, step=self.step, elbo=f"{train_elbo:.2f}",
@@ -96,3 +145,33 @@ class Trainer:
                 if on_epoch_end is not None:
                     on_epoch_end(self, metrics)
         return self.history
+
+    def _check_weights(self, held_out: float) -> None:
+        """Before an epoch is recorded (and checkpointed): finite test ELBO and finite weights."""
+        bad = [name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+        if bad or not math.isfinite(held_out):
+            raise TrainingError(nonfinite_message(self, held_out, bad, where="held-out evaluation after"))
+
+
+def nonfinite_message(trainer: Trainer, value: float, bad_params: Optional[List[str]] = None,
+                      where: str = "") -> str:
+    """Where training broke (epoch, step), what is non-finite, and the likely causes with this run's values."""
+    if bad_params is None:
+        bad_params = [name for name, p in trainer.model.named_parameters() if not torch.isfinite(p).all()]
+    epoch = trainer.epoch if where else trainer.epoch + 1
+    lines = [f"non-finite {'test ELBO' if where else 'loss'} ({value}) at {where + ' ' if where else ''}"
+             f"epoch {epoch}, step {trainer.step}"]
+    if bad_params:
+        shown = ", ".join(bad_params[:4]) + (f" and {len(bad_params) - 4} more" if len(bad_params) > 4 else "")
+        lines.append(f"non-finite weights after the update (NaN/Inf gradients): {shown}")
+    x = trainer.data.train_x
+    causes = [f"a learning rate too high (train.lr={trainer.config.lr})"]
+    sigma = getattr(getattr(getattr(trainer.model, "likelihood", None), "config", None), "sigma", None)
+    if sigma is not None:
+        causes.append(f"a Gaussian sigma too small (model.likelihood.sigma={sigma:g})")
+    causes.append(f"data outside the likelihood's range (training data in [{float(x.min()):g}, {float(x.max()):g}])")
+    if trainer.config.clip_norm is None:
+        causes.append("no gradient clipping (train.clip_norm=null)")
+    lines.append("likely causes: " + "; ".join(causes))
+    lines.append("the last checkpoint written (end of the previous epoch) is kept")
+    return "\n  ".join(lines)

@@ -1,0 +1,343 @@
+"""Time one training step of pyro-vae against the same VAE written in plain PyTorch (the floor).
+
+In one process and one run: a 784-400-50 MLP VAE (Bernoulli likelihood, N(0, I) prior) on
+MNIST-shaped binary images, batch 32 / 128 / 1024. The routes take turns step by step (so load
+from other jobs on a shared machine hits them alike); the reported time is the median per-step wall
+time after warm-up. Also times importance-sampled evaluation (K samples of z per test point) and, with
+``--memory``, the resident memory training steps add, per route (each in a fresh subprocess).
+
+    python benchmarks/train_step.py                      # the README table
+    python benchmarks/train_step.py --batch-sizes 128 --steps 200 --routes floor torch svi
+
+Routes:
+  floor          plain PyTorch: same nets, −ELBO with a 1-sample Monte-Carlo KL (= Trace_ELBO), Adam
+  floor-kl       plain PyTorch with the closed-form KL (= TraceMeanField_ELBO)
+  torch          pyro-vae default engine (train.engine=torch), objective elbo (Trace_ELBO)
+  torch-meanfield    ... objective meanfield (TraceMeanField_ELBO, closed-form KL)
+  torch-validate     ... with Pyro/torch argument validation left on in the hot loop
+  svi            pyro-vae train.engine=svi (SVI + Trace_ELBO + ClippedAdam: Pyro's example style)
+  svi-meanfield  ... objective meanfield
+  svi-jit        SVI + JitTrace_ELBO (Pyro's JIT ELBO; fixed batch shapes only)
+  compile        torch.compile of the ELBO module (--compile to include: minutes of compilation on CPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List
+
+import pyro
+import pyro.infer
+import pyro.optim
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pyro_vae.config.schema import from_dict
+from pyro_vae.evaluation.bounds import elbo_and_iwae
+from pyro_vae.data.base import ImageData
+from pyro_vae.models import VAE, VAEConfig
+from pyro_vae.train.config import TrainConfig
+from pyro_vae.train.engine import ELBOLoss, build_engine
+
+SHAPE, HIDDEN, LATENT = (1, 28, 28), 400, 50
+ROUTES = ["floor", "floor-kl", "torch", "torch-meanfield", "torch-validate", "svi", "svi-meanfield", "svi-jit"]
+PAIRS = {"torch": "floor", "torch-meanfield": "floor-kl", "torch-validate": "floor", "svi": "floor",
+         "svi-meanfield": "floor-kl", "svi-jit": "floor", "compile": "floor"}
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
+LOG_2PI = math.log(2 * math.pi)
+
+
+# ---------------------------------------------------------------- the plain-PyTorch floor
+class PlainVAE(nn.Module):
+    """The same VAE in plain PyTorch: −ELBO(x) = BCE(decoder(z), x) + [log q(z|x) − log p(z)] (or closed-form KL)."""
+
+    def __init__(self, closed_form_kl: bool) -> None:
+        super().__init__()
+        d = math.prod(SHAPE)
+        self.enc = nn.Sequential(nn.Linear(d, HIDDEN), nn.ReLU())
+        self.loc, self.logvar = nn.Linear(HIDDEN, LATENT), nn.Linear(HIDDEN, LATENT)
+        self.dec = nn.Sequential(nn.Linear(LATENT, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, d))
+        self.closed_form_kl = closed_form_kl
+
+    def copy_from(self, vae: VAE) -> "PlainVAE":
+        """Take the pyro-vae model's weights (for the same-objective check)."""
+        e, dcd = vae.encoder, vae.decoder
+        pairs = [(self.enc[0], e.body[0]), (self.loc, e.head.loc), (self.logvar, e.head.logvar),
+                 (self.dec[0], dcd.body[0]), (self.dec[2], dcd.out)]
+        with torch.no_grad():
+            for mine, theirs in pairs:
+                mine.weight.copy_(theirs.weight)
+                mine.bias.copy_(theirs.bias)
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.flatten(1)
+        h = self.enc(x)
+        loc, logvar = self.loc(h), self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
+        scale = torch.exp(0.5 * logvar)
+        eps = torch.randn_like(loc)
+        z = loc + scale * eps
+        rec = F.binary_cross_entropy_with_logits(self.dec(z), x, reduction="sum")
+        if self.closed_form_kl:
+            kl = 0.5 * (loc.pow(2) + scale.pow(2) - 1.0 - logvar).sum()
+        else:  # log q(z|x) − log p(z) at the sample: the Monte-Carlo KL of Trace_ELBO
+            kl = (-0.5 * eps.pow(2) - 0.5 * logvar + 0.5 * z.pow(2)).sum()
+        return rec + kl
+
+    def log_weights(self, x: Tensor, k: int) -> Tensor:
+        """log p(x, z_k) − log q(z_k|x), shape (K, B)."""
+        x = x.flatten(1)
+        h = self.enc(x)
+        loc, logvar = self.loc(h), self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
+        eps = torch.randn(k, *loc.shape)
+        z = loc + torch.exp(0.5 * logvar) * eps
+        log_px = -F.binary_cross_entropy_with_logits(self.dec(z), x.expand(k, *x.shape), reduction="none").sum(-1)
+        return log_px + (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + 0.5 * logvar).sum(-1)
+
+
+def plain_step(net: PlainVAE, lr: float) -> Callable[[Tensor], float]:
+    optim = torch.optim.Adam(net.parameters(), lr=lr, fused=True)  # the fastest Adam on CPU, as in the engine
+
+    def step(x: Tensor) -> float:
+        optim.zero_grad(set_to_none=True)
+        loss = net(x)
+        loss.backward()
+        optim.step()
+        return loss.item()
+
+    return step
+
+
+# ---------------------------------------------------------------- pyro-vae routes
+def vae_model() -> VAE:
+    cfg = from_dict(VAEConfig, {"latent_dim": LATENT, "network": {"type": "mlp", "hidden_dims": [HIDDEN]}})
+    return VAE(cfg, SHAPE)
+
+
+def train_config(engine: str, objective: str) -> TrainConfig:
+    return from_dict(TrainConfig, {"engine": engine, "objective": {"type": objective}, "progress": False})
+
+
+def pyro_step(engine: str, objective: str) -> Callable[[Tensor], float]:
+    pyro.clear_param_store()
+    model = vae_model()
+    eng = build_engine(model, train_config(engine, objective))
+    return lambda x: eng.step(x, None)
+
+
+def jit_step() -> Callable[[Tensor], float]:
+    pyro.clear_param_store()
+    model = vae_model()
+
+    # Pyro's JIT passes parameters into the trace through the param store: the module must take them back
+    # (update_module_params=True), else its weights are baked into the trace as constants.
+    def model_fn(x: Tensor) -> Tensor:
+        pyro.module("vae", model, update_module_params=True)
+        return model.model(x)
+
+    def guide_fn(x: Tensor) -> Tensor:
+        pyro.module("vae", model, update_module_params=True)
+        return model.guide(x)
+
+    svi = pyro.infer.SVI(model_fn, guide_fn, pyro.optim.ClippedAdam({"lr": 1e-3, "clip_norm": 10.0}),
+                         loss=pyro.infer.JitTrace_ELBO(max_plate_nesting=1, ignore_jit_warnings=True))
+    return lambda x: svi.step(x)  # JIT traces tensors only: y is left out
+
+
+def validate_step() -> Callable[[Tensor], float]:
+    pyro.clear_param_store()
+    model = vae_model()
+    eng = build_engine(model, train_config("torch", "elbo"))
+
+    def step(x: Tensor) -> float:  # undo the engine's validation switch: validation stays on
+        eng._checked = False
+        return eng.step(x, None)
+
+    return step
+
+
+def compile_step() -> Callable[[Tensor], float]:
+    pyro.clear_param_store()
+    model = vae_model()
+    loss = torch.compile(ELBOLoss(model, pyro.infer.Trace_ELBO(max_plate_nesting=1)))
+    optim = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+
+    def step(x: Tensor) -> float:
+        optim.zero_grad(set_to_none=True)
+        with pyro.validation_enabled(False):
+            value = loss(x, None)
+        value.backward()
+        optim.step()
+        return value.item()
+
+    return step
+
+
+def build_route(name: str) -> Callable[[Tensor], float]:
+    if name == "floor":
+        return plain_step(PlainVAE(False), 1e-3)
+    if name == "floor-kl":
+        return plain_step(PlainVAE(True), 1e-3)
+    if name == "svi-jit":
+        return jit_step()
+    if name == "torch-validate":
+        return validate_step()
+    if name == "compile":
+        return compile_step()
+    engine, _, objective = name.partition("-")
+    return pyro_step(engine, {"": "elbo", "meanfield": "meanfield"}[objective])
+
+
+# ---------------------------------------------------------------- measurements
+def images(batch: int, seed: int = 0) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(torch.full((batch, *SHAPE), 0.13), generator=g)
+
+
+def time_routes(routes: List[str], batch: int, steps: int, warmup: int) -> Dict[str, Dict[str, float]]:
+    """Median seconds per step of each pyro-vae route and of its floor, timed together: the route and the
+    floors take turns step by step (load from other jobs hits them alike). Pyro routes are timed one after
+    another because they share Pyro's global param store (and the models' ``pyro.module("vae", ...)`` name)."""
+    torch.manual_seed(0)
+    x = images(batch)
+    floors = {r: build_route(r) for r in ("floor", "floor-kl")}
+    out = {}
+    for route in [r for r in routes if r not in floors]:
+        steppers = {**floors, route: build_route(route)}  # build_route clears the param store
+        times: Dict[str, List[float]] = {r: [] for r in steppers}
+        for i in range(warmup + steps):
+            for r, step in steppers.items():
+                t0 = time.perf_counter()
+                step(x)
+                if i >= warmup:
+                    times[r].append(time.perf_counter() - t0)
+        out[route] = {r: statistics.median(ts) for r, ts in times.items()}
+    return out
+
+
+def same_objective(batch: int = 128) -> Dict[str, float]:
+    """|pyro-vae loss − floor loss| on the same weights, batch and noise (should be float round-off)."""
+    x = images(batch, seed=1)
+    model = vae_model()
+    out = {}
+    for objective, closed in (("elbo", False), ("meanfield", True)):
+        elbo = ELBOLoss(model, {"elbo": pyro.infer.Trace_ELBO, "meanfield": pyro.infer.TraceMeanField_ELBO}[
+            objective](max_plate_nesting=1))
+        plain = PlainVAE(closed).copy_from(model)
+        torch.manual_seed(3)
+        a = elbo(x, None).item()
+        torch.manual_seed(3)
+        b = plain(x).item()
+        out[objective] = abs(a - b) / abs(b)
+    return out
+
+
+def time_eval(k: int, batch: int, reps: int) -> Dict[str, float]:
+    """Seconds for importance-sampled bounds (ELBO + IWAE, K samples) on ``batch`` test points."""
+    model = vae_model().eval()
+    plain = PlainVAE(False).copy_from(model).eval()
+    x = images(batch, seed=2)
+    data = ImageData("bench", x, torch.zeros(batch, dtype=torch.long), x, torch.zeros(batch, dtype=torch.long), 10)
+    lib, floor = [], []
+
+    @torch.no_grad()
+    def run_floor() -> None:
+        lw = plain.log_weights(x, k)
+        lw.mean(0).sum().item(), (torch.logsumexp(lw, 0) - math.log(k)).sum().item()
+
+    for i in range(reps + 1):
+        t0 = time.perf_counter()
+        elbo_and_iwae(model, data, num_samples=k, batch_size=batch)
+        t1 = time.perf_counter()
+        run_floor()
+        t2 = time.perf_counter()
+        if i:  # the first is warm-up
+            lib.append(t1 - t0)
+            floor.append(t2 - t1)
+    return {"pyro-vae": statistics.median(lib), "floor": statistics.median(floor)}
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_child(route: str, batch: int, steps: int) -> None:
+    """(In a fresh process) resident memory that training steps add (gradients, optimizer state, activations
+    kept by the allocator), sampled after each fifth of ``steps``: flat means no growth."""
+    torch.manual_seed(0)
+    x = images(batch)
+    step = build_route(route)
+    base = rss_mb()
+    blocks = []
+    for _ in range(5):
+        for _ in range(steps // 5):
+            step(x)
+        blocks.append(round(rss_mb() - base, 2))
+    print(json.dumps({"route": route, "batch": batch, "rss_added_mb": blocks}))
+
+
+def measure_memory(routes: List[str], batch: int, steps: int) -> List[Dict]:
+    rows = []
+    for r in routes:
+        out = subprocess.run([sys.executable, __file__, "--memory-child", r, "--batch-sizes", str(batch),
+                              "--steps", str(steps)], capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def main(argv: List[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 1024])
+    p.add_argument("--routes", nargs="+", default=ROUTES, choices=ROUTES + ["compile"])
+    p.add_argument("--steps", type=int, default=300, help="timed steps per route and batch size")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--eval-k", type=int, default=100, help="importance samples for the evaluation timing")
+    p.add_argument("--memory", action="store_true", help="also measure the resident memory steps add, per route (subprocesses)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="write all results to this file")
+    p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        return memory_child(args.memory_child, args.batch_sizes[0], args.steps)
+
+    results: Dict = {"torch": torch.__version__, "pyro": pyro.__version__, "threads": args.threads,
+                     "objective_rel_diff": same_objective()}
+    print(f"torch {torch.__version__}, pyro {pyro.__version__}, {args.threads} thread(s); "
+          f"same objective (relative |pyro-vae − floor| on equal weights and noise): "
+          + ", ".join(f"{k} {v:.1e}" for k, v in results["objective_rel_diff"].items()))
+    results["step"] = {}
+    for batch in args.batch_sizes:
+        steps = args.steps if batch <= 128 else max(1, args.steps // 4)
+        med = time_routes(args.routes, batch, steps, args.warmup)
+        results["step"][batch] = med
+        print(f"\nbatch {batch}: median ms/step ({steps} steps after {args.warmup} warm-up), each route timed "
+              "in turns with the floors")
+        for r, t in med.items():
+            floor = PAIRS[r]
+            print(f"  {r:16s} {1e3 * t[r]:8.3f} ms   {floor} {1e3 * t[floor]:8.3f} ms   ratio {t[r] / t[floor]:.3f}x")
+    ev = time_eval(args.eval_k, 500, reps=5)
+    results["eval"] = {"k": args.eval_k, "points": 500, **ev}
+    print(f"\nimportance-sampled evaluation, 500 points × K={args.eval_k}: pyro-vae {1e3 * ev['pyro-vae']:.1f} ms, "
+          f"floor {1e3 * ev['floor']:.1f} ms, ratio {ev['pyro-vae'] / ev['floor']:.3f}x")
+    if args.memory:
+        results["memory"] = measure_memory(args.routes, 128, 200)
+        print("\nresident memory added by training at batch 128 (fresh process per route), after 40, 80, ... 200 steps:")
+        for row in results["memory"]:
+            print(f"  {row['route']:16s} {row['rss_added_mb']} MB")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Clustering accuracy of a mixture-prior model: components matched to labels by the Hungarian algorithm."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import normalized_mutual_info_score
+from torch import Tensor, nn
+
+from ..data import ImageData
+
+
+def hungarian_accuracy(clusters: np.ndarray, labels: np.ndarray) -> float:
+    """max over one-to-one maps m of clusters to labels of mean[m(cluster) == label] (unmatched clusters count wrong)."""
+    counts = np.zeros((clusters.max() + 1, labels.max() + 1), dtype=np.int64)
+    np.add.at(counts, (clusters, labels), 1)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return float(counts[rows, cols].sum() / len(labels))
+
+
+def purity(clusters: np.ndarray, labels: np.ndarray) -> float:
+    """Many-to-one accuracy: each cluster is read as its most frequent label."""
+    counts = np.zeros((clusters.max() + 1, labels.max() + 1), dtype=np.int64)
+    np.add.at(counts, (clusters, labels), 1)
+    return float(counts.max(1).sum() / len(labels))
+
+
+@torch.no_grad()
+def assign_clusters(model: nn.Module, x: Tensor, y: Tensor = None, batch_size: int = 1000) -> Tensor:
+    """argmax_k p(component k | z = E[z|x]) under the model's mixture prior, shape ``(N,)``."""
+    parts = [model.prior.responsibilities(model.encode(x[i:i + batch_size],
+                                                       None if y is None else y[i:i + batch_size])[0]).argmax(-1)
+             for i in range(0, x.shape[0], batch_size)]
+    return torch.cat(parts)
+
+
+def clustering_metrics(model: nn.Module, data: ImageData, split: str = "test") -> Dict[str, float]:
+    """For a model whose prior is a mixture (exposes ``responsibilities``): Hungarian-matched accuracy,
+    purity and NMI of its cluster assignments against the labels of ``split``; ``{}`` for other models."""
+    prior = getattr(model, "prior", None)
+    if not hasattr(prior, "responsibilities") or not hasattr(model, "encode"):
+        return {}
+    model.eval()
+    x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    clusters = assign_clusters(model, x).cpu().numpy()
+    labels = y.cpu().numpy().astype(np.int64)
+    return {"cluster_accuracy": hungarian_accuracy(clusters, labels), "cluster_purity": purity(clusters, labels),
+            "cluster_nmi": float(normalized_mutual_info_score(labels, clusters)),
+            "clusters_used": int(len(np.unique(clusters)))}

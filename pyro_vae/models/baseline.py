@@ -1,0 +1,100 @@
+"""The deterministic baseline of structured output prediction: a network x̂ = f(c), no latent variable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Tuple
+
+import pyro
+import torch
+from torch import Tensor, nn
+
+from ..config.schema import component, opt
+from ..data.quadrants import show_hidden
+from ..registry import LIKELIHOODS, MODELS, NETWORKS
+from .cvae import CVAE, Grids, _visible, build_condition
+
+
+@dataclass
+class BaselineConfig:
+    type: str = "baseline"
+    condition: Literal["label", "quadrants"] = opt("quadrants", "label: c = one-hot class; quadrants: c = visible "
+                                                                "quadrants of x, x = the hidden rest")
+    visible: int = opt(2, "visible quadrants when condition: quadrants", _visible, "1, 2 or 3")
+    network: Any = component(NETWORKS, lambda: NETWORKS.get("mlp").config_cls(), "the decoder architecture")
+    likelihood: Any = component(LIKELIHOODS, lambda: LIKELIHOODS.get("bernoulli").config_cls(), "p(x|c)")
+
+
+@MODELS.register("baseline", BaselineConfig)
+class Baseline(nn.Module):
+    """Deterministic baseline: x ~ likelihood(f(c)); −log p(x|c) is the NLL of the target (hidden) pixels.
+
+    It is the CVAE's decoder with no z (latent width 0); its guide is empty, so SVI fits it by
+    maximum likelihood and importance weights are exactly log p(x|c).
+    """
+
+    max_plate_nesting = 1
+
+    def __init__(self, config: BaselineConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+        super().__init__()
+        self.config, self.data_shape, self.num_classes = config, tuple(data_shape), num_classes
+        self.cond = build_condition(config, self.data_shape, num_classes)
+        self.likelihood = LIKELIHOODS.build(config.likelihood, self.data_shape)
+        net = NETWORKS.get(config.network.type).cls
+        self.decoder = net.decoder(config.network, 0, self.data_shape, self.likelihood.num_params, self.cond.dim)
+
+    def predict(self, c: Tensor) -> Tensor:
+        """Likelihood parameters f(c), shape ``(B, num_params, *data_shape)``."""
+        return self.decoder(c.new_zeros(*c.shape[:-1], 0), c)
+
+    def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
+        """p(x|c) = likelihood(f(c)) on the target pixels."""
+        pyro.module("vae", self)
+        c = self.cond(x, y, num_samples)
+        with pyro.plate("data", c.shape[0]):
+            return pyro.sample("x", self.cond.observed(self.likelihood.distribution(self.predict(c))), obs=x)
+
+    def guide(self, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1) -> None:
+        """Nothing latent: SVI on (model, guide) maximizes log p(x|c)."""
+        pyro.module("vae", self)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """The prediction E[x|c] with the visible pixels of ``x`` pasted in."""
+        return self.cond.paste(self.likelihood.mean(self.predict(self.cond(x, y))), x)
+
+    @torch.no_grad()
+    def generate(self, num_samples: int, y: Optional[Tensor] = None) -> Tensor:
+        """E[x|c] for class ``y`` (default: balanced classes), or for blank visible quadrants."""
+        c = self.cond(None, y, num_samples if y is None else y.shape[0])
+        return self.likelihood.mean(self.predict(c))
+
+    @property
+    def label_conditional(self) -> bool:
+        return self.cond.visible is None
+
+    def pictures(self, x: Tensor, y: Tensor, per_row: int = 8) -> Grids:
+        """Predictions for test images (quadrants), as rows: input, truth, prediction."""
+        if self.label_conditional:
+            return {}
+        x = x[:per_row]
+        return {"completions.png": (torch.cat([show_hidden(x, self.cond.visible), x, self.reconstruct(x)]), x.shape[0])}
+
+
+def init_from_baseline(cvae: CVAE, baseline: Baseline) -> None:
+    """Start the CVAE's decoder at the baseline: f(z, c) = baseline(c) at z-weights zero.
+
+    Every decoder tensor is copied; the first layer's weight gains zero columns for z (z comes first
+    in the decoder input ``[z, c]``).
+    """
+    source = baseline.decoder.state_dict()
+    with torch.no_grad():
+        for name, target in cvae.decoder.state_dict().items():
+            w = source[name]
+            if w.shape == target.shape:
+                target.copy_(w)
+            elif w.dim() == 2 and w.shape[0] == target.shape[0] and target.shape[1] - w.shape[1] == cvae.config.latent_dim:
+                target.zero_()
+                target[:, cvae.config.latent_dim:] = w
+            else:
+                raise ValueError(f"decoder.{name}: baseline shape {tuple(w.shape)} does not fit {tuple(target.shape)}")

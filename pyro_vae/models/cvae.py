@@ -1,0 +1,177 @@
+"""The conditional VAE (Sohn et al. 2015): p(z|c) p(x|z,c) with guide q(z|x,c).
+
+The condition c is either the one-hot label (class-conditional generation) or the visible quadrants
+of the image itself (structured output prediction: x is the hidden rest, and only hidden pixels
+count in log p(x|z,c)). :class:`Condition` holds that choice; :class:`CVAE` reuses the VAE's
+construction and guide and only threads c through prior, encoder and decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Literal, Optional, Tuple
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config.schema import component, opt
+from ..data.quadrants import show_hidden, visible_quadrants
+from ..errors import DataError
+from ..registry import MODELS, PRIORS
+from .vae import VAE, VAEConfig
+
+Grids = Dict[str, Tuple[Tensor, int]]  # picture file name -> (images, images per row)
+
+
+class Condition(nn.Module):
+    """c as a function of (x, y): the one-hot label, or the visible quadrants of x.
+
+    ``visible`` (quadrants only) is a boolean mask of the data shape; the pixels it marks are the
+    condition and are left out of the likelihood.
+    """
+
+    def __init__(self, kind: str, data_shape: Tuple[int, ...], num_classes: int, visible: int = 2) -> None:
+        super().__init__()
+        self.kind, self.data_shape, self.num_classes = kind, tuple(data_shape), num_classes
+        mask = visible_quadrants(self.data_shape, visible) if kind == "quadrants" else None
+        self.register_buffer("visible", mask, persistent=False)
+        self.register_buffer("anchor", torch.zeros(0), persistent=False)  # follows the model's device
+        self.dim = int(mask.sum()) if mask is not None else num_classes
+
+    def labels(self, y: Tensor) -> Tensor:
+        """Integer labels ``(B,)`` (or one-hot ``(B, K)``) → one-hot ``(B, K)``; anything else is a DataError."""
+        k = self.num_classes
+        if y.dim() == 2 and y.shape[-1] == k and y.is_floating_point():
+            return y
+        if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
+            raise DataError(f"condition: expected integer labels of shape (B,) or one-hot (B, {k}), "
+                            f"got {y.dtype} of shape {tuple(y.shape)}")
+        bad = y[(y < 0) | (y >= k)]
+        if bad.numel():
+            raise DataError(f"label {int(bad[0])} is outside the classes 0..{k - 1}")
+        return F.one_hot(y, k).float()
+
+    def forward(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
+        """c of shape ``(B, dim)``; without data: balanced labels 0..K-1, or blank visible quadrants."""
+        if x is not None and tuple(x.shape[1:]) != self.data_shape:
+            raise DataError(f"x: expected shape (B, {', '.join(map(str, self.data_shape))}), got {tuple(x.shape)}")
+        if self.visible is not None:
+            if x is None:
+                return torch.zeros(num_samples, self.dim, device=self.anchor.device)
+            return x[:, self.visible]
+        if y is None:
+            if x is not None:
+                raise DataError("a label-conditional model needs the labels y with x")
+            y = torch.arange(num_samples, device=self.anchor.device) % self.num_classes
+        c = self.labels(y)
+        if x is not None and c.shape[0] != x.shape[0]:
+            raise DataError(f"condition: {c.shape[0]} labels for {x.shape[0]} images")
+        return c
+
+    def observed(self, d: dist.TorchDistribution) -> dist.TorchDistribution:
+        """p(x|z,c) restricted to the target: visible pixels are masked out of log p (their log-prob is 0)."""
+        if self.visible is None:
+            return d
+        return d.base_dist.mask(~self.visible).to_event(d.reinterpreted_batch_ndims)
+
+    def paste(self, mean: Tensor, x: Optional[Tensor]) -> Tensor:
+        """``mean`` with the visible pixels of ``x`` pasted in (a completion); ``mean`` itself for labels."""
+        if self.visible is None or x is None:
+            return mean
+        return torch.where(self.visible, x, mean)
+
+
+def build_condition(config: Any, data_shape: Tuple[int, ...], num_classes: int) -> Condition:
+    return Condition(config.condition, data_shape, num_classes, config.visible)
+
+
+def _visible(x: int) -> bool:
+    return x in (1, 2, 3)
+
+
+@dataclass
+class CVAEConfig(VAEConfig):
+    type: str = "cvae"
+    condition: Literal["label", "quadrants"] = opt(
+        "label", "label: c = one-hot class; quadrants: c = visible quadrants of x, x = the hidden rest")
+    visible: int = opt(2, "visible quadrants when condition: quadrants (1 bottom-left, 2 left half, 3 all but "
+                          "top-right)", _visible, "1, 2 or 3")
+    prior: Any = component(PRIORS, lambda: PRIORS.get("conditional").config_cls(), "p(z|c) (or an unconditional p(z))")
+
+
+@MODELS.register("cvae", CVAEConfig)
+class CVAE(VAE):
+    """Conditional VAE: z ~ p(z|c), x ~ p(x|z,c); guide q(z|x,c); c = one-hot label or visible quadrants.
+
+    Same sites as the VAE (``z``, ``x`` in ``pyro.plate("data")``); with quadrants, ``x`` scores only
+    the hidden pixels, so importance sampling over q(z|x,c) estimates the conditional log p(x|c).
+    """
+
+    def __init__(self, config: CVAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+        cond = build_condition(config, data_shape, num_classes)
+        super().__init__(config, data_shape, num_classes, cond_dim=cond.dim)
+        self.cond = cond
+
+    def build_prior(self) -> nn.Module:
+        entry = PRIORS.get(self.config.prior.type, key="model.prior.type")
+        if getattr(entry.cls, "conditional", False):
+            return entry.cls(self.config.prior, self.config.latent_dim, self.cond_dim)
+        return super().build_prior()  # an unconditional p(z): ignores c
+
+    @property
+    def label_conditional(self) -> bool:
+        """True when c is the class label (``generate(n, y)`` draws class ``y``)."""
+        return self.cond.visible is None
+
+    def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
+        """p(z|c) p(x|z,c), c = condition(x, y); with ``x=None`` draws ``num_samples`` datapoints."""
+        pyro.module("vae", self)
+        c = self.cond(x, y, num_samples)
+        with pyro.plate("data", c.shape[0]):
+            z = self.prior(c)
+            return pyro.sample("x", self.cond.observed(self.likelihood.distribution(self.decoder(z, c))), obs=x)
+
+    # the guide is the VAE's, q(z|x,c) = N(μ(x,c), diag σ²(x,c)), through :meth:`encode`
+
+    # ---- conveniences for pictures and evaluation (no Pyro sites) ----
+    def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Mean and standard deviation of q(z|x,c)."""
+        return self.encoder(x, self.cond(x, y))
+
+    def mean(self, z: Tensor, c: Tensor, x: Optional[Tensor] = None) -> Tensor:
+        """E[x|z,c], with the visible pixels of ``x`` pasted in when c is quadrants."""
+        return self.cond.paste(self.likelihood.mean(self.decoder(z, c)), x)
+
+    def decode(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        return self.mean(z, self.cond(None, y, z.shape[-2] if z.dim() > 1 else 1))
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        c = self.cond(x, y)
+        return self.mean(self.encoder(x, c)[0], c, x)
+
+    @torch.no_grad()
+    def generate(self, num_samples: int, y: Optional[Tensor] = None) -> Tensor:
+        """E[x|z,c] for z ~ p(z|c): class ``y`` (default: balanced classes), or blank visible quadrants."""
+        c = self.cond(None, y, num_samples if y is None else y.shape[0])
+        z = self.prior.distribution(c).expand(c.shape[:-1]).sample()
+        return self.mean(z, c)
+
+    @torch.no_grad()
+    def complete(self, x: Tensor, num_samples: int = 1) -> Tensor:
+        """``(num_samples, B, *data_shape)`` completions of ``x``: z ~ p(z|c), E[x|z,c], visible pixels kept."""
+        c = self.cond(x)
+        z = self.prior.distribution(c).expand(c.shape[:-1]).sample((num_samples,))
+        return self.mean(z, c, x)
+
+    def pictures(self, x: Tensor, y: Tensor, per_row: int = 8) -> Grids:
+        """Extra pictures for the run folder: a grid with one row per class, or test-image completions."""
+        if self.label_conditional:
+            labels = torch.arange(self.num_classes, device=x.device).repeat_interleave(per_row)
+            return {"samples_by_class.png": (self.generate(labels.shape[0], labels), per_row)}
+        x = x[:per_row]
+        rows = [show_hidden(x, self.cond.visible), x, *self.complete(x, 4)]
+        return {"completions.png": (torch.cat(rows), x.shape[0])}

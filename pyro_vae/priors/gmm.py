@@ -1,0 +1,88 @@
+"""Gaussian-mixture prior p(z) = Σ_k π_k N(z | μ_k, diag σ_k²), marginalized or with an explicit component site."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional, Tuple
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import Tensor, nn
+from torch.nn.functional import softplus
+
+from ..config.schema import opt, positive
+from ..registry import PRIORS
+from .base import Prior
+
+
+@dataclass
+class GMMPriorConfig:
+    type: str = "gmm"
+    num_components: int = opt(10, "number K of mixture components", positive, "an integer >= 1")
+    form: Literal["marginal", "enumerate"] = opt(
+        "marginal", "marginal: z ~ MixtureSameFamily; enumerate: site y ~ Cat(π) then z ~ N(μ_y, σ_y) "
+        "(train with train.objective: enum)")
+    learn_weights: bool = opt(True, "learn the mixture weights π (else uniform 1/K)")
+    learn_locs: bool = opt(True, "learn the component means μ_k (else fixed at their random init)")
+    learn_scales: bool = opt(True, "learn the component scales σ_k (else fixed at init_scale)")
+    init_spread: float = opt(2.0, "component means start at init_spread · N(0, I) (seeded)", positive, "a number > 0")
+    init_scale: float = opt(1.0, "initial (or fixed) component scale σ", positive, "a number > 0")
+
+
+def _maybe_param(module: nn.Module, name: str, value: Tensor, learn: bool) -> None:
+    if learn:
+        setattr(module, name, nn.Parameter(value))
+    else:
+        module.register_buffer(name, value)
+
+
+class MixturePrior(Prior):
+    """A prior whose density is a mixture Σ_k π_k N(z | μ_k, diag σ_k²); :meth:`components` exposes it.
+
+    Subclasses give :meth:`components`; pictures and clustering use it without knowing the prior.
+    """
+
+    def components(self) -> Tuple[Tensor, Tensor, Tensor]:
+        """``(weights (K,), locs (K, D), scales (K, D))`` of the mixture."""
+        raise NotImplementedError
+
+    def distribution(self, context: Optional[Tensor] = None) -> dist.TorchDistribution:
+        weights, locs, scales = self.components()
+        return dist.MixtureSameFamily(dist.Categorical(probs=weights), dist.Normal(locs, scales).to_event(1))
+
+    @torch.no_grad()
+    def responsibilities(self, z: Tensor) -> Tensor:
+        """p(y = k | z) = π_k N(z|μ_k,σ_k) / Σ_j π_j N(z|μ_j,σ_j), shape ``z.shape[:-1] + (K,)``."""
+        weights, locs, scales = self.components()
+        joint = weights.log() + dist.Normal(locs, scales).to_event(1).log_prob(z.unsqueeze(-2))
+        return (joint - joint.logsumexp(-1, keepdim=True)).exp()
+
+
+@PRIORS.register("gmm", GMMPriorConfig)
+class GMMPrior(MixturePrior):
+    """Gaussian mixture Σ_k π_k N(μ_k, diag σ_k²); π, μ, σ each learnable or fixed."""
+
+    def __init__(self, config: GMMPriorConfig, latent_dim: int) -> None:
+        super().__init__(latent_dim)
+        self.config = config
+        k = config.num_components
+        generator = torch.Generator().manual_seed(k * 1009 + latent_dim)  # fixed means are reproducible
+        _maybe_param(self, "weight_logits", torch.zeros(k), config.learn_weights)
+        _maybe_param(self, "locs", config.init_spread * torch.randn(k, latent_dim, generator=generator),
+                     config.learn_locs)
+        # σ = softplus(ρ), ρ chosen so that σ starts at init_scale
+        rho = math.log(math.expm1(config.init_scale))
+        _maybe_param(self, "scale_rho", torch.full((k, latent_dim), rho), config.learn_scales)
+
+    def components(self) -> Tuple[Tensor, Tensor, Tensor]:
+        return self.weight_logits.softmax(-1), self.locs, softplus(self.scale_rho) + 1e-4
+
+    def forward(self, context: Optional[Tensor] = None) -> Tensor:
+        """marginal: ``z ~ Σ_k π_k N(μ_k, σ_k)``; enumerate: ``y ~ Cat(π)`` (enumerated), ``z ~ N(μ_y, σ_y)``."""
+        if self.config.form == "marginal":
+            return pyro.sample("z", self.distribution(context))
+        weights, locs, scales = self.components()
+        y = pyro.sample("y", dist.Categorical(probs=weights), infer={"enumerate": "parallel"})
+        return pyro.sample("z", dist.Normal(locs[y], scales[y]).to_event(1))

@@ -1,0 +1,174 @@
+"""Priors: each log_prob against a direct computation, the two GMM forms agree, every prior x likelihood trains."""
+
+from __future__ import annotations
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
+from pyro.optim import Adam
+
+from pyro_vae.config.schema import from_dict
+from pyro_vae.evaluation.clustering import clustering_metrics, hungarian_accuracy, purity
+from pyro_vae.likelihoods import LIKELIHOODS
+from pyro_vae.models import build_model
+from pyro_vae.models.vae import VAEConfig
+from pyro_vae.priors import PRIORS
+
+D = 3
+
+
+def build_prior(name: str, **options):
+    return PRIORS.build(from_dict(PRIORS.get(name).config_cls, {"type": name, **options}), D)
+
+
+def tiny_vae(prior, likelihood="bernoulli", shape=(1, 4, 4), latent_dim=D):
+    config = from_dict(VAEConfig, {"latent_dim": latent_dim, "network": {"type": "mlp", "hidden_dims": [16]},
+                                   "prior": prior, "likelihood": likelihood})
+    return build_model(config, shape, 10)
+
+
+def grid_data(n=12, shape=(1, 4, 4)):
+    """Pixels on the 8-bit grid k/255 in [0, 1] (every likelihood's support)."""
+    return torch.randint(0, 256, (n, *shape)).float() / 255
+
+
+# ---- log_prob against direct computations ----
+
+def test_gmm_log_prob_is_the_mixture_logsumexp():
+    prior = build_prior("gmm", num_components=4)
+    with torch.no_grad():
+        prior.weight_logits.copy_(torch.tensor([0.0, 1.0, -1.0, 0.5]))
+    z = torch.randn(7, D)
+    weights, locs, scales = prior.components()
+    manual = torch.stack([
+        weights[k].log() - 0.5 * (((z - locs[k]) / scales[k]) ** 2).sum(-1) - scales[k].log().sum()
+        - 0.5 * D * math.log(2 * math.pi) for k in range(4)]).logsumexp(0)
+    assert torch.allclose(prior.log_prob(z), manual, atol=1e-5)
+    assert torch.allclose(weights.sum(), torch.tensor(1.0))
+    resp = prior.responsibilities(z)
+    assert resp.shape == (7, 4) and torch.allclose(resp.sum(-1), torch.ones(7), atol=1e-5)
+
+
+def test_gmm_fixed_parts_are_buffers_not_parameters():
+    learned = dict(build_prior("gmm", num_components=3).named_parameters())
+    assert set(learned) == {"weight_logits", "locs", "scale_rho"}
+    fixed = build_prior("gmm", num_components=3, learn_weights=False, learn_scales=False, init_scale=0.5)
+    assert set(dict(fixed.named_parameters())) == {"locs"}
+    weights, _, scales = fixed.components()
+    assert torch.allclose(weights, torch.full((3,), 1 / 3)) and torch.allclose(scales, torch.full((3, D), 0.5),
+                                                                              atol=1e-3)
+
+
+def test_laplace_log_prob():
+    prior = build_prior("laplace", scale=0.5)
+    z = torch.randn(5, D)
+    manual = (-z.abs() / 0.5 - math.log(2 * 0.5)).sum(-1)
+    assert torch.allclose(prior.log_prob(z), manual, atol=1e-5)
+
+
+def test_vamp_log_prob_is_the_mean_of_the_encoder_posteriors():
+    model = tiny_vae({"type": "vamp", "num_components": 5})
+    prior = model.prior
+    assert "prior.pseudo_logits" in dict(model.named_parameters())
+    assert not any(n.startswith("prior.") and "encoder" in n for n in model.state_dict())  # encoder held once
+    z = torch.randn(6, D)
+    locs, scales = model.encoder(torch.sigmoid(prior.pseudo_logits))
+    manual = (dist.Normal(locs, scales).log_prob(z[:, None]).sum(-1) - math.log(5)).logsumexp(-1)
+    assert torch.allclose(prior.log_prob(z), manual, atol=1e-5)
+
+
+@pytest.mark.parametrize("transform", ["affine_autoregressive", "spline_autoregressive"])
+def test_flow_log_prob_is_change_of_variables(transform):
+    prior = build_prior("flow", transform=transform, num_layers=2, hidden_dims=[8])
+    for p in prior.parameters():  # move away from the near-identity initialisation
+        torch.nn.init.normal_(p, std=0.3)
+    z = torch.randn(4, D)
+
+    def inverse(v):  # f⁻¹ = inverse of each layer, last layer first
+        for t in reversed(prior._chain):
+            v = t.inv(v)
+        return v
+
+    for i in range(4):
+        eps = inverse(z[i])
+        jac = torch.autograd.functional.jacobian(inverse, z[i])
+        manual = dist.Normal(0.0, 1.0).log_prob(eps).sum() + torch.linalg.slogdet(jac)[1]
+        assert torch.allclose(prior.log_prob(z[i:i + 1])[0], manual, atol=1e-4)
+    assert len(list(prior.parameters())) > 0
+    assert prior.distribution().sample((3,)).shape == (3, D)
+
+
+# ---- the two GMM forms ----
+
+def test_gmm_marginal_and_enumerated_forms_give_the_same_elbo():
+    x = grid_data(20).round()
+    marginal = tiny_vae({"type": "gmm", "num_components": 4, "form": "marginal"})
+    explicit = tiny_vae({"type": "gmm", "num_components": 4, "form": "enumerate"})
+    explicit.load_state_dict(marginal.state_dict())  # the same parameters
+    losses = {}
+    for name, model, elbo in [("marginal", marginal, Trace_ELBO), ("enumerate", explicit, TraceEnum_ELBO)]:
+        pyro.set_rng_seed(1)
+        estimator = elbo(num_particles=2000, vectorize_particles=True, max_plate_nesting=1)
+        losses[name] = estimator.loss(model.model, model.guide, x)
+    # same guide draws; p(z) = Σ_y p(y) p(z|y) exactly in both: equal up to float (and at most MC noise)
+    assert losses["marginal"] == pytest.approx(losses["enumerate"], rel=1e-3)
+    trace = poutine.trace(poutine.enum(explicit.model, first_available_dim=-2)).get_trace(x)
+    assert trace.nodes["y"]["infer"]["enumerate"] == "parallel"
+    assert trace.nodes["y"]["value"].shape == (4, 1)  # enumerated over the 4 components, left of the data plate
+
+
+# ---- every prior x likelihood pair trains ----
+
+# the unconditional proper priors (conditional p(z|c) and an improper flat prior belong to other models' tests)
+PRIOR_CASES = ["normal", "gmm", "gmm-enumerate", "vamp", "flow", "laplace"]
+LIKELIHOOD_CASES = LIKELIHOODS.names() + ["gaussian-decoder"]
+
+
+def _spec(case: str):
+    name, _, variant = case.partition("-")
+    if not variant:
+        return {"type": name}
+    return {"type": name, "form": variant} if name == "gmm" else {"type": name, "learn": variant}
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOOD_CASES)
+@pytest.mark.parametrize("prior", PRIOR_CASES)
+def test_every_prior_likelihood_pair_trains(prior, likelihood):
+    model = tiny_vae(_spec(prior), _spec(likelihood))
+    x = grid_data()
+    model.likelihood.validate(x)
+    enumerate_ = prior.endswith("enumerate")
+    elbo = (TraceEnum_ELBO if enumerate_ else Trace_ELBO)(max_plate_nesting=1)
+    svi = SVI(model.model, model.guide, Adam({"lr": 1e-3}), elbo)
+    losses = [svi.step(x) for _ in range(3)]
+    assert all(math.isfinite(loss) for loss in losses)
+    model_sites = {n for n, s in poutine.trace(model.model).get_trace(x).nodes.items() if s["type"] == "sample"}
+    assert model_sites == ({"data", "y", "z", "x"} if enumerate_ else {"data", "z", "x"})
+    assert model.generate(2).shape == (2, 1, 4, 4)
+
+
+# ---- clustering ----
+
+def test_hungarian_accuracy_is_invariant_to_relabelling():
+    labels = torch.randint(0, 5, (200,)).numpy()
+    perm = torch.randperm(5).numpy()
+    assert hungarian_accuracy(perm[labels], labels) == 1.0
+    assert purity(perm[labels], labels) == 1.0
+    noisy = perm[labels].copy()
+    noisy[:50] = 0
+    assert hungarian_accuracy(noisy, labels) < 1.0
+
+
+def test_clustering_metrics_only_for_mixture_priors():
+    from pyro_vae.data.base import ImageData
+
+    x = grid_data(30).round()
+    data = ImageData("fake", x, torch.zeros(30, dtype=torch.long), x, torch.arange(30) % 3, 3, "none")
+    assert clustering_metrics(tiny_vae("normal"), data) == {}
+    metrics = clustering_metrics(tiny_vae({"type": "gmm", "num_components": 3}), data)
+    assert 0.0 < metrics["cluster_accuracy"] <= 1.0 and 1 <= metrics["clusters_used"] <= 3
