@@ -173,5 +173,4 @@ def nonfinite_message(trainer: Trainer, value: float, bad_params: Optional[List[
     if trainer.config.clip_norm is None:
         causes.append("no gradient clipping (train.clip_norm=null)")
     lines.append("likely causes: " + "; ".join(causes))
-    lines.append("the last checkpoint written (end of the previous epoch) is kept")
     return "\n  ".join(lines)
