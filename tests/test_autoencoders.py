@@ -107,3 +107,13 @@ def test_toy_dae_run_writes_the_vector_field(tmp_path):
     assert (tmp_path / "run" / "vector_field.png").is_file()
     assert (tmp_path / "run" / "latent.png").is_file()
     assert not (tmp_path / "run" / "samples.png").exists()
+
+
+def test_evaluate_does_not_call_the_map_objective_a_likelihood(tmp_path):
+    from conftest import tiny_overrides
+    from pyro_vae.evaluation.report import evaluate
+
+    run = train(load_config(None, tiny_overrides("model.type=autoencoder", "train.epochs=1")), tmp_path / "ae")
+    report = evaluate(run.model, run.data(), num_samples=3)
+    assert "test_log_likelihood" not in report and "test_iwae" not in report
+    assert report["test_map_objective"] == report["test_elbo"] < 0
