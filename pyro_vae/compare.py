@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .errors import ConfigError  # noqa: E402
+from .plots import save_epoch_axes  # noqa: E402
 from .run import load_run  # noqa: E402
 
 PathLike = Union[str, Path]
@@ -53,14 +54,7 @@ def compare_runs(run_dirs: Sequence[PathLike], figure: Optional[PathLike] = None
             epochs = [h["epoch"] for h in run.history]
             line, = ax.plot(epochs, [h["test_elbo"] for h in run.history], label=name)
             ax.plot(epochs, [h["train_elbo"] for h in run.history], ls="--", color=line.get_color(), alpha=0.6)
-    if figure is not None:
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("ELBO, nats per datapoint (test solid, train dashed)")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(figure, dpi=120)
-    plt.close(fig)
+    save_epoch_axes(fig, ax, figure, "ELBO, nats per datapoint (test solid, train dashed)")
     columns = list(dict.fromkeys(k for row in rows for k in row))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for row in rows]

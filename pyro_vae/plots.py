@@ -105,12 +105,18 @@ def save_curves(history: Sequence[Dict[str, float]], path: PathLike,
     epochs: List[int] = [row["epoch"] for row in history]
     for key in keys:
         ax.plot(epochs, [row[key] for row in history], label=key.replace("_", " "))
+    save_epoch_axes(fig, ax, path, "nats per datapoint (higher is better)")
+
+
+def save_epoch_axes(fig: "plt.Figure", ax: "plt.Axes", path: Optional[PathLike], ylabel: str) -> None:
+    """Label a per-epoch plot (x: epoch), add legend and grid, save it to ``path`` (if given) and close it."""
     ax.set_xlabel("epoch")
-    ax.set_ylabel("nats per datapoint (higher is better)")
+    ax.set_ylabel(ylabel)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    if path is not None:
+        fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
