@@ -12,13 +12,17 @@ time after warm-up. Also times importance-sampled evaluation (K samples of z per
 Routes:
   floor          plain PyTorch: same nets, −ELBO with a 1-sample Monte-Carlo KL (= Trace_ELBO), Adam
   floor-kl       plain PyTorch with the closed-form KL (= TraceMeanField_ELBO)
-  torch          pyro-vae default engine (train.engine=torch), objective elbo (Trace_ELBO)
-  torch-meanfield    ... objective meanfield (TraceMeanField_ELBO, closed-form KL)
-  torch-validate     ... with Pyro/torch argument validation left on in the hot loop
-  svi            pyro-vae train.engine=svi (SVI + Trace_ELBO + ClippedAdam: Pyro's example style)
-  svi-meanfield  ... objective meanfield
+  torch          pyro-vae defaults: torch engine, one-pass Trace_ELBO (objective.fused), recorded graph
+                 replayed (train.replay)
+  torch-meanfield    ... objective meanfield (one-pass TraceMeanField_ELBO, closed-form KL)
+  torch-eager    ... train.replay=false: the one-pass ELBO run eagerly (Pyro handlers every step)
+  torch-unfused  ... objective.fused=false: Pyro's Trace_ELBO.differentiable_loss (two traces per step)
+  torch-validate ... objective.fused=false with Pyro/torch argument validation left on in the hot loop
+  svi            train.engine=svi, objective.fused=false: SVI + Trace_ELBO + ClippedAdam (Pyro's example style)
+  svi-fused      train.engine=svi with the one-pass Trace_ELBO
+  svi-meanfield  SVI + TraceMeanField_ELBO
   svi-jit        SVI + JitTrace_ELBO (Pyro's JIT ELBO; fixed batch shapes only)
-  compile        torch.compile of the ELBO module (--compile to include: minutes of compilation on CPU)
+  compile        torch.compile of the one-pass ELBO module (--routes compile: long compilation on CPU)
 """
 
 from __future__ import annotations
@@ -43,14 +47,17 @@ from torch import Tensor, nn
 from pyro_vae.config.schema import from_dict
 from pyro_vae.evaluation.bounds import elbo_and_iwae
 from pyro_vae.data.base import ImageData
+from pyro_vae.infer.fused import FusedTrace_ELBO, FusedTraceMeanField_ELBO
 from pyro_vae.models import VAE, VAEConfig
 from pyro_vae.train.config import TrainConfig
 from pyro_vae.train.engine import ELBOLoss, build_engine
 
 SHAPE, HIDDEN, LATENT = (1, 28, 28), 400, 50
-ROUTES = ["floor", "floor-kl", "torch", "torch-meanfield", "torch-validate", "svi", "svi-meanfield", "svi-jit"]
-PAIRS = {"torch": "floor", "torch-meanfield": "floor-kl", "torch-validate": "floor", "svi": "floor",
-         "svi-meanfield": "floor-kl", "svi-jit": "floor", "compile": "floor"}
+ROUTES = ["floor", "floor-kl", "torch", "torch-meanfield", "torch-eager", "torch-unfused", "torch-validate", "svi",
+          "svi-fused", "svi-meanfield", "svi-jit"]
+PAIRS = {"torch": "floor", "torch-meanfield": "floor-kl", "torch-eager": "floor", "torch-unfused": "floor",
+         "torch-validate": "floor", "svi": "floor", "svi-fused": "floor", "svi-meanfield": "floor-kl",
+         "svi-jit": "floor", "compile": "floor"}
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
 LOG_2PI = math.log(2 * math.pi)
 
@@ -122,14 +129,15 @@ def vae_model() -> VAE:
     return VAE(cfg, SHAPE)
 
 
-def train_config(engine: str, objective: str) -> TrainConfig:
-    return from_dict(TrainConfig, {"engine": engine, "objective": {"type": objective}, "progress": False})
+def train_config(engine: str, objective: str, fused: bool = True, replay: bool = True) -> TrainConfig:
+    return from_dict(TrainConfig, {"engine": engine, "objective": {"type": objective, "fused": fused},
+                                   "replay": replay, "progress": False})
 
 
-def pyro_step(engine: str, objective: str) -> Callable[[Tensor], float]:
+def pyro_step(engine: str, objective: str, fused: bool = True, replay: bool = True) -> Callable[[Tensor], float]:
     pyro.clear_param_store()
     model = vae_model()
-    eng = build_engine(model, train_config(engine, objective))
+    eng = build_engine(model, train_config(engine, objective, fused, replay))
     return lambda x: eng.step(x, None)
 
 
@@ -155,7 +163,7 @@ def jit_step() -> Callable[[Tensor], float]:
 def validate_step() -> Callable[[Tensor], float]:
     pyro.clear_param_store()
     model = vae_model()
-    eng = build_engine(model, train_config("torch", "elbo"))
+    eng = build_engine(model, train_config("torch", "elbo", fused=False))
 
     def step(x: Tensor) -> float:  # undo the engine's validation switch: validation stays on
         eng._checked = False
@@ -167,7 +175,7 @@ def validate_step() -> Callable[[Tensor], float]:
 def compile_step() -> Callable[[Tensor], float]:
     pyro.clear_param_store()
     model = vae_model()
-    loss = torch.compile(ELBOLoss(model, pyro.infer.Trace_ELBO(max_plate_nesting=1)))
+    loss = torch.compile(ELBOLoss(model, FusedTrace_ELBO(max_plate_nesting=1)))
     optim = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
 
     def step(x: Tensor) -> float:
@@ -192,6 +200,16 @@ def build_route(name: str) -> Callable[[Tensor], float]:
         return validate_step()
     if name == "compile":
         return compile_step()
+    if name == "torch-eager":
+        return pyro_step("torch", "elbo", replay=False)
+    if name == "torch-unfused":
+        return pyro_step("torch", "elbo", fused=False)
+    if name == "svi":
+        return pyro_step("svi", "elbo", fused=False)
+    if name == "svi-fused":
+        return pyro_step("svi", "elbo")
+    if name == "svi-meanfield":
+        return pyro_step("svi", "meanfield", fused=False)
     engine, _, objective = name.partition("-")
     return pyro_step(engine, {"": "elbo", "meanfield": "meanfield"}[objective])
 
@@ -207,13 +225,14 @@ def time_routes(routes: List[str], batch: int, steps: int, warmup: int) -> Dict[
     floors take turns step by step (load from other jobs hits them alike). Pyro routes are timed one after
     another because they share Pyro's global param store (and the models' ``pyro.module("vae", ...)`` name)."""
     torch.manual_seed(0)
-    x = images(batch)
+    pool = [images(batch, seed=s) for s in range(8)]  # a few different minibatches, the same for every route
     floors = {r: build_route(r) for r in ("floor", "floor-kl")}
     out = {}
     for route in [r for r in routes if r not in floors]:
         steppers = {**floors, route: build_route(route)}  # build_route clears the param store
         times: Dict[str, List[float]] = {r: [] for r in steppers}
         for i in range(warmup + steps):
+            x = pool[i % len(pool)]
             for r, step in steppers.items():
                 t0 = time.perf_counter()
                 step(x)
@@ -224,19 +243,29 @@ def time_routes(routes: List[str], batch: int, steps: int, warmup: int) -> Dict[
 
 
 def same_objective(batch: int = 128) -> Dict[str, float]:
-    """|pyro-vae loss − floor loss| on the same weights, batch and noise (should be float round-off)."""
+    """On the same weights, batch and noise: relative |Pyro's ELBO − floor| and relative |one-pass − Pyro's|
+    for the loss and (max over parameters) the gradient; float round-off is ~1e-7."""
     x = images(batch, seed=1)
     model = vae_model()
+    params = list(model.parameters())
     out = {}
     for objective, closed in (("elbo", False), ("meanfield", True)):
-        elbo = ELBOLoss(model, {"elbo": pyro.infer.Trace_ELBO, "meanfield": pyro.infer.TraceMeanField_ELBO}[
-            objective](max_plate_nesting=1))
+        pyro_cls = {"elbo": pyro.infer.Trace_ELBO, "meanfield": pyro.infer.TraceMeanField_ELBO}[objective]
+        fused_cls = {"elbo": FusedTrace_ELBO, "meanfield": FusedTraceMeanField_ELBO}[objective]
         plain = PlainVAE(closed).copy_from(model)
-        torch.manual_seed(3)
-        a = elbo(x, None).item()
-        torch.manual_seed(3)
-        b = plain(x).item()
-        out[objective] = abs(a - b) / abs(b)
+        losses, grads = {}, {}
+        for name, fn in (("pyro", ELBOLoss(model, pyro_cls(max_plate_nesting=1))),
+                         ("fused", ELBOLoss(model, fused_cls(max_plate_nesting=1))), ("floor", lambda x, y: plain(x))):
+            torch.manual_seed(3)
+            with pyro.validation_enabled(False):
+                loss = fn(x, None)
+            losses[name] = loss.item()
+            if name != "floor":
+                grads[name] = torch.autograd.grad(loss, params)
+        out[f"{objective}: pyro vs floor"] = abs(losses["pyro"] - losses["floor"]) / abs(losses["floor"])
+        out[f"{objective}: one-pass vs pyro"] = abs(losses["fused"] - losses["pyro"]) / abs(losses["pyro"])
+        out[f"{objective}: one-pass vs pyro, gradient"] = max(
+            ((a - b).abs().max() / b.abs().max()).item() for a, b in zip(grads["fused"], grads["pyro"]))
     return out
 
 
@@ -303,18 +332,23 @@ def main(argv: List[str] | None = None) -> None:
     p.add_argument("--eval-k", type=int, default=100, help="importance samples for the evaluation timing")
     p.add_argument("--memory", action="store_true", help="also measure the resident memory steps add, per route (subprocesses)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--denormals", choices=["flush", "keep"], default="flush",
+                   help="flush (default): subnormal floats are flushed to zero for every route alike, so a route "
+                        "whose weights drift into subnormal range is not slowed by the CPU's slow path")
     p.add_argument("--json", default=None, help="write all results to this file")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(args.denormals == "flush")
     if args.memory_child:
         return memory_child(args.memory_child, args.batch_sizes[0], args.steps)
 
     results: Dict = {"torch": torch.__version__, "pyro": pyro.__version__, "threads": args.threads,
+                     "denormals": args.denormals,
                      "objective_rel_diff": same_objective()}
-    print(f"torch {torch.__version__}, pyro {pyro.__version__}, {args.threads} thread(s); "
+    print(f"torch {torch.__version__}, pyro {pyro.__version__}, {args.threads} thread(s), denormals {args.denormals}; "
           f"same objective (relative |pyro-vae − floor| on equal weights and noise): "
-          + ", ".join(f"{k} {v:.1e}" for k, v in results["objective_rel_diff"].items()))
+          + "; ".join(f"{k} {v:.1e}" for k, v in results["objective_rel_diff"].items()))
     results["step"] = {}
     for batch in args.batch_sizes:
         steps = args.steps if batch <= 128 else max(1, args.steps // 4)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import pyro.infer
 import torch
@@ -26,6 +26,7 @@ from pyro.poutine.trace_struct import Trace
 
 from ..config.schema import opt, positive
 from ..registry import OBJECTIVES
+from .fused import FusedTrace_ELBO, FusedTraceMeanField_ELBO
 
 
 @dataclass
@@ -50,6 +51,9 @@ class LatentWeightConfig(ParticlesConfig):
                             _non_negative, "an integer >= 0")
     free_bits: float = opt(0.0, "free bits λ: each latent dim's minibatch-mean KL counts as max(λ, KL_d) "
                                 "nats (a non-factorized prior: the whole z) (0: off)", _non_negative, "a number >= 0")
+    fused: bool = opt(True, "score the ELBO in one pass over guide and model (pyro_vae.infer.fused: same "
+                            "estimator and gradients, fewer ops; unsupported programs fall back by themselves); "
+                            "false: Pyro's trace-based ELBO class as is")
 
 
 @dataclass
@@ -171,6 +175,7 @@ class Objective:
     """Wraps a Pyro ELBO class: ``build(max_plate_nesting)`` returns the configured instance."""
 
     elbo_cls: type = pyro.infer.Trace_ELBO
+    fused_cls: Optional[type] = None  # the one-pass twin of elbo_cls (config ``fused: true``), if there is one
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -182,7 +187,8 @@ class Objective:
         c = self.config
         weighted = getattr(c, "beta", 1.0) != 1.0 or getattr(c, "warmup_steps", 0) > 0 or getattr(c, "free_bits", 0) > 0
         if not weighted:
-            return self.elbo_cls(max_plate_nesting=max_plate_nesting, **self.kwargs())
+            cls = self.fused_cls if getattr(c, "fused", False) and self.fused_cls is not None else self.elbo_cls
+            return cls(max_plate_nesting=max_plate_nesting, **self.kwargs())
         elbo = latent_weighted(self.elbo_cls)(max_plate_nesting=max_plate_nesting, **self.kwargs())
         return elbo.configure(c.beta, c.warmup_steps, c.free_bits)
 
@@ -192,6 +198,7 @@ class ELBO(Objective):
     """Trace_ELBO: E_q[log p(x,z) − log q(z|x)], estimated with m reparameterized samples."""
 
     elbo_cls = pyro.infer.Trace_ELBO
+    fused_cls = FusedTrace_ELBO
 
 
 @OBJECTIVES.register("meanfield", MeanFieldConfig)
@@ -199,6 +206,7 @@ class MeanFieldELBO(Objective):
     """TraceMeanField_ELBO: E_q[log p(x|z)] − KL(q(z|x)‖p(z)), the KL in closed form where it exists."""
 
     elbo_cls = pyro.infer.TraceMeanField_ELBO
+    fused_cls = FusedTraceMeanField_ELBO
 
 
 @OBJECTIVES.register("enum", EnumConfig)

@@ -23,8 +23,11 @@ class Likelihood(nn.Module):
         self.data_shape = tuple(data_shape)
 
     def split(self, params: Tensor) -> Tuple[Tensor, ...]:
-        """The ``num_params`` parameter maps, each of shape ``(..., *data_shape)``."""
-        return params.unbind(-len(self.data_shape) - 1)
+        """The ``num_params`` parameter maps, each of shape ``(..., *data_shape)`` (views of ``params``)."""
+        dim = -len(self.data_shape) - 1
+        if params.shape[dim] == 1:  # a view whose backward is free (unbind's backward stacks a copy)
+            return (params.squeeze(dim),)
+        return params.unbind(dim)
 
     def distribution(self, params: Tensor) -> TorchDistribution:
         raise NotImplementedError

@@ -25,6 +25,9 @@ class TrainConfig:
     engine: Literal["auto", "torch", "svi"] = opt(
         "auto", "how a step is taken: torch (differentiable_loss + torch Adam), svi (pyro SVI); auto: torch "
                 "when the objective has differentiable_loss, else svi")
+    replay: bool = opt(True, "torch engine, fused objectives: record the loss's tensor ops once per batch shape and "
+                             "replay them (checked against the eager program first; stays eager if they differ "
+                             "or the program reads tensor values)")
     progress: bool = opt(True, "show a tqdm progress bar")
     tensorboard: bool = opt(False, "also log ELBO parts, evaluation numbers and image grids to RUN_DIR/tensorboard "
                                    "(optional extra: pip install 'pyro-vae[tensorboard]')")

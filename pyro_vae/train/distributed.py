@@ -118,6 +118,7 @@ class DistributedEngine(TorchEngine):
         # find_unused_parameters: a model may leave some parameters out of a step (e.g. a conditional prior).
         self.ddp = DistributedDataParallel(self.loss, device_ids=ids, find_unused_parameters=True)
         self.world = world_size()
+        self.replay = None  # DDP runs the module eagerly: its gradient hooks sit on the module's forward
         seed_rank_stream()
 
     def loss_fn(self, x: Tensor, y: Optional[Tensor]) -> Tensor:

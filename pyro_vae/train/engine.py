@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..infer.objectives import build_elbo
 from .config import TrainConfig
+from .replay import ReplayedLoss
 
 
 class SVIEngine:
@@ -94,10 +95,21 @@ class TorchEngine:
         # fused Adam: one kernel over all parameters (vs one Python-level optimizer per parameter in pyro.optim).
         self.optim = torch.optim.Adam(self.params, lr=config.lr, fused=True)
         self._checked = False
+        self.replay = ReplayedLoss(self.loss) if getattr(config, "replay", False) else None
 
     def loss_fn(self, x: Tensor, y: Optional[Tensor]) -> Tensor:
-        """The differentiable minibatch loss (the DDP engine swaps in its wrapped module here)."""
+        """The differentiable minibatch loss (the DDP engine swaps in its wrapped module here): replayed
+        once the one-pass objective has run eagerly (:mod:`pyro_vae.train.replay`), else eager."""
+        if self._replayable():
+            return self.replay(x, y)
         return self.loss(x, y)
+
+    def _replayable(self) -> bool:
+        """Replay is on, not given up, the objective ran its one-pass path and every trainable tensor is a
+        module parameter (no ``pyro.param`` outside the module)."""
+        r = self.replay
+        return (r is not None and r.disabled is None and getattr(self.elbo, "fused", None) is True
+                and len(self.params) == len(r.params))
 
     def _first_loss(self, x: Tensor, y: Optional[Tensor]) -> Tensor:
         """First step: validation on (shape/support errors surface with Pyro's messages) and any
@@ -115,16 +127,20 @@ class TorchEngine:
 
     def step(self, x: Tensor, y: Optional[Tensor] = None) -> float:
         self.optim.zero_grad(set_to_none=True)
-        if self._checked:
+        graph = self.replay.graph_for(x, y) if self._replayable() else None
+        if graph is not None:  # a recorded graph: no Pyro code runs, so no handlers to set up
+            loss = graph(self.replay.tensors, x, y)
+        elif self._checked:
             with pyro.validation_enabled(False), _modules_registered():
                 loss = self.loss_fn(x, y)
         else:
             loss = self._first_loss(x, y)
         loss.backward()
-        if self.clip is not None:  # ClippedAdam's clamp of every gradient entry to [−clip, clip], in one pass
+        if self.clip is not None:  # ClippedAdam's clamp of every gradient entry to [−clip, clip]
+            clip = self.clip
             for p in self.params:
                 if p.grad is not None:
-                    p.grad.clamp_(-self.clip, self.clip)
+                    p.grad.clamp_(-clip, clip)
         self.optim.step()
         return self.report(loss.detach())
 

@@ -1,0 +1,122 @@
+"""Replay (pyro_vae.train.replay): recorded graphs give the eager program's numbers, and refuse what they can't."""
+
+from __future__ import annotations
+
+import pyro
+import pytest
+import torch
+from torch import nn
+
+from conftest import tiny_overrides
+from pyro_vae import load_config
+from pyro_vae.config.schema import from_dict
+from pyro_vae.data import load_data
+from pyro_vae.models import build_model
+from pyro_vae.train import engine as engines
+from pyro_vae.train.config import TrainConfig
+from pyro_vae.train.replay import ReplayedLoss
+
+
+def _engine(replay: bool, objective: str = "elbo"):
+    config = load_config(None, tiny_overrides())
+    data = load_data(config.data, config.seed)
+    pyro.set_rng_seed(0)
+    pyro.clear_param_store()
+    model = build_model(config.model, data.shape, data.num_classes)
+    cfg = from_dict(TrainConfig, {"objective": {"type": objective}, "batch_size": 32, "replay": replay})
+    return model, data, engines.build_engine(model, cfg)
+
+
+@pytest.mark.parametrize("objective", ["elbo", "meanfield"])
+def test_replayed_steps_equal_eager_steps_bit_for_bit(objective):
+    """Same seed: every loss and every final weight identical with and without replay, across two batch shapes."""
+    runs = []
+    for replay in (False, True):
+        model, data, eng = _engine(replay, objective)
+        batches = data.batches("train", 300, shuffle=True, generator=torch.Generator().manual_seed(1))
+        losses = [eng.step(x, y) for _ in range(2) for x, y in batches]  # 300, ..., a smaller last batch, twice
+        runs.append((losses, [p.detach().clone() for p in model.parameters()], eng))
+    (eager, w_eager, e_eng), (replayed, w_replayed, r_eng) = runs
+    assert e_eng.replay is None and r_eng.replay.disabled is None
+    assert len(r_eng.replay.graphs) == 2  # the full and the last, smaller minibatch
+    assert replayed == eager
+    assert all(torch.equal(a, b) for a, b in zip(w_eager, w_replayed))
+
+
+OUTSIDE = nn.Parameter(torch.tensor(2.0))  # trainable, but not a parameter of the module (like a pyro.param)
+
+
+class Loss(nn.Module):
+    """A small differentiable loss with a parameter and a buffer; ``mode`` picks a misbehaviour."""
+
+    def __init__(self, mode: str = "ok"):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([0.5, -1.0]))
+        self.register_buffer("shift", torch.tensor(0.1))
+        self.mode, self.calls = mode, 0
+
+    def forward(self, x, y=None):
+        self.calls += 1
+        out = ((x * self.w).sum(-1) + self.shift + torch.randn(x.shape[0])).square().sum()
+        if self.mode == "reads-values" and out > 0:  # Python control flow on a tensor value
+            out = out * 2
+        if self.mode == "captures-parameter":
+            out = out * OUTSIDE
+        if self.mode == "stateful":  # Python state baked into a recording
+            out = out * self.calls
+        return out
+
+
+def test_replay_of_a_well_behaved_program():
+    loss = Loss()
+    replayed = ReplayedLoss(loss)
+    x = torch.randn(5, 2)
+    torch.manual_seed(0)
+    first = replayed(x)  # records, checks against eager and returns the replayed value
+    assert replayed.disabled is None and len(replayed.graphs) == 1
+    torch.manual_seed(1)
+    again = replayed(x)
+    torch.manual_seed(1)
+    eager = loss(x)
+    assert torch.equal(again, eager) and first.requires_grad
+    (g_r,) = torch.autograd.grad(again, [loss.w])
+    (g_e,) = torch.autograd.grad(eager, [loss.w])
+    assert torch.equal(g_r, g_e)
+    with torch.no_grad():
+        loss.shift.fill_(5.0)  # buffers are graph inputs: an in-place change is seen
+        torch.manual_seed(2)
+        a = replayed(x)
+        torch.manual_seed(2)
+        assert torch.equal(a, loss(x))
+
+
+@pytest.mark.parametrize("mode,reason", [("reads-values", "not recorded"),
+                                         ("captures-parameter", "not recorded"),
+                                         ("stateful", "differs from the eager program")])
+def test_replay_refuses_what_it_cannot_reproduce(mode, reason):
+    loss = Loss(mode)
+    replayed = ReplayedLoss(loss)
+    x = torch.randn(5, 2)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    value = replayed(x)  # falls back: the eager value, on the eager random stream
+    assert replayed.disabled is not None and reason in replayed.disabled and not replayed.graphs
+    assert torch.isfinite(value)
+    torch.manual_seed(0)
+    loss.calls = 0
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_engine_replays_only_one_pass_objectives():
+    _, data, eng = _engine(True, "elbo")
+    assert eng._replayable() is False  # nothing ran yet: the objective has not shown it is one-pass
+    x, y = next(iter(data.batches("train", 32, shuffle=False)))
+    for _ in range(3):
+        eng.step(x, y)
+    assert eng._replayable() and len(eng.replay.graphs) == 1
+    config = from_dict(TrainConfig, {"objective": {"type": "elbo", "fused": False}})
+    model, _, _ = _engine(True)
+    unfused = engines.build_engine(model, config)
+    for _ in range(3):
+        unfused.step(x, y)
+    assert not unfused._replayable() and not unfused.replay.graphs
