@@ -299,6 +299,21 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def saved_for_backward_mb(step: Callable[[Tensor], float], x: Tensor) -> float:
+    """MB of distinct tensors one step keeps for its backward pass (autograd's saved tensors): the transient
+    memory a step adds on top of weights, gradients and optimizer state. (CPU has no allocator peak counter.)"""
+    seen: Dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        if t.device.type != "meta":
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step(x)
+    return sum(seen.values()) / 2**20
+
+
 def memory_child(route: str, batch: int, steps: int) -> None:
     """(In a fresh process) resident memory that training steps add (gradients, optimizer state, activations
     kept by the allocator), sampled after each fifth of ``steps``: flat means no growth."""
@@ -311,7 +326,8 @@ def memory_child(route: str, batch: int, steps: int) -> None:
         for _ in range(steps // 5):
             step(x)
         blocks.append(round(rss_mb() - base, 2))
-    print(json.dumps({"route": route, "batch": batch, "rss_added_mb": blocks}))
+    saved = round(saved_for_backward_mb(step, x), 2)
+    print(json.dumps({"route": route, "batch": batch, "rss_added_mb": blocks, "saved_for_backward_mb": saved}))
 
 
 def measure_memory(routes: List[str], batch: int, steps: int) -> List[Dict]:
@@ -323,6 +339,14 @@ def measure_memory(routes: List[str], batch: int, steps: int) -> List[Dict]:
     return rows
 
 
+def print_memory(rows: List[Dict]) -> List[Dict]:
+    print("\nresident memory added by training at batch 128 (fresh process per route), after 40, 80, ... 200 steps; "
+          "tensors one step saves for backward:")
+    for row in rows:
+        print(f"  {row['route']:16s} {row['rss_added_mb']} MB   saved for backward {row['saved_for_backward_mb']} MB")
+    return rows
+
+
 def main(argv: List[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 1024])
@@ -331,6 +355,7 @@ def main(argv: List[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--eval-k", type=int, default=100, help="importance samples for the evaluation timing")
     p.add_argument("--memory", action="store_true", help="also measure the resident memory steps add, per route (subprocesses)")
+    p.add_argument("--memory-only", action="store_true", help="only the memory measurement (merged into --json if it exists)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--denormals", choices=["flush", "keep"], default="flush",
                    help="flush (default): subnormal floats are flushed to zero for every route alike, so a route "
@@ -342,6 +367,13 @@ def main(argv: List[str] | None = None) -> None:
     torch.set_flush_denormal(args.denormals == "flush")
     if args.memory_child:
         return memory_child(args.memory_child, args.batch_sizes[0], args.steps)
+    if args.memory_only:
+        results = json.load(open(args.json)) if args.json and os.path.exists(args.json) else {}
+        results["memory"] = print_memory(measure_memory(args.routes, 128, 200))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return
 
     results: Dict = {"torch": torch.__version__, "pyro": pyro.__version__, "threads": args.threads,
                      "denormals": args.denormals,
@@ -364,10 +396,7 @@ def main(argv: List[str] | None = None) -> None:
     print(f"\nimportance-sampled evaluation, 500 points × K={args.eval_k}: pyro-vae {1e3 * ev['pyro-vae']:.1f} ms, "
           f"floor {1e3 * ev['floor']:.1f} ms, ratio {ev['pyro-vae'] / ev['floor']:.3f}x")
     if args.memory:
-        results["memory"] = measure_memory(args.routes, 128, 200)
-        print("\nresident memory added by training at batch 128 (fresh process per route), after 40, 80, ... 200 steps:")
-        for row in results["memory"]:
-            print(f"  {row['route']:16s} {row['rss_added_mb']} MB")
+        results["memory"] = print_memory(measure_memory(args.routes, 128, 200))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
-from torchvision.utils import save_image  # noqa: E402
+from torchvision.utils import make_grid, save_image  # noqa: E402
 
 PathLike = Union[str, Path]
 MIN_SIDE = 28  # small images (8x8 digits) are upscaled so a grid is legible
@@ -24,6 +24,18 @@ def _upscale(images: Tensor) -> Tensor:
         return images
     factor = -(-MIN_SIDE // side)
     return F.interpolate(images, scale_factor=factor, mode="nearest")
+
+
+def show_images(images: Tensor, nrow: int = 8, title: Optional[str] = None, ax: Optional["plt.Axes"] = None,
+                fontsize: int = 9) -> "plt.Axes":
+    """Draw (N, C, H, W) images in [0, 1] as one grid on ``ax`` (a new figure if None), e.g. in a notebook."""
+    grid = make_grid(images.detach().cpu().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
+    ax = ax or plt.figure(figsize=(4, 4)).gca()
+    ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray", interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+    return ax
 
 
 def save_grid(images: Tensor, path: PathLike, nrow: int = 8) -> None:

@@ -22,10 +22,10 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions.kl import kl_divergence
-from torchvision.utils import make_grid
 
 import pyro_vae
 from pyro_vae import load_config, train
+from pyro_vae.plots import show_images
 from pyro_vae.models.vae import VAE
 from pyro_vae.nets.base import GaussianHead
 
@@ -38,16 +38,6 @@ LIMIT = ["data.limit=400", "train.eval_samples=2"] if FAST else []  # CI: a 400-
 OUT = Path(tempfile.mkdtemp(prefix="tutorial01-"))  # run folders go to a scratch directory
 print(f"pyro_vae {pyro_vae.__version__}, pyro {pyro.__version__}, fast={FAST}, epochs={EPOCHS}")
 
-
-def show(images, nrow=8, title=None, ax=None):
-    """Plot (N, C, H, W) images in [0, 1] as one grid."""
-    grid = make_grid(images.detach().cpu().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
-    ax = ax or plt.figure(figsize=(4, 4)).gca()
-    ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray", interpolation="nearest")
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title)
-    return ax
 
 # %% [markdown]
 # ## The bound
@@ -109,7 +99,10 @@ print(inspect.getsource(VAE.guide))
 # `self.prior()` samples site `z` from $p(z)$ and `self.likelihood(params, x)` observes site `x` under
 # $p_\theta(x\mid z)$ — both are swappable components (tutorials 2 and 3). `pyro.infer.SVI` with `Trace_ELBO`
 # runs model and guide, and ascends the one-sample ELBO estimate; with `TraceMeanField_ELBO` (objective
-# `meanfield`) it uses the closed-form KL above instead of sampling it.
+# `meanfield`) it uses the closed-form KL above instead of sampling it. pyro-vae's default engine computes
+# the same estimators (same random numbers, same gradients) with one-pass versions of these classes and
+# replays their recorded tensor ops (README, *Speed and scale*); `train.engine=svi train.objective.fused=false`
+# runs Pyro's own loop exactly as described here.
 #
 # ## Training on digits
 #
@@ -142,9 +135,9 @@ plt.xlabel("epoch"); plt.ylabel("ELBO per digit (nats)"); plt.legend(); plt.tigh
 data = run.data()
 x = data.test_x[:32]
 fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-show(run.sample(64), title="samples E[x|z], z ~ p(z)", ax=axes[0])
-show(x, title="test digits", ax=axes[1])
-show(run.model.reconstruct(x), title="reconstructions", ax=axes[2])
+show_images(run.sample(64), title="samples E[x|z], z ~ p(z)", ax=axes[0])
+show_images(x, title="test digits", ax=axes[1])
+show_images(run.model.reconstruct(x), title="reconstructions", ax=axes[2])
 plt.tight_layout()
 if Path("thumbnails").is_dir():
     fig.savefig("thumbnails/01_elbo_to_svi.png", dpi=40)

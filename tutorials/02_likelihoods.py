@@ -18,13 +18,16 @@
 # %%
 import os
 import tempfile
+import warnings
 from pathlib import Path
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook widget is not used here
 
 import matplotlib.pyplot as plt
 import torch
-from torchvision.utils import make_grid
 
 from pyro_vae import LIKELIHOODS, load_config, train
+from pyro_vae.plots import show_images
 
 # %matplotlib inline
 torch.set_num_threads(2)
@@ -34,16 +37,6 @@ HIDDEN = "[32]" if FAST else "[256,128]"
 LIMIT = ["data.limit=400", "train.eval_samples=2"] if FAST else []
 EVAL_K = 5 if FAST else 100
 OUT = Path(tempfile.mkdtemp(prefix="tutorial02-"))
-
-
-def show(images, nrow=8, title=None, ax=None):
-    grid = make_grid(images.detach().cpu().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
-    ax = ax or plt.figure(figsize=(4, 4)).gca()
-    ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray", interpolation="nearest")
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax
 
 
 print("registered likelihoods:", LIKELIHOODS.names())
@@ -77,8 +70,8 @@ x = runs["bernoulli"].data().test_x[:16]
 fig, axes = plt.subplots(2, len(runs), figsize=(3.2 * len(runs), 6.4))
 for j, (name, run) in enumerate(runs.items()):
     torch.manual_seed(0)
-    show(run.sample(32), nrow=8, title=f"{name}\nsamples", ax=axes[0, j])
-    show(torch.cat([x, run.model.reconstruct(x)]), nrow=8, title="test (top) / reconstruction", ax=axes[1, j])
+    show_images(run.sample(32), nrow=8, title=f"{name}\nsamples", ax=axes[0, j])
+    show_images(torch.cat([x, run.model.reconstruct(x)]), nrow=8, title="test (top) / reconstruction", ax=axes[1, j])
 plt.tight_layout()
 if Path("thumbnails").is_dir():
     fig.savefig("thumbnails/02_likelihoods.png", dpi=40)

@@ -16,16 +16,18 @@
 import inspect
 import os
 import tempfile
+import warnings
 from pathlib import Path
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook widget is not used here
 
 import matplotlib.pyplot as plt
 import pyro
 import pyro.poutine as poutine
 import torch
-from torchvision.utils import make_grid
 
 from pyro_vae import PRIORS, load_config, train
-from pyro_vae.plots import project_2d
+from pyro_vae.plots import project_2d, show_images
 from pyro_vae.priors.gmm import GMMPrior
 
 # %matplotlib inline
@@ -38,15 +40,6 @@ EVAL_K = 5 if FAST else 100
 OUT = Path(tempfile.mkdtemp(prefix="tutorial03-"))
 print("registered priors:", PRIORS.names())
 
-
-def show(images, nrow=8, title=None, ax=None):
-    grid = make_grid(images.detach().cpu().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
-    ax = ax or plt.figure(figsize=(4, 4)).gca()
-    ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray", interpolation="nearest")
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax
 
 # %% [markdown]
 # ## The mixture as a program, and enumeration
@@ -145,7 +138,7 @@ with torch.no_grad():
     order = weights.argsort(descending=True)
     means = gmm.model.decode(locs[order])
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
-show(means, nrow=10, title="decoded component means μ_k (by weight π_k)", ax=axes[0])
+show_images(means, nrow=10, title="decoded component means μ_k (by weight π_k)", ax=axes[0])
 axes[1].imshow(plt.imread(gmm.path / "latent.png")); axes[1].set_axis_off()
 plt.tight_layout()
 
@@ -159,7 +152,7 @@ plt.tight_layout()
 fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs), 4))
 for ax, (name, run) in zip(axes, runs.items()):
     torch.manual_seed(0)
-    show(run.sample(64), title=name, ax=ax)
+    show_images(run.sample(64), title=name, ax=ax)
 plt.tight_layout()
 
 # %% [markdown]

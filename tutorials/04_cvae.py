@@ -14,13 +14,16 @@
 import inspect
 import os
 import tempfile
+import warnings
 from pathlib import Path
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook widget is not used here
 
 import matplotlib.pyplot as plt
 import torch
-from torchvision.utils import make_grid
 
 from pyro_vae import load_config, train
+from pyro_vae.plots import show_images
 from pyro_vae.models.cvae import CVAE
 
 # %matplotlib inline
@@ -33,15 +36,6 @@ EVAL_K = 5 if FAST else 100
 OUT = Path(tempfile.mkdtemp(prefix="tutorial04-"))
 common = [f"train.epochs={EPOCHS}", f"model.network.hidden_dims={HIDDEN}", "train.progress=false", *LIMIT]
 
-
-def show(images, nrow=8, title=None, ax=None):
-    grid = make_grid(images.detach().cpu().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
-    ax = ax or plt.figure(figsize=(4, 4)).gca()
-    ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray", interpolation="nearest")
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax
 
 # %% [markdown]
 # ## The model
@@ -68,8 +62,8 @@ by_class = label_run.model.generate(labels.shape[0], labels)     # one row per c
 z = torch.randn(8, 4).repeat(10, 1)                               # the same 8 styles for every class
 same_style = label_run.model.decode(z, labels)
 fig, axes = plt.subplots(1, 2, figsize=(9, 5))
-show(by_class, nrow=8, title="rows: c = 0..9, z ~ p(z|c)", ax=axes[0])
-show(same_style, nrow=8, title="rows: c = 0..9, columns: one fixed z", ax=axes[1])
+show_images(by_class, nrow=8, title="rows: c = 0..9, z ~ p(z|c)", ax=axes[0])
+show_images(same_style, nrow=8, title="rows: c = 0..9, columns: one fixed z", ax=axes[1])
 plt.tight_layout()
 if Path("thumbnails").is_dir():
     fig.savefig("thumbnails/04_cvae.png", dpi=40)
@@ -95,7 +89,7 @@ for name, run in [("baseline", base_run), ("cvae", cvae_run)]:
 x = cvae_run.data().test_x[:10]
 torch.manual_seed(0)
 rows = [x, base_run.model.reconstruct(x), *cvae_run.model.complete(x, 4)]
-show(torch.cat(rows), nrow=10, title="truth / baseline / 4 CVAE completions (visible: bottom-left quadrant)")
+show_images(torch.cat(rows), nrow=10, title="truth / baseline / 4 CVAE completions (visible: bottom-left quadrant)")
 print("the run folders also hold these pictures:", sorted(p.name for p in cvae_run.path.glob("*.png")))
 
 # %% [markdown]

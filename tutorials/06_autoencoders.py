@@ -27,9 +27,9 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's noteb
 
 import matplotlib.pyplot as plt
 import torch
-from torchvision.utils import make_grid
 
 from pyro_vae import load_config, train
+from pyro_vae.plots import show_images
 from pyro_vae.models.autoencoders import Autoencoder, code_sparsity, jacobian_sq
 
 # %matplotlib inline
@@ -40,15 +40,6 @@ HIDDEN = "[32]" if FAST else "[256]"   # one hidden layer: the contractive penal
 LIMIT = ["data.limit=400", "train.eval_samples=2"] if FAST else []
 OUT = Path(tempfile.mkdtemp(prefix="tutorial06-"))
 
-
-def show(images, nrow=8, title=None, ax=None):
-    grid = make_grid(images.detach().cpu().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
-    ax = ax or plt.figure(figsize=(4, 4)).gca()
-    ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray", interpolation="nearest")
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax
 
 # %% [markdown]
 # ## One model, one guide, two hooks
@@ -100,9 +91,9 @@ for name, run in runs.items():
 
 # %%
 fig, axes = plt.subplots(1, len(runs) + 1, figsize=(2.6 * (len(runs) + 1), 3.2))
-show(torch.cat([x[:8], x_noisy[:8]]), nrow=8, title="clean / noisy input", ax=axes[0])
+show_images(torch.cat([x[:8], x_noisy[:8]]), nrow=8, title="clean / noisy input", ax=axes[0])
 for ax, (name, run) in zip(axes[1:], runs.items()):
-    show(torch.cat([run.model.reconstruct(x[:8]), run.model.reconstruct(x_noisy[:8])]), nrow=8, title=name, ax=ax)
+    show_images(torch.cat([run.model.reconstruct(x[:8]), run.model.reconstruct(x_noisy[:8])]), nrow=8, title=name, ax=ax)
 plt.tight_layout()
 if Path("thumbnails").is_dir():
     fig.savefig("thumbnails/06_autoencoders.png", dpi=40)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from pathlib import Path
 from typing import List
 
@@ -71,11 +72,14 @@ def main(argv: List[str] = None) -> int:
     args = parser.parse_args(argv)
     for src in sources(args.only):
         nb = read_percent(src)
+        start = time.perf_counter()
         if args.execute:
             execute(nb)
+        seconds = time.perf_counter() - start
         out = src.with_suffix(".ipynb")
         nbformat.write(nb, out)
-        print(f"{out.relative_to(HERE.parent)}: {out.stat().st_size / 1e3:.0f} kB")
+        ran = f", executed in {seconds:.0f} s" if args.execute else ""
+        print(f"{out.relative_to(HERE.parent)}: {out.stat().st_size / 1e3:.0f} kB{ran}")
     return 0
 
 

@@ -9,7 +9,12 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+
+try:  # notebook bars need ipywidgets; without it tqdm.auto warns at import (and draws text bars anyway)
+    import ipywidgets  # noqa: F401
+    from tqdm.auto import tqdm
+except ImportError:
+    from tqdm import tqdm
 
 from ..data.base import ImageData
 from ..errors import TrainingError
