@@ -2,7 +2,7 @@
 
 from ..registry import LIKELIHOODS
 from . import bernoulli, gaussian  # noqa: F401  (register the likelihoods)
-from . import continuous_bernoulli, discretized_logistic, laplace  # noqa: F401
+from . import categorical, continuous_bernoulli, discretized_logistic, laplace  # noqa: F401
 from .base import Likelihood
 
 __all__ = ["LIKELIHOODS", "Likelihood"]

@@ -5,8 +5,24 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import pyro
+import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor, nn
+
+from ..errors import DataError
+
+
+def check_levels(x: Tensor, levels: int, name: str) -> None:
+    """Raise :class:`~pyro_vae.errors.DataError` unless ``x`` lies in [0, 1] on the grid k/(levels − 1)."""
+    steps = levels - 1
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0 or not torch.isfinite(x).all():
+        raise DataError(f"{name} likelihood needs pixel values in [0, 1], got range [{lo:g}, {hi:g}] "
+                        "(set data.scale: true)")
+    off_grid = float((x * steps - (x * steps).round()).abs().max())
+    if off_grid > 1e-3:
+        raise DataError(f"{name} likelihood needs values on the grid k/{steps} ({levels} levels); the data is "
+                        f"off it by up to {off_grid / steps:g} (set model.likelihood.levels)")
 
 
 class Likelihood(nn.Module):

@@ -13,9 +13,8 @@ from torch.distributions.utils import broadcast_all
 from torch.nn.functional import logsigmoid, softplus
 
 from ..config.schema import opt
-from ..errors import DataError
 from ..registry import LIKELIHOODS
-from .base import Likelihood
+from .base import Likelihood, check_levels
 
 
 class DiscretizedLogistic(dist.TorchDistribution):
@@ -86,12 +85,4 @@ class DiscretizedLogisticLikelihood(Likelihood):
         return DiscretizedLogistic(loc, scale, self.config.levels).to_event(len(self.data_shape))
 
     def validate(self, x: Tensor) -> None:
-        steps = self.config.levels - 1
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0.0 or hi > 1.0 or not torch.isfinite(x).all():
-            raise DataError(f"discretized_logistic likelihood needs pixel values in [0, 1], got range [{lo:g}, {hi:g}] "
-                            "(set data.scale: true)")
-        off_grid = (x * steps - (x * steps).round()).abs().max()
-        if float(off_grid) > 1e-3:
-            raise DataError(f"discretized_logistic likelihood needs values on the grid k/{steps} "
-                            f"({self.config.levels} levels); the data is off it by up to {float(off_grid) / steps:g}")
+        check_levels(x, self.config.levels, "discretized_logistic")
