@@ -14,7 +14,7 @@ from typing import Any, Dict, Literal, Optional, Tuple
 import pyro
 import pyro.distributions as dist
 import torch
-import torch.nn.functional as F
+from pyro.infer.util import is_validation_enabled
 from torch import Tensor, nn
 
 from ..config.schema import component, opt
@@ -49,10 +49,12 @@ class Condition(nn.Module):
         if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
             raise DataError(f"condition: expected integer labels of shape (B,) or one-hot (B, {k}), "
                             f"got {y.dtype} of shape {tuple(y.shape)}")
-        bad = y[(y < 0) | (y >= k)]
-        if bad.numel():
-            raise DataError(f"label {int(bad[0])} is outside the classes 0..{k - 1}")
-        return F.one_hot(y, k).float()
+        if is_validation_enabled():  # reads the labels (a host sync): first step and evaluation, not the hot loop
+            bad = y[(y < 0) | (y >= k)]
+            if bad.numel():
+                raise DataError(f"label {int(bad[0])} is outside the classes 0..{k - 1}")
+        # scatter, not torch.nn.functional.one_hot: the same one-hot without reading the labels' values (so replay can record it)
+        return torch.zeros(*y.shape, k, device=y.device).scatter_(-1, y.unsqueeze(-1), 1.0)
 
     def forward(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
         """c of shape ``(B, dim)``; without data: balanced labels 0..K-1, or blank visible quadrants."""

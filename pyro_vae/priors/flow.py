@@ -7,12 +7,34 @@ from typing import List, Literal, Optional
 
 import pyro.distributions as dist
 import torch
+from pyro.distributions import constraints
 from pyro.distributions import transforms as T
 from torch import Tensor, nn
 
 from ..config.schema import opt, positive
 from ..registry import PRIORS
 from .base import Prior
+
+
+class Reverse(T.Transform):
+    """y = (x_D, …, x_1), log |det| = 0. Pyro's ``Permute`` with the reversal, but with no index tensor
+    held outside the module, so a recorded graph (``train.replay``) keeps no constant."""
+
+    domain = constraints.real_vector
+    codomain = constraints.real_vector
+    bijective = True
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reverse)
+
+    def _call(self, x: Tensor) -> Tensor:
+        return x.flip(-1)
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return y.flip(-1)
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        return x.new_zeros(x.shape[:-1])
 
 
 @dataclass
@@ -37,7 +59,7 @@ class FlowPrior(Prior):
         # per layer; sampling z = f(ε) is sequential over the dims, which only pictures need.
         self.transforms = nn.ModuleList(make(latent_dim, hidden_dims=list(config.hidden_dims))
                                         for _ in range(config.num_layers))
-        reverse = T.Permute(torch.arange(latent_dim - 1, -1, -1))
+        reverse = Reverse()
         self._chain: List[T.Transform] = []
         for i, t in enumerate(self.transforms):
             self._chain += ([reverse] if i > 0 and latent_dim > 1 else []) + [t.inv]
