@@ -78,3 +78,13 @@ def test_to_dict_puts_type_first():
     d = to_dict(RunConfig())
     assert list(d["data"])[0] == "type" and list(d["train"]["objective"])[0] == "type"
     assert from_dict(RunConfig, d) == RunConfig()
+
+
+def test_partial_component_keeps_the_models_own_defaults():
+    """gmvae defaults its prior to gmm with form: enumerate; setting one prior option keeps that default,
+    naming another prior type starts from that type's defaults."""
+    config = load_config(None, ["model.type=gmvae", "model.prior.num_components=3"])
+    prior = config.model.prior
+    assert (prior.type, prior.form, prior.num_components) == ("gmm", "enumerate", 3)
+    assert load_config(None, ["model.type=vae", "model.prior.type=gmm"]).model.prior.form == "marginal"
+    assert load_config(None, ["model.type=gmvae", "model.prior=normal"]).model.prior.type == "normal"

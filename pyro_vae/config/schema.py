@@ -120,6 +120,10 @@ def _component(registry: Registry, default: Any, value: Any, path: str) -> Any:
     if not isinstance(name, str):
         raise ConfigError(f"{_join(path, 'type')}: expected a string, got {name!r}")
     entry = registry.get(name, key=_join(path, "type"))
+    if name == default.type and dataclasses.is_dataclass(default):
+        # the field's own default is the starting point (a model may default a prior's options, e.g.
+        # gmvae's gmm has form: enumerate); the given keys override it
+        value = {**dataclasses.asdict(default), **value}
     return from_dict(entry.config_cls, value, path)
 
 

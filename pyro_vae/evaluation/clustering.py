@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -28,20 +28,33 @@ def purity(clusters: np.ndarray, labels: np.ndarray) -> float:
     return float(counts.max(1).sum() / len(labels))
 
 
+def has_clusters(model: nn.Module) -> bool:
+    """True for a model with a cluster guide q(y|x), or a mixture prior and an encoder."""
+    return hasattr(model, "cluster_probs") or (hasattr(getattr(model, "prior", None), "responsibilities")
+                                               and hasattr(model, "encode"))
+
+
 @torch.no_grad()
-def assign_clusters(model: nn.Module, x: Tensor, y: Tensor = None, batch_size: int = 1000) -> Tensor:
-    """argmax_k p(component k | z = E[z|x]) under the model's mixture prior, shape ``(N,)``."""
-    parts = [model.prior.responsibilities(model.encode(x[i:i + batch_size],
-                                                       None if y is None else y[i:i + batch_size])[0]).argmax(-1)
+def cluster_probs(model: nn.Module, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+    """Component probabilities ``(B, K)``: the guide's q(y|x) where the model has one, else the mixture
+    prior's p(y = k | z = E[z|x])."""
+    if hasattr(model, "cluster_probs"):
+        return model.cluster_probs(x, y)
+    return model.prior.responsibilities(model.encode(x, y)[0])
+
+
+@torch.no_grad()
+def assign_clusters(model: nn.Module, x: Tensor, y: Optional[Tensor] = None, batch_size: int = 1000) -> Tensor:
+    """argmax_k of :func:`cluster_probs`, shape ``(N,)``."""
+    parts = [cluster_probs(model, x[i:i + batch_size], None if y is None else y[i:i + batch_size]).argmax(-1)
              for i in range(0, x.shape[0], batch_size)]
     return torch.cat(parts)
 
 
 def clustering_metrics(model: nn.Module, data: ImageData, split: str = "test") -> Dict[str, float]:
-    """For a model whose prior is a mixture (exposes ``responsibilities``): Hungarian-matched accuracy,
-    purity and NMI of its cluster assignments against the labels of ``split``; ``{}`` for other models."""
-    prior = getattr(model, "prior", None)
-    if not hasattr(prior, "responsibilities") or not hasattr(model, "encode"):
+    """For a model that clusters (:func:`has_clusters`): Hungarian-matched accuracy, purity and NMI of its
+    cluster assignments against the labels of ``split``; ``{}`` for other models."""
+    if not has_clusters(model):
         return {}
     model.eval()
     x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)

@@ -46,10 +46,15 @@ class KLSplit:
         return math.log(self.num_points)
 
 
-def supports_kl_split(model: nn.Module) -> bool:
-    """An unconditional model with a Gaussian encoder ``encode`` and a prior density ``prior.log_prob``."""
+def has_unconditional_encoder(model: nn.Module) -> bool:
+    """An unconditional model with an encoder ``encode`` (posterior mean, std) and a prior density ``prior.log_prob``."""
     return (hasattr(model, "encode") and hasattr(getattr(model, "prior", None), "log_prob")
             and getattr(model, "cond_dim", 0) == 0 and not getattr(model, "deterministic", False))
+
+
+def supports_kl_split(model: nn.Module) -> bool:
+    """:func:`has_unconditional_encoder`, with q(z|x) the Gaussian N(encode(x)) (not, e.g., a GMVAE's mixture)."""
+    return has_unconditional_encoder(model) and getattr(model, "gaussian_posterior", True)
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ..data.base import ImageData
 from .active_units import THRESHOLD, active_units
-from .decomposition import analytic_kl, kl_split, supports_kl_split
+from .decomposition import analytic_kl, has_unconditional_encoder, kl_split, supports_kl_split
 from .loglik import test_log_likelihood
 
 
@@ -84,7 +84,7 @@ def write_pictures(model: nn.Module, data: ImageData, folder: Union[str, Path], 
     Skipped (empty dict) for models without an unconditional Gaussian encoder."""
     from .. import plots
 
-    if not supports_kl_split(model):
+    if not has_unconditional_encoder(model):
         return {}
     model.eval()
     folder = Path(folder)

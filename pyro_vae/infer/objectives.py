@@ -25,6 +25,7 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.trace_struct import Trace
 
 from ..config.schema import opt, positive
+from ..errors import ConfigError
 from ..registry import OBJECTIVES
 from .fused import FusedTrace_ELBO, FusedTraceMeanField_ELBO
 
@@ -230,6 +231,17 @@ def set_objective_step(elbo: Any, step: int) -> None:
     """Tell a scheduled objective (KL warm-up) the trainer's step count, e.g. after resuming; others ignore it."""
     if isinstance(elbo, LatentWeightedMixin):
         elbo.step = step
+
+
+def check_objective(model: Any, config: Any) -> None:
+    """ConfigError when ``model`` marks discrete sites for enumeration and objective ``config`` would not sum
+    them out: any other ELBO samples them from the model (a biased objective, not a bound on log p(x))."""
+    sites = tuple(getattr(model, "enumerated_sites", ()))
+    if sites and config.type != "enum":
+        names = ", ".join(repr(s) for s in sites)
+        raise ConfigError(f"train.objective.type: {config.type!r} cannot train a model with the enumerated site(s) "
+                          f"{names} (model.prior.form: enumerate, or model.type: gmvae): it would sample them, not sum them "
+                          "out; use train.objective.type=enum (TraceEnum_ELBO)")
 
 
 def build_elbo(config, max_plate_nesting: int) -> pyro.infer.ELBO:

@@ -8,6 +8,7 @@ from ..registry import MODELS
 from . import vae  # noqa: F401  (register the models)
 from . import baseline, cvae  # noqa: F401  (conditional VAE and its deterministic baseline)
 from . import autoencoders  # noqa: F401  (autoencoder, denoising, sparse, contractive)
+from . import gmvae  # noqa: F401  (mixture prior with a cluster guide q(y|x))
 from .vae import VAE, VAEConfig
 
 

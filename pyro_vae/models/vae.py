@@ -66,6 +66,11 @@ class VAE(nn.Module):
             loc, scale = self.encode(x, y)
             return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
+    @property
+    def enumerated_sites(self) -> Tuple[str, ...]:
+        """Discrete sites the model marks for enumeration: they need ``train.objective: enum``."""
+        return self.prior.enumerated_sites
+
     # ---- conveniences for pictures and evaluation (no Pyro sites) ----
     def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Posterior mean and standard deviation of q(z|x)."""

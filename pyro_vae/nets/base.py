@@ -8,13 +8,21 @@ any leading (particle) dims pass through.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "softplus": nn.Softplus, "gelu": nn.GELU}
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
+
+
+def mlp(dims: Sequence[int], activation: str) -> nn.Sequential:
+    """Linear layers ``dims[0] → … → dims[-1]``, each followed by the activation."""
+    layers: List[nn.Module] = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
 
 
 class GaussianHead(nn.Module):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Literal, Optional, Sequence, Tuple
+from typing import List, Literal, Optional, Tuple
 
 from torch import Tensor, nn
 
 from ..config.schema import opt
 from ..registry import NETWORKS
-from .base import ACTIVATIONS, GaussianHead, with_condition
+from .base import GaussianHead, mlp, with_condition
 
 
 @dataclass
@@ -20,13 +20,6 @@ class MLPConfig:
     activation: Literal["relu", "tanh", "elu", "softplus", "gelu"] = opt("relu", "nonlinearity")
 
 
-def _stack(dims: Sequence[int], activation: str) -> nn.Sequential:
-    layers: List[nn.Module] = []
-    for a, b in zip(dims[:-1], dims[1:]):
-        layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
-    return nn.Sequential(*layers)
-
-
 class MLPEncoder(nn.Module):
     """``x ↦ (μ, σ)``: flatten, hidden layers, Gaussian head."""
 
@@ -34,7 +27,7 @@ class MLPEncoder(nn.Module):
         super().__init__()
         self.data_dims = len(data_shape)
         dims = [math.prod(data_shape) + cond_dim, *config.hidden_dims]
-        self.body = _stack(dims, config.activation)
+        self.body = mlp(dims, config.activation)
         self.head = GaussianHead(dims[-1], out_dim)
 
     def forward(self, x: Tensor, c: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
@@ -50,7 +43,7 @@ class MLPDecoder(nn.Module):
         super().__init__()
         self.out_shape = (num_params, *data_shape)
         dims = [latent_dim + cond_dim, *reversed(config.hidden_dims)]
-        self.body = _stack(dims, config.activation)
+        self.body = mlp(dims, config.activation)
         self.out = nn.Linear(dims[-1], math.prod(self.out_shape))
 
     def forward(self, z: Tensor, c: Optional[Tensor] = None) -> Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import pyro
 from pyro.distributions import TorchDistribution
@@ -15,6 +15,8 @@ class Prior(nn.Module):
     :meth:`forward` is what the model calls inside ``pyro.plate("data")``; a prior with discrete
     structure (e.g. an explicit mixture component ``y``) overrides it to emit extra sites first.
     """
+
+    enumerated_sites: Tuple[str, ...] = ()  # discrete sites summed out by TraceEnum_ELBO (objective: enum)
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()

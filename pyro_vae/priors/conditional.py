@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..config.schema import opt
 from ..errors import ConfigError, DataError
-from ..nets.base import ACTIVATIONS, GaussianHead
+from ..nets.base import GaussianHead, mlp
 from ..registry import PRIORS
 from .base import Prior
 
@@ -44,10 +44,7 @@ class ConditionalPrior(Prior):
                 raise ConfigError("model.prior.learn: a learned p(z|c) needs a conditional model (model.type: cvae); "
                                   "use learn: false for N(0, I)")
             dims = [cond_dim, *config.hidden_dims]
-            layers: List[nn.Module] = []
-            for a, b in zip(dims[:-1], dims[1:]):
-                layers += [nn.Linear(a, b), ACTIVATIONS[config.activation]()]
-            self.net = nn.Sequential(*layers, GaussianHead(dims[-1], latent_dim))
+            self.net = nn.Sequential(mlp(dims, config.activation), GaussianHead(dims[-1], latent_dim))
 
     def distribution(self, context: Optional[Tensor] = None) -> dist.TorchDistribution:
         if context is not None and context.shape[-1] != self.cond_dim:

@@ -76,6 +76,10 @@ class GMMPrior(MixturePrior):
         rho = math.log(math.expm1(config.init_scale))
         _maybe_param(self, "scale_rho", torch.full((k, latent_dim), rho), config.learn_scales)
 
+    @property
+    def enumerated_sites(self) -> Tuple[str, ...]:
+        return ("y",) if self.config.form == "enumerate" else ()
+
     def components(self) -> Tuple[Tensor, Tensor, Tensor]:
         return self.weight_logits.softmax(-1), self.locs, softplus(self.scale_rho) + 1e-4
 

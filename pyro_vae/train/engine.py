@@ -30,7 +30,7 @@ from pyro.infer import SVI
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..infer.objectives import build_elbo
+from ..infer.objectives import build_elbo, check_objective
 from .config import TrainConfig
 from .replay import ReplayedLoss
 
@@ -188,6 +188,7 @@ def build_engine(model: nn.Module, config: TrainConfig) -> Engine:
     """The engine named by ``config.engine`` (DDP-wrapped under ``torchrun``)."""
     from . import distributed
 
+    check_objective(model, config.objective)
     name = resolve_engine(model, config)
     if distributed.is_distributed():
         if name != "torch":

@@ -1,0 +1,89 @@
+"""The Gaussian-mixture VAE (GMVAE): a mixture prior with an explicit component y, and a guide that clusters.
+
+    model:  y ~ Cat(π),  z ~ N(μ_y, diag σ_y²),  x ~ p(x|z)
+    guide:  y ~ q(y|x) = Cat(softmax(g(x))),  z ~ q(z|x,y) = N(μ(x,y), diag σ²(x,y))   (the encoder reads [x, onehot y])
+
+Both ``y`` sites are enumerated in parallel, so ``TraceEnum_ELBO`` (``train.objective: enum``) sums y out
+exactly: one z_k ~ q(z|x,k) per component, weighted by q(k|x),
+
+    ELBO = Σ_k q(k|x) ( E_q(z|x,k)[ log p(x|z) + log N(z; μ_k, σ_k) − log q(z|x,k) ] + log π_k − log q(k|x) )
+
+whose optimum in q(y|x) is q(k|x) ∝ π_k exp ELBO_k(x): the argmax is the model's clustering. A step costs
+K decoder passes (one per component).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config.schema import component, opt
+from ..errors import ConfigError
+from ..nets.base import mlp
+from ..registry import MODELS, NETWORKS, PRIORS
+from .vae import VAE, VAEConfig
+
+
+def _enumerated_gmm() -> Any:
+    return PRIORS.get("gmm").config_cls(form="enumerate")
+
+
+@dataclass
+class GMVAEConfig(VAEConfig):
+    type: str = "gmvae"
+    prior: Any = component(PRIORS, _enumerated_gmm, "p(y) p(z|y): a gmm prior with form: enumerate")
+    classifier_dims: List[int] = opt([256], "hidden widths of the cluster network q(y|x) (an MLP on flattened x)")
+
+
+@MODELS.register("gmvae", GMVAEConfig)
+class GMVAE(VAE):
+    """Mixture-prior VAE with a cluster guide q(y|x) q(z|x,y); sites ``y``, ``z``, ``x`` inside ``pyro.plate("data")``."""
+
+    gaussian_posterior = False  # q(z|x) = Σ_k q(k|x) q(z|x,k): evaluation skips the Gaussian-only KL split
+
+    def __init__(self, config: GMVAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+        if config.prior.type != "gmm" or config.prior.form != "enumerate":
+            form = f", form {config.prior.form!r}" if config.prior.type == "gmm" else ""
+            raise ConfigError(f"model.prior: gmvae needs type 'gmm' with form 'enumerate' (its guide q(y|x) "
+                              f"proposes the component site y), got type {config.prior.type!r}{form}")
+        super().__init__(config, data_shape, num_classes)
+        self.num_components = k = config.prior.num_components
+        net = NETWORKS.get(config.network.type).cls
+        self.encoder = net.encoder(config.network, self.data_shape, config.latent_dim, k)  # q(z|x,y): y one-hot
+        dims = [math.prod(self.data_shape), *config.classifier_dims]
+        activation = getattr(config.network, "activation", "relu")
+        self.classifier = nn.Sequential(nn.Flatten(-len(self.data_shape)), mlp(dims, activation), nn.Linear(dims[-1], k))
+
+    def guide(self, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
+        """q(y|x) q(z|x,y); y enumerated (each component weighted by q(y|x)), z = μ(x,y) + σ(x,y) ⊙ ε."""
+        pyro.module("vae", self)
+        with pyro.plate("data", x.shape[0]):
+            k = pyro.sample("y", dist.Categorical(logits=self.classifier(x)), infer={"enumerate": "parallel"})
+            loc, scale = self.encode_given(x, k)
+            return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    def encode_given(self, x: Tensor, k: Tensor) -> Tuple[Tensor, Tensor]:
+        """Mean and standard deviation of q(z|x, y=k), broadcast over k's shape (e.g. ``(K, 1)`` enumerated)."""
+        lead = torch.broadcast_shapes(k.shape, x.shape[:1])
+        c = F.one_hot(k, self.num_components).to(x.dtype).expand(*lead, self.num_components)
+        return self.encoder(x.expand(*lead, *x.shape[1:]), c)
+
+    def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Mean and standard deviation of q(z|x) = Σ_k q(k|x) q(z|x,k) (a mixture: its first two moments)."""
+        probs = self.classifier(x).softmax(-1).T.unsqueeze(-1)  # (K, B, 1)
+        loc, scale = self.encode_given(x, torch.arange(self.num_components, device=x.device).unsqueeze(-1))
+        mean = (probs * loc).sum(0)
+        var = (probs * (scale ** 2 + loc ** 2)).sum(0) - mean ** 2
+        return mean, var.clamp_min(1e-12).sqrt()
+
+    @torch.no_grad()
+    def cluster_probs(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """q(y = k | x), shape ``(B, K)``: the clustering (y, the labels, is ignored)."""
+        return self.classifier(x).softmax(-1)
