@@ -31,6 +31,7 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch import Tensor
 
+from ..rng import set_torch_rng_state, torch_rng_state
 from .kernels import Score, neg_log_prob_sum, rsample_scored
 
 
@@ -146,8 +147,7 @@ class FusedELBOMixin:
         if is_validation_enabled() and not self.checked:
             self._check(model, guide, args, kwargs)
         first = self.fused is None  # a first try that fails is undone, random draws included
-        state = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None) \
-            if first else None
+        state = torch_rng_state() if first else None
         repeats = 1 if self.vectorize_particles else self.num_particles
         if self.vectorize_particles:  # one pass inside a particle plate, as Pyro's ELBOs do
             model, guide = self._vectorized_num_particles(model), self._vectorized_num_particles(guide)
@@ -158,9 +158,7 @@ class FusedELBOMixin:
         except NotFusable as e:
             self.fused, self.reason = False, str(e)
             if state is not None:
-                torch.set_rng_state(state[0])
-                if state[1] is not None:
-                    torch.cuda.set_rng_state_all(state[1])
+                set_torch_rng_state(state)
             return None
         self.fused = True
         # no warn_if_nan: it reads the value (a host sync); the trainer stops on a non-finite loss itself

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import RunDirError
+from ..rng import set_torch_rng_state, torch_rng_state
 
 FORMAT = "pyro-vae/1"
 
@@ -83,22 +84,21 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
 def rng_state() -> Dict[str, Any]:
     """Every global random stream a run draws from, as plain tensors/tuples (``weights_only``-loadable)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
+    cpu, cuda = torch_rng_state()
     state: Dict[str, Any] = {
-        "torch": torch.get_rng_state(),
+        "torch": cpu,
         "python": random.getstate(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if cuda is not None:
+        state["cuda"] = cuda
     return state
 
 
 def set_rng_state(state: Dict[str, Any]) -> None:
     """Restore the streams saved by :func:`rng_state`."""
-    torch.set_rng_state(state["torch"])
+    set_torch_rng_state((state["torch"], state.get("cuda")))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

@@ -27,6 +27,8 @@ import torch
 from torch import Tensor, fx, nn
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from ..rng import set_torch_rng_state, torch_rng_state
+
 Key = Tuple[Any, ...]
 _VIEWS = {torch.ops.aten.expand.default, torch.ops.aten.view.default, torch.ops.aten.alias.default,
           torch.ops.aten._unsafe_view.default}
@@ -36,16 +38,6 @@ def _key(x: Tensor, y: Optional[Tensor], training: bool) -> Key:
     """What a recorded graph is specialised to: shapes, dtypes and devices of x and y, train mode, grad mode."""
     return (x.shape, x.dtype, x.device, None if y is None else (y.shape, y.dtype), training,
             torch.is_grad_enabled())
-
-
-def _rng_state(device: torch.device) -> Tuple[Tensor, Optional[Tensor]]:
-    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-
-
-def _set_rng_state(state: Tuple[Tensor, Optional[Tensor]], device: torch.device) -> None:
-    torch.set_rng_state(state[0])
-    if state[1] is not None:
-        torch.cuda.set_rng_state(state[1], device)
 
 
 def _drop_noop_views(gm: fx.GraphModule) -> None:
@@ -111,7 +103,7 @@ class ReplayedLoss:
 
     def _record(self, key: Key, x: Tensor, y: Optional[Tensor]) -> Tensor:
         """Record a graph for ``key``, check it against the eager program and return this step's loss."""
-        state = _rng_state(x.device)
+        state = torch_rng_state()
         try:
             names, module = self.names, self.loss
 
@@ -121,15 +113,15 @@ class ReplayedLoss:
             graph = record(functional, (self.tensors, x, y))
         except Exception as e:  # any failure to record (value-dependent control flow, ...) means: stay eager
             self.disabled = f"not recorded: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            _set_rng_state(state, x.device)
+            set_torch_rng_state(state)
             return self.loss(x, y)
-        _set_rng_state(state, x.device)
+        set_torch_rng_state(state)
         eager = self.loss(x, y)
-        after = _rng_state(x.device)
-        _set_rng_state(state, x.device)
+        after = torch_rng_state()
+        set_torch_rng_state(state)
         replayed = graph(self.tensors, x, y)
         problem = self._compare(eager, replayed)
-        _set_rng_state(after, x.device)
+        set_torch_rng_state(after)
         if problem is not None:
             self.disabled = problem
             return eager
