@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ..config.schema import component, opt
 from ..data.quadrants import show_hidden
 from ..registry import LIKELIHOODS, MODELS, NETWORKS
+from .base import GenerativeModel
 from .cvae import CVAE, Grids, _visible, build_condition
 
 
@@ -26,7 +27,7 @@ class BaselineConfig:
 
 
 @MODELS.register("baseline", BaselineConfig)
-class Baseline(nn.Module):
+class Baseline(GenerativeModel):
     """Deterministic baseline: x ~ likelihood(f(c)); −log p(x|c) is the NLL of the target (hidden) pixels.
 
     It is the CVAE's decoder with no z (latent width 0); its guide is empty, so SVI fits it by

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from ..config.schema import component, opt, positive
 from ..registry import LIKELIHOODS, MODELS, NETWORKS, PRIORS
+from .base import LatentModel
 
 
 @dataclass
@@ -24,7 +25,7 @@ class VAEConfig:
 
 
 @MODELS.register("vae", VAEConfig)
-class VAE(nn.Module):
+class VAE(LatentModel):
     """VAE: z ~ p(z), x ~ p(x|z) = likelihood(decoder(z)); guide q(z|x) = N(μ(x), diag σ²(x)).
 
     Sites: ``z`` (latent, event dim 1) and ``x`` (data, event dims = data dims), both inside

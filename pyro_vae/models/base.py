@@ -1,0 +1,80 @@
+"""The model contract: what training, run folders, evaluation and pictures rely on.
+
+A model is an ``nn.Module`` holding a Pyro program pair::
+
+    model(x=None, y=None, num_samples=1)   # p(latents) p(x | latents); sample site "x" observed when x is given
+    guide(x, y=None, num_samples=1)        # q(latents | x); the same latent site names as the model
+
+Both put their per-datapoint sites inside ``pyro.plate("data")`` (``max_plate_nesting`` = 1). ``y``
+is the optional side information of a datapoint (a label, a covariate vector); a model that ignores it
+accepts it all the same. Any such module trains with every engine and objective, checkpoints, resumes
+and gets the importance-sampled log p(x) = log E_q[p(x, z)/q(z|x)] from evaluation.
+
+Capabilities are declared by type, not probed:
+
+* :class:`GenerativeModel` — the contract above, plus ``generate`` and ``reconstruct`` for pictures.
+* :class:`LatentModel` — also ``encode(x, y) -> (loc, scale)`` and ``decode(z, y) -> E[x|z]``: latent
+  pictures, traversals, active units and the KL split.
+* :class:`Clusterer` — also ``cluster_probs(x, y) -> (B, K)``: clustering metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol, Tuple, runtime_checkable
+
+from torch import Tensor, nn
+
+
+class GenerativeModel(nn.Module):
+    """Base class of every model: a Pyro ``model``/``guide`` pair over a datapoint of ``data_shape``.
+
+    Subclasses set ``data_shape`` (a datapoint's shape) and ``num_classes`` (labels, 0 if none) in
+    ``__init__`` and implement :meth:`model` and :meth:`guide`.
+    """
+
+    data_shape: Tuple[int, ...]
+    num_classes: int = 0
+    max_plate_nesting: int = 1
+    #: discrete latent sites marked ``infer={"enumerate": "parallel"}``: they need ``train.objective: enum``
+    enumerated_sites: Tuple[str, ...] = ()
+    #: the guide is a point mass (Delta): its "ELBO" is a MAP objective, not a bound on log p(x)
+    point_estimate: bool = False
+
+    def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
+        """p(latents) p(x | latents); with ``x=None`` draws ``num_samples`` datapoints."""
+        raise NotImplementedError
+
+    def guide(self, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1) -> Optional[Tensor]:
+        """q(latents | x): the variational posterior, with the model's latent site names."""
+        raise NotImplementedError
+
+    def generate(self, num_samples: int, y: Optional[Tensor] = None) -> Tensor:
+        """E[x | latents] for ``num_samples`` draws from the prior (pictures); NotImplementedError if none."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate samples")
+
+    def reconstruct(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """E[x | latents = the guide's point estimate for x] (pictures); NotImplementedError if none."""
+        raise NotImplementedError(f"{type(self).__name__} does not reconstruct")
+
+
+class LatentModel(GenerativeModel):
+    """A model with one continuous latent ``z`` of width ``latent_dim`` and an amortized encoder."""
+
+    latent_dim: int
+
+    def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Mean and standard deviation of q(z|x), each ``(B, latent_dim)``."""
+        raise NotImplementedError
+
+    def decode(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """E[x|z] for latents ``(..., latent_dim)``."""
+        raise NotImplementedError
+
+
+@runtime_checkable
+class Clusterer(Protocol):
+    """A model that assigns datapoints to K clusters (a mixture prior, a cluster guide q(y|x))."""
+
+    def cluster_probs(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """Cluster probabilities, shape ``(B, K)``."""
+        ...
