@@ -241,8 +241,12 @@ def _fit(run: Run, trainer: Trainer) -> Run:
         if tracker is not None:
             tracker.log_epoch(t, metrics)
 
+    def on_pretrain_epoch_end(t: Trainer) -> None:  # a pretraining phase (pyro_vae.train.phases): checkpoint only
+        if main:
+            save_checkpoint(checkpoint_payload(run, t), out / CHECKPOINT)
+
     try:
-        trainer.fit(on_epoch_end)
+        trainer.fit(on_epoch_end, on_pretrain_epoch_end)
     except Interrupted as e:
         if main:
             save_checkpoint(checkpoint_payload(run, trainer), out / CHECKPOINT)

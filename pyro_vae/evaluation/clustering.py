@@ -1,4 +1,10 @@
-"""Clustering accuracy of a mixture-prior model: components matched to labels by the Hungarian algorithm."""
+"""Clustering metrics of a model that clusters (a mixture prior, a cluster guide q(y|x)) or of any assignment.
+
+* ``cluster_accuracy``: max over one-to-one maps of clusters to labels of the fraction matched (Hungarian);
+* ``cluster_purity``: many-to-one accuracy (each cluster read as its most frequent label);
+* ``cluster_nmi`` / ``cluster_ari``: normalized mutual information / adjusted Rand index with the labels;
+* ``clusters_used``: distinct clusters assigned; ``components_used``: clusters holding >= 1 % of the points.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import normalized_mutual_info_score
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from torch import Tensor, nn
 
 from ..data import ImageData
@@ -51,15 +57,30 @@ def assign_clusters(model: nn.Module, x: Tensor, y: Optional[Tensor] = None, bat
     return torch.cat(parts)
 
 
+USED_FRACTION = 0.01  # a component "is used" when it holds at least 1 % of the points
+
+
+def assignment_metrics(clusters: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
+    """Hungarian accuracy, purity, NMI, ARI and the clusters used, for integer ``clusters`` against ``labels``."""
+    clusters, labels = np.asarray(clusters, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    sizes = np.bincount(clusters)
+    return {"cluster_accuracy": hungarian_accuracy(clusters, labels), "cluster_purity": purity(clusters, labels),
+            "cluster_nmi": float(normalized_mutual_info_score(labels, clusters)),
+            "cluster_ari": float(adjusted_rand_score(labels, clusters)),
+            "clusters_used": int((sizes > 0).sum()),
+            "components_used": int((sizes >= USED_FRACTION * len(clusters)).sum())}
+
+
 def clustering_metrics(model: nn.Module, data: ImageData, split: str = "test") -> Dict[str, float]:
-    """For a model that clusters (:func:`has_clusters`): Hungarian-matched accuracy, purity and NMI of its
-    cluster assignments against the labels of ``split``; ``{}`` for other models."""
+    """For a model that clusters (:func:`has_clusters`): :func:`assignment_metrics` of its cluster assignments
+    against the labels of ``split``, plus ``num_components`` (K); ``{}`` for other models."""
     if not has_clusters(model):
         return {}
     model.eval()
     x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
     clusters = assign_clusters(model, x).cpu().numpy()
-    labels = y.cpu().numpy().astype(np.int64)
-    return {"cluster_accuracy": hungarian_accuracy(clusters, labels), "cluster_purity": purity(clusters, labels),
-            "cluster_nmi": float(normalized_mutual_info_score(labels, clusters)),
-            "clusters_used": int(len(np.unique(clusters)))}
+    report = assignment_metrics(clusters, y.cpu().numpy())
+    k = getattr(model, "num_components", None) or getattr(getattr(model, "prior", None), "locs", torch.empty(0)).shape[0]
+    if k:
+        report["num_components"] = int(k)
+    return report

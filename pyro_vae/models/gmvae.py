@@ -10,6 +10,13 @@ exactly: one z_k ~ q(z|x,k) per component, weighted by q(k|x),
 
 whose optimum in q(y|x) is q(k|x) ∝ π_k exp ELBO_k(x): the argmax is the model's clustering. A step costs
 K decoder passes (one per component).
+
+Left alone, this GMVAE settles on one or two components: the ELBO's optimum in q(y|x) can put every x in
+the component whose π_k grew first. ``balance: λ`` > 0 is the remedy kept here: a prior kept uniform
+(``prior.learn_weights: false``) plus a term λ · B · H(q̄(y)) on the minibatch marginal q̄(y) = (1/B) Σ_b q(y|x_b),
+added to the training objective (not to the reported ELBO/log p(x)): the marginal-entropy half of the mutual
+information I(x; y) that clustering-by-information methods maximize (e.g. Hu et al. 2017, IMSAT), which makes
+using all K components pay while each q(y|x) stays free to be confident.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ class GMVAEConfig(VAEConfig):
     type: str = "gmvae"
     prior: Any = component(PRIORS, _enumerated_gmm, "p(y) p(z|y): a gmm prior with form: enumerate")
     classifier_dims: List[int] = opt([256], "hidden widths of the cluster network q(y|x) (an MLP on flattened x)")
+    balance: float = opt(0.0, "weight λ of the training term λ·B·H(q̄(y)), q̄(y) the minibatch mean of q(y|x): keeps "
+                              "the K components in use (0: off)", lambda v: v >= 0, "a number >= 0")
 
 
 @MODELS.register("gmvae", GMVAEConfig)
@@ -60,6 +69,17 @@ class GMVAE(VAE):
         dims = [math.prod(self.data_shape), *config.classifier_dims]
         activation = getattr(config.network, "activation", "relu")
         self.classifier = nn.Sequential(nn.Flatten(-len(self.data_shape)), mlp(dims, activation), nn.Linear(dims[-1], k))
+
+    def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
+        """p(y) p(z|y) p(x|z); while training with ``balance`` λ > 0 also the factor λ · B · H(q̄(y))."""
+        if x is not None and self.training and self.config.balance > 0:
+            pyro.factor("y_balance", self.config.balance * x.shape[0] * self.marginal_entropy(x))
+        return super().model(x, y, num_samples)
+
+    def marginal_entropy(self, x: Tensor) -> Tensor:
+        """H(q̄(y)) = −Σ_k q̄_k log q̄_k of the batch marginal q̄(y) = (1/B) Σ_b q(y|x_b)."""
+        probs = self.classifier(x).softmax(-1).reshape(-1, self.num_components).mean(0)
+        return -(probs * probs.clamp_min(1e-12).log()).sum()
 
     def guide(self, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
         """q(y|x) q(z|x,y); y enumerated (each component weighted by q(y|x)), z = μ(x,y) + σ(x,y) ⊙ ε."""

@@ -31,6 +31,19 @@ class GMMPriorConfig:
     init_scale: float = opt(1.0, "initial (or fixed) component scale σ", positive, "a number > 0")
 
 
+def fit_gaussian_mixture(z: Tensor, num_components: int, seed: int = 0,
+                         restarts: int = 1) -> Tuple[Tensor, Tensor, Tensor]:
+    """scikit-learn's ``GaussianMixture`` (diagonal covariances, EM, k-means init, ``restarts`` inits) fitted to
+    points ``z`` (N, D): ``(weights (K,), locs (K, D), scales (K, D))`` as tensors on ``z``'s device."""
+    from sklearn.mixture import GaussianMixture
+
+    points = z.detach().double().cpu().numpy()
+    gmm = GaussianMixture(num_components, covariance_type="diag", n_init=restarts, random_state=seed,
+                          reg_covar=1e-6).fit(points)
+    out = (gmm.weights_, gmm.means_, gmm.covariances_ ** 0.5)
+    return tuple(torch.as_tensor(t, dtype=z.dtype, device=z.device) for t in out)
+
+
 def _maybe_param(module: nn.Module, name: str, value: Tensor, learn: bool) -> None:
     if learn:
         setattr(module, name, nn.Parameter(value))
@@ -82,6 +95,21 @@ class GMMPrior(MixturePrior):
 
     def components(self) -> Tuple[Tensor, Tensor, Tensor]:
         return self.weight_logits.softmax(-1), self.locs, softplus(self.scale_rho) + 1e-4
+
+    @torch.no_grad()
+    def set_components(self, weights: Tensor, locs: Tensor, scales: Tensor) -> None:
+        """Overwrite π (K,), μ (K, D) and σ (K, D) in place (e.g. from a fitted GaussianMixture); fixed ones too."""
+        k, d = self.locs.shape
+        weights, locs, scales = (torch.as_tensor(t, dtype=self.locs.dtype, device=self.locs.device)
+                                 for t in (weights, locs, scales))
+        if weights.shape != (k,) or locs.shape != (k, d) or scales.shape != (k, d):
+            raise ValueError(f"set_components: expected shapes ({k},), ({k}, {d}), ({k}, {d}); got "
+                             f"{tuple(weights.shape)}, {tuple(locs.shape)}, {tuple(scales.shape)}")
+        self.weight_logits.copy_(weights.clamp_min(1e-12).log() if self.config.learn_weights
+                                 else torch.zeros_like(weights))
+        self.locs.copy_(locs)
+        sigma = (scales - 1e-4).clamp_min(1e-4)  # σ = softplus(ρ) + 1e-4
+        self.scale_rho.copy_(sigma + torch.log(-torch.expm1(-sigma)))  # ρ = softplus⁻¹(σ − 1e-4)
 
     def forward(self, context: Optional[Tensor] = None) -> Tensor:
         """marginal: ``z ~ Σ_k π_k N(μ_k, σ_k)``; enumerate: ``y ~ Cat(π)`` (enumerated), ``z ~ N(μ_y, σ_y)``."""

@@ -24,6 +24,7 @@ from .config import TrainConfig
 from . import distributed
 from .checkpoint import rng_state, set_rng_state
 from .engine import build_engine
+from .phases import MAIN, PRETRAIN, PretrainEngine, pretrain_epochs
 from .signals import Interrupted, StopFlag, stop_on_signals
 
 
@@ -61,6 +62,13 @@ class Trainer:
         self.batch, self.partial = 0, (0.0, 0)
         self.epoch_order = self.generator.get_state()
         self.stop = StopFlag()  # set by SIGINT/SIGTERM (see fit); checked after every step
+        self.seed = seed
+        # A model with a pretraining phase (pyro_vae.train.phases) runs it first, with its own optimizer;
+        # main_start is the step the main phase began at (KL warm-up counts from there).
+        self.pretrain_epochs = pretrain_epochs(model)
+        self.phase = PRETRAIN if self.pretrain_epochs > 0 else MAIN
+        self.pretrain_epoch, self.pretrain_history, self.main_start = 0, [], 0
+        self.pretrain_engine = PretrainEngine(model, config) if self.pretrain_epochs > 0 else None
 
     # --- checkpoint state ---------------------------------------------------------------------------
     def state(self) -> Dict:
@@ -70,7 +78,14 @@ class Trainer:
                 "history": [asdict(m) for m in self.history], "batch": self.batch,
                 "partial": [float(self.partial[0]), int(self.partial[1])],
                 "generator": self.epoch_order if self.batch else self.generator.get_state(),
-                "rng": rng_state()}
+                "rng": rng_state(), **self._phase_state()}
+
+    def _phase_state(self) -> Dict:
+        if self.pretrain_engine is None:
+            return {}
+        return {"phase": self.phase, "main_start": self.main_start,
+                "pretrain": {"epoch": self.pretrain_epoch, "history": list(self.pretrain_history),
+                             "optimizer": self.pretrain_engine.state_dict()}}
 
     def load_state(self, state: Dict) -> None:
         """Continue from :meth:`state` (call after the model's weights are loaded)."""
@@ -84,6 +99,13 @@ class Trainer:
         self.epoch_order = self.generator.get_state()
         if "rng" in state:
             set_rng_state(state["rng"])
+        if self.pretrain_engine is not None:
+            self.phase, self.main_start = state.get("phase", MAIN), int(state.get("main_start", 0))
+            pretrain = state.get("pretrain", {})
+            self.pretrain_epoch = int(pretrain.get("epoch", self.pretrain_epochs))
+            self.pretrain_history = [float(v) for v in pretrain.get("history", [])]
+            if "optimizer" in pretrain:
+                self.pretrain_engine.load_state_dict(pretrain["optimizer"])
 
     # --- the loop ----------------------------------------------------------------------------------
     def validate_data(self) -> None:
@@ -99,38 +121,47 @@ class Trainer:
         """True once a stop signal arrived (the hook a multi-process run makes collective)."""
         return bool(self.stop)
 
-    def train_epoch(self, bar: Optional[tqdm] = None) -> float:
+    def train_epoch(self, bar: Optional[tqdm] = None, engine=None) -> float:
         """One pass over the training set (the rest of it, when resuming mid-epoch); returns the mean
-        per-datapoint training ELBO. Raises :class:`Interrupted` after the step during which a stop signal came."""
+        per-datapoint training ELBO (``engine``: the pretraining engine's loss instead). Raises :class:`Interrupted`
+        after the step during which a stop signal came."""
+        engine = engine or self.engine
         self.model.train()
         if self.batch == 0:  # a fresh epoch (else: resuming one, the generator is back at its start)
             self.epoch_order = self.generator.get_state()
         total, count = self.partial
         for x, y in self.data.batches("train", self.config.batch_size, shuffle=True, generator=self.generator,
                                       skip=self.batch):
-            set_objective_step(getattr(self.engine, "elbo", None), self.step)  # KL warm-up β(step)
-            loss = self.engine.step(x, y)
+            set_objective_step(getattr(engine, "elbo", None), self.step - self.main_start)  # KL warm-up β(step)
+            loss = engine.step(x, y)
             self.step += 1
             self._check(loss)
             total, count = total - loss, count + x.shape[0]
             self.batch, self.partial = self.batch + 1, (total, count)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(epoch=self.epoch + 1, step=self.step, elbo=f"{total / count:.2f}", refresh=False)
+                epoch = (self.pretrain_epoch if self.phase == PRETRAIN else self.epoch) + 1
+                bar.set_postfix(epoch=epoch, step=self.step, elbo=f"{total / count:.2f}", refresh=False)
             if self._stop_requested():
-                raise Interrupted(f"stopped by {self.stop.name} at epoch {self.epoch + 1}, step {self.step} "
+                where = f"pretrain epoch {self.pretrain_epoch + 1}" if self.phase == PRETRAIN else f"epoch {self.epoch + 1}"
+                raise Interrupted(f"stopped by {self.stop.name} at {where}, step {self.step} "
                                   f"({self.batch} batches into the epoch)", self.stop.signum)
         self.batch, self.partial = 0, (0.0, 0)
         return total / count
 
-    def fit(self, on_epoch_end: Optional[Callable[["Trainer", EpochMetrics], None]] = None) -> List[EpochMetrics]:
-        """Train until ``config.epochs``; ``on_epoch_end`` runs after each (e.g. to checkpoint).
+    def fit(self, on_epoch_end: Optional[Callable[["Trainer", EpochMetrics], None]] = None,
+            on_pretrain_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> List[EpochMetrics]:
+        """Train until ``config.epochs``; ``on_epoch_end`` runs after each (e.g. to checkpoint). A model with a
+        pretraining phase first runs it (``on_pretrain_epoch_end`` after each of its epochs and once more after
+        ``end_pretraining``).
 
         SIGINT/SIGTERM during ``fit`` finish the current step, then raise :class:`Interrupted` with
         :meth:`state` still consistent (the caller checkpoints it); a non-finite loss raises
         :class:`TrainingError` naming epoch and step before ``on_epoch_end`` could save bad weights.
         """
         self.validate_data()
+        if self.phase == PRETRAIN:
+            self.pretrain(on_pretrain_epoch_end)
         steps_per_epoch = math.ceil(self.data.train_x.shape[0] / self.config.batch_size)
         remaining = (self.config.epochs - self.epoch) * steps_per_epoch - self.batch
         show = self.config.progress and distributed.is_main()  # one bar under torchrun: rank 0's
@@ -150,6 +181,28 @@ class Trainer:
                 if on_epoch_end is not None:
                     on_epoch_end(self, metrics)
         return self.history
+
+    def pretrain(self, on_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> None:
+        """The pretraining phase (its own progress bar), then ``model.end_pretraining`` and the switch to main."""
+        steps_per_epoch = math.ceil(self.data.train_x.shape[0] / self.config.batch_size)
+        remaining = (self.pretrain_epochs - self.pretrain_epoch) * steps_per_epoch - self.batch
+        show = self.config.progress and distributed.is_main()
+        with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc=PRETRAIN,
+                                                 unit="step", dynamic_ncols=True) as bar:
+            while self.pretrain_epoch < self.pretrain_epochs:
+                loss = -self.train_epoch(bar, self.pretrain_engine)  # per datapoint
+                self._check(loss)
+                self.pretrain_epoch += 1
+                self.pretrain_history.append(loss)
+                bar.set_postfix(epoch=self.pretrain_epoch, loss=f"{loss:.2f}")
+                if on_epoch_end is not None:
+                    on_epoch_end(self)
+        self.model.eval()
+        with torch.no_grad():
+            self.model.end_pretraining(self.data, self.seed)
+        self.phase, self.main_start = MAIN, self.step
+        if on_epoch_end is not None:
+            on_epoch_end(self)
 
     def _check_weights(self, held_out: float) -> None:
         """Before an epoch is recorded (and checkpointed): finite test ELBO and finite weights."""

@@ -1,0 +1,94 @@
+"""VaDE (Jiang et al. 2017): a VAE with a Gaussian-mixture prior, initialised so that it clusters.
+
+    model:  c ~ Cat(π),  z ~ N(μ_c, diag σ_c²),  x ~ p(x|z)        (c summed out: p(z) = Σ_c π_c N(z; μ_c, σ_c))
+    guide:  z ~ q(z|x) = N(μ(x), diag σ²(x))
+    clusters: q(c|x) = p(c | z = μ(x)) = π_c N(μ(x); μ_c, σ_c) / Σ_j π_j N(μ(x); μ_j, σ_j)
+
+With q(c|x) = p(c|z) the VaDE ELBO E_q[log p(x|z) + Σ_c q(c|x)(log π_c N(z; μ_c, σ_c) − log q(c|x)) − log q(z|x)]
+equals E_q(z|x)[log p(x|z) + log Σ_c π_c N(z; μ_c, σ_c) − log q(z|x)]: the GMM prior with c marginalized
+(``prior.form: marginal``, Trace_ELBO) or enumerated on the model side (``form: enumerate``, TraceEnum_ELBO).
+What makes it cluster is the initialisation: a pretraining phase (an autoencoder, or a VAE with a N(0, I)
+prior; ``pretrain.epochs``), then scikit-learn's ``GaussianMixture`` (diagonal covariances) fitted to the
+pretrained latent means of the training set sets π, μ_c, σ_c before the joint training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Tuple
+
+import pyro.distributions as dist
+import torch
+from torch import Tensor
+from torch.distributions import kl_divergence
+
+from ..config.schema import component, opt, positive
+from ..data.base import ImageData
+from ..errors import ConfigError
+from ..priors.gmm import fit_gaussian_mixture
+from ..registry import MODELS, PRIORS
+from .vae import VAE, VAEConfig
+
+
+def _non_negative(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@dataclass
+class PretrainConfig:
+    """The pretraining phase before the joint training (its own progress bar; checkpointed and resumable)."""
+
+    epochs: int = opt(10, "pretraining epochs (0: none; the GMM is then fitted to the untrained latent means)",
+                      _non_negative, "an integer >= 0")
+    kind: Literal["autoencoder", "vae"] = opt(
+        "autoencoder", "autoencoder: maximize log p(x | z = μ(x)); vae: the ELBO with a N(0, I) prior")
+    lr: float = opt(1e-3, "Adam learning rate of the pretraining phase", positive, "a number > 0")
+    gmm_restarts: int = opt(3, "GaussianMixture n_init: EM restarts on the pretrained latent means (best kept)",
+                            positive, "an integer >= 1")
+
+
+def _marginal_gmm() -> Any:
+    return PRIORS.get("gmm").config_cls(form="marginal")
+
+
+@dataclass
+class VaDEConfig(VAEConfig):
+    type: str = "vade"
+    latent_dim: int = opt(10, "dimension of z", positive, "an integer >= 1")
+    prior: Any = component(PRIORS, _marginal_gmm, "p(c) p(z|c): a gmm prior (form marginal or enumerate)")
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+
+
+@MODELS.register("vade", VaDEConfig)
+class VaDE(VAE):
+    """VaDE: GMM prior, Gaussian guide q(z|x), clusters q(c|x) = p(c|z=μ(x)); pretraining + GMM initialisation."""
+
+    def __init__(self, config: VaDEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+        if config.prior.type != "gmm":
+            raise ConfigError(f"model.prior.type: vade needs a 'gmm' prior (its components are the clusters), "
+                              f"got {config.prior.type!r}")
+        super().__init__(config, data_shape, num_classes)
+        self.num_components = config.prior.num_components
+        self.pretrain_epochs, self.pretrain_lr = config.pretrain.epochs, config.pretrain.lr
+
+    def pretrain_loss(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """autoencoder: −Σ log p(x | z = μ(x)); vae: −Σ ELBO with p(z) = N(0, I) (one reparameterized z)."""
+        loc, scale = self.encoder(x)
+        if self.config.pretrain.kind == "autoencoder":
+            z, kl = loc, 0.0
+        else:
+            z = loc + scale * torch.randn_like(loc)
+            kl = kl_divergence(dist.Normal(loc, scale), dist.Normal(torch.zeros_like(loc), 1.0)).sum(-1)
+        return -(self.likelihood.distribution(self.decoder(z)).log_prob(x) - kl).sum()
+
+    def end_pretraining(self, data: ImageData, seed: int) -> None:
+        """Fit ``GaussianMixture(K, covariance_type="diag")`` to the latent means of the training set; set π, μ, σ."""
+        x = data.train_x  # the pixels as stored (a dynamically binarized set: their expected value)
+        means = torch.cat([self.encode(x[i:i + 1000])[0] for i in range(0, x.shape[0], 1000)])
+        self.prior.set_components(*fit_gaussian_mixture(means, self.num_components, seed,
+                                                        self.config.pretrain.gmm_restarts))
+
+    @torch.no_grad()
+    def cluster_probs(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """q(c = k | x) = p(c = k | z = μ(x)), shape ``(B, K)`` (y, the labels, is ignored)."""
+        return self.prior.responsibilities(self.encode(x)[0])
