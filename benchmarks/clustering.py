@@ -2,7 +2,7 @@
 
 Rows (each for 3 seeds; a seed sets the data split, the initialisation and the training order):
 
-* ``kmeans_raw``   k-means (K = 10, 10 restarts) fitted to the training pixels, applied to the held-out images;
+* ``kmeans_raw``   k-means (K = 10, 10 restarts) fitted to the training pixels (grey levels), applied to the held-out ones;
 * ``vae_kmeans``   k-means on a plain VAE's latent means (``configs/{ds}_vae.yaml``), fitted on the training set;
 * ``vae_gmm``      a diagonal GaussianMixture on the same latent means (one VAE serves both rows);
 * ``gmm_prior``    today's GMM-prior VAE (``configs/{ds}_gmm.yaml``), clusters p(y | z = μ(x));
@@ -78,7 +78,7 @@ def base_data_config(dataset: str):
 
     name = {"digits": "digits_vae.yaml", "mnist": "mnist_vae.yaml"}[dataset]
     extra = [f"data.root={MNIST_ROOT}"] if dataset == "mnist" else []
-    return load_config(REPO / "configs" / name, extra).data
+    return load_config(REPO / "configs" / name, [*extra, "data.binarize=none"]).data  # grey-level pixels
 
 
 def load_split(data_config, seed: int, validation: bool):

@@ -91,20 +91,27 @@ def _draw_components(ax, components: Tuple[Tensor, Tensor, Tensor], centre: Tens
 
 
 def save_latent(means: Tensor, labels: Tensor, path: PathLike, title: Optional[str] = None,
-                components: Optional[Tuple[Tensor, Tensor, Tensor]] = None) -> None:
+                components: Optional[Tuple[Tensor, Tensor, Tensor]] = None,
+                clusters: Optional[Tensor] = None) -> None:
     """Scatter of posterior means (PCA to 2-D when needed), coloured by label; with a mixture prior's
-    ``components = (weights, locs, scales)``, also its component means and 2σ ellipses in the same projection."""
+    ``components = (weights, locs, scales)``, also its component means and 2σ ellipses in the same projection.
+    With ``clusters`` (a model's assignments, ``(N,)``) a second panel beside it colours the same points by
+    assigned cluster."""
     xy, labels = project_2d(means), labels.cpu()
-    fig, ax = plt.subplots(figsize=(6, 5))
-    points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=6, alpha=0.8)
-    fig.colorbar(points, ax=ax, label="label")
+    panels = [("label", labels)] + ([("assigned cluster", clusters.cpu())] if clusters is not None else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5), squeeze=False)
     pca = means.shape[1] > 2
-    if components is not None and means.shape[1] >= 2:
-        _draw_components(ax, components, *_pca_basis(means))
-    ax.set_xlabel("PC 1 of E[z|x]" if pca else "E[z₁|x]")
-    ax.set_ylabel("PC 2 of E[z|x]" if pca else "E[z₂|x]")
     default = "aggregated posterior (means, PCA)" if pca else "aggregated posterior (means)"
-    ax.set_title(title or (default + (" vs prior components" if components is not None else "")))
+    for ax, (name, colour) in zip(axes[0], panels):
+        cmap = "tab10" if int(colour.max()) < 10 else "tab20"
+        points = ax.scatter(xy[:, 0], xy[:, 1], c=colour, cmap=cmap, s=6, alpha=0.8)
+        fig.colorbar(points, ax=ax, label=name)
+        if components is not None and means.shape[1] >= 2:
+            _draw_components(ax, components, *_pca_basis(means))
+        ax.set_xlabel("PC 1 of E[z|x]" if pca else "E[z₁|x]")
+        ax.set_ylabel("PC 2 of E[z|x]" if pca else "E[z₂|x]")
+        ax.set_title(title or (default + (" vs prior components" if components is not None else "")
+                               + ("" if len(panels) == 1 else f"\ncoloured by {name}")), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

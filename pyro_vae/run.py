@@ -26,7 +26,7 @@ from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
 from .data import ImageData, load_data
 from .errors import ConfigError, PyroVAEError, RunDirError, TrainingError
-from .evaluation.clustering import clustering_metrics
+from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
 from .evaluation.report import evaluate as evaluation_report
 from .evaluation.report import write_pictures as write_latent_pictures
 from .models import build_model
@@ -105,7 +105,8 @@ class Run:
             components = getattr(getattr(self.model, "prior", None), "components", None)  # mixture priors
             with torch.no_grad():
                 components = components() if callable(components) else None
-            plots.save_latent(means, data.test_y, self.path / "latent.png", components=components)
+                clusters = assign_clusters(self.model, data.test_x) if has_clusters(self.model) else None
+            plots.save_latent(means, data.test_y, self.path / "latent.png", components=components, clusters=clusters)
         write_latent_pictures(self.model, data, self.path)  # interpolation.png, traversal.png
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")

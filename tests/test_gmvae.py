@@ -152,8 +152,34 @@ def test_evaluation_of_a_gmvae_run():
     assert all(torch.isfinite(torch.tensor(v)) for v in bounds.values())
     assert bounds["iwae"] >= bounds["elbo"]
     metrics = clustering_metrics(model, data)
-    assert set(metrics) == {"cluster_accuracy", "cluster_purity", "cluster_nmi", "clusters_used"}
-    assert 1 <= metrics["clusters_used"] <= 3
+    assert set(metrics) == {"cluster_accuracy", "cluster_purity", "cluster_nmi", "cluster_ari", "clusters_used",
+                            "components_used", "num_components"}
+    assert 1 <= metrics["components_used"] <= metrics["clusters_used"] <= metrics["num_components"] == 3
+
+
+def test_balance_term_adds_lambda_b_times_the_marginal_entropy_in_training_only():
+    """With balance λ the training loss is the ELBO's minus λ·B·H(q̄(y)), q̄ the batch mean of q(y|x);
+    in eval mode (held-out ELBO, log p(x)) the model is the plain GMVAE."""
+    plain, x = perturbed(), binary(6)
+    balanced = tiny_gmvae(balance=2.5)
+    balanced.load_state_dict(plain.state_dict())
+    elbo = TraceEnum_ELBO(max_plate_nesting=1)
+    losses = {}
+    for name, model in (("plain", plain), ("balanced", balanced)):
+        pyro.set_rng_seed(4)
+        losses[name] = elbo.differentiable_loss(model.model, model.guide, x).item()
+    with torch.no_grad():
+        q_bar = plain.classifier(x).softmax(-1).mean(0)
+        entropy = -(q_bar * q_bar.log()).sum().item()
+    assert losses["balanced"] == pytest.approx(losses["plain"] - 2.5 * 6 * entropy, rel=1e-5)
+    balanced.eval()
+    pyro.set_rng_seed(4)
+    assert elbo.differentiable_loss(balanced.model, balanced.guide, x).item() == pytest.approx(losses["plain"], rel=1e-6)
+
+
+def test_balance_must_not_be_negative():
+    with pytest.raises(ConfigError, match="balance"):
+        tiny_gmvae(balance=-1.0)
 
 
 def test_registered():
