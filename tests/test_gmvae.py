@@ -184,3 +184,23 @@ def test_balance_must_not_be_negative():
 
 def test_registered():
     assert MODELS.get("gmvae").cls.__name__ == "GMVAE"
+
+
+def test_mixture_initialisation_fits_the_prior_and_q_y_given_x():
+    """pretrain.epochs > 0: after pretraining, a GaussianMixture on the codes of q(z|x, y=uniform) sets π, μ, σ and
+    q(y|x) is fitted to its responsibilities: the classifier's clusters then mostly agree with the mixture's."""
+    from pyro_vae.priors.gmm import fit_gaussian_mixture
+
+    config = load_config(None, tiny_overrides("model.type=gmvae", "model.prior.num_components=3",
+                                              "train.objective.type=enum", "data.limit=300",
+                                              "model.pretrain.epochs=1", "model.classifier_steps=150"))
+    data = load_data(config.data, config.seed)
+    model = build_model(config.model, data.shape, data.num_classes)
+    assert model.pretrain_epochs == 1
+    with torch.no_grad():
+        model.end_pretraining(data, seed=0)
+        means = model.pretrain_codes(data.train_x)[0]
+        weights, locs, _ = fit_gaussian_mixture(means, 3, 0, config.model.pretrain.gmm_restarts)
+        assert torch.allclose(model.prior.components()[1], locs, atol=1e-4)
+        agree = (cluster_probs(model, data.train_x).argmax(-1) == model.prior.responsibilities(means).argmax(-1))
+    assert agree.float().mean() > 0.8

@@ -17,12 +17,17 @@ the component whose π_k grew first. ``balance: λ`` > 0 is the remedy kept here
 added to the training objective (not to the reported ELBO/log p(x)): the marginal-entropy half of the mutual
 information I(x; y) that clustering-by-information methods maximize (e.g. Hu et al. 2017, IMSAT), which makes
 using all K components pay while each q(y|x) stays free to be confident.
+
+``pretrain.epochs`` > 0 adds VaDE's initialisation (:class:`~pyro_vae.models.vade.MixtureInitMixin`): an
+autoencoder pretraining phase through q(z|x, y = uniform), a GaussianMixture fitted to those codes sets
+π, μ_k, σ_k, and q(y|x) is fitted (cross-entropy, ``pretrain.classifier_steps``) to the mixture's
+responsibilities p(y|z = μ(x)) before the ELBO takes over.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
 
 import pyro
@@ -31,10 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config.schema import component, opt
+from ..config.schema import component, opt, positive
 from ..errors import ConfigError
 from ..nets.base import mlp
 from ..registry import MODELS, NETWORKS, PRIORS
+from .vade import MixtureInitMixin, PretrainConfig
 from .vae import VAE, VAEConfig
 
 
@@ -49,10 +55,13 @@ class GMVAEConfig(VAEConfig):
     classifier_dims: List[int] = opt([256], "hidden widths of the cluster network q(y|x) (an MLP on flattened x)")
     balance: float = opt(0.0, "weight λ of the training term λ·B·H(q̄(y)), q̄(y) the minibatch mean of q(y|x): keeps "
                               "the K components in use (0: off)", lambda v: v >= 0, "a number >= 0")
+    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(epochs=0))
+    classifier_steps: int = opt(300, "after pretraining: Adam steps (batches of 256) fitting q(y|x) to the GMM's "
+                                     "responsibilities", positive, "an integer >= 1")
 
 
 @MODELS.register("gmvae", GMVAEConfig)
-class GMVAE(VAE):
+class GMVAE(MixtureInitMixin, VAE):
     """Mixture-prior VAE with a cluster guide q(y|x) q(z|x,y); sites ``y``, ``z``, ``x`` inside ``pyro.plate("data")``."""
 
     gaussian_posterior = False  # q(z|x) = Σ_k q(k|x) q(z|x,k): evaluation skips the Gaussian-only KL split
@@ -69,6 +78,25 @@ class GMVAE(VAE):
         dims = [math.prod(self.data_shape), *config.classifier_dims]
         activation = getattr(config.network, "activation", "relu")
         self.classifier = nn.Sequential(nn.Flatten(-len(self.data_shape)), mlp(dims, activation), nn.Linear(dims[-1], k))
+        self.pretrain_epochs, self.pretrain_lr = config.pretrain.epochs, config.pretrain.lr
+
+    def pretrain_codes(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """q(z | x, y = uniform 1/K): the encoder before it is told a component."""
+        c = torch.full((*x.shape[:1], self.num_components), 1.0 / self.num_components, device=x.device)
+        return self.encoder(x, c)
+
+    def after_mixture_fit(self, x: Tensor, means: Tensor, seed: int) -> None:
+        """Fit q(y|x) to the fitted mixture's responsibilities p(y | z = μ(x)) (cross-entropy, Adam, seeded batches)."""
+        targets = self.prior.responsibilities(means)
+        optim = torch.optim.Adam(self.classifier.parameters(), lr=self.config.pretrain.lr)
+        gen = torch.Generator().manual_seed(seed)
+        with torch.enable_grad():
+            for _ in range(self.config.classifier_steps):
+                idx = torch.randint(0, x.shape[0], (min(256, x.shape[0]),), generator=gen).to(x.device)
+                loss = -(targets[idx] * self.classifier(x[idx]).log_softmax(-1)).sum(-1).mean()
+                optim.zero_grad()
+                loss.backward()
+                optim.step()
 
     def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
         """p(y) p(z|y) p(x|z); while training with ``balance`` λ > 0 also the factor λ · B · H(q̄(y))."""

@@ -59,21 +59,19 @@ class VaDEConfig(VAEConfig):
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
 
-@MODELS.register("vade", VaDEConfig)
-class VaDE(VAE):
-    """VaDE: GMM prior, Gaussian guide q(z|x), clusters q(c|x) = p(c|z=μ(x)); pretraining + GMM initialisation."""
+class MixtureInitMixin:
+    """Pretraining + GaussianMixture initialisation of a GMM prior, shared by VaDE and the GMVAE.
 
-    def __init__(self, config: VaDEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
-        if config.prior.type != "gmm":
-            raise ConfigError(f"model.prior.type: vade needs a 'gmm' prior (its components are the clusters), "
-                              f"got {config.prior.type!r}")
-        super().__init__(config, data_shape, num_classes)
-        self.num_components = config.prior.num_components
-        self.pretrain_epochs, self.pretrain_lr = config.pretrain.epochs, config.pretrain.lr
+    Needs ``encoder``, ``decoder``, ``likelihood``, ``prior`` (a gmm) and ``config.pretrain`` (:class:`PretrainConfig`).
+    """
+
+    def pretrain_codes(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """Mean and standard deviation of the code the pretraining phase trains (VaDE: q(z|x))."""
+        return self.encoder(x)
 
     def pretrain_loss(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """autoencoder: −Σ log p(x | z = μ(x)); vae: −Σ ELBO with p(z) = N(0, I) (one reparameterized z)."""
-        loc, scale = self.encoder(x)
+        loc, scale = self.pretrain_codes(x)
         if self.config.pretrain.kind == "autoencoder":
             z, kl = loc, 0.0
         else:
@@ -84,9 +82,26 @@ class VaDE(VAE):
     def end_pretraining(self, data: ImageData, seed: int) -> None:
         """Fit ``GaussianMixture(K, covariance_type="diag")`` to the latent means of the training set; set π, μ, σ."""
         x = data.train_x  # the pixels as stored (a dynamically binarized set: their expected value)
-        means = torch.cat([self.encode(x[i:i + 1000])[0] for i in range(0, x.shape[0], 1000)])
-        self.prior.set_components(*fit_gaussian_mixture(means, self.num_components, seed,
+        means = torch.cat([self.pretrain_codes(x[i:i + 1000])[0] for i in range(0, x.shape[0], 1000)])
+        self.prior.set_components(*fit_gaussian_mixture(means, self.prior.config.num_components, seed,
                                                         self.config.pretrain.gmm_restarts))
+        self.after_mixture_fit(x, means, seed)
+
+    def after_mixture_fit(self, x: Tensor, means: Tensor, seed: int) -> None:
+        """Hook after the prior is set (the GMVAE fits its cluster guide q(y|x) here)."""
+
+
+@MODELS.register("vade", VaDEConfig)
+class VaDE(MixtureInitMixin, VAE):
+    """VaDE: GMM prior, Gaussian guide q(z|x), clusters q(c|x) = p(c|z=μ(x)); pretraining + GMM initialisation."""
+
+    def __init__(self, config: VaDEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+        if config.prior.type != "gmm":
+            raise ConfigError(f"model.prior.type: vade needs a 'gmm' prior (its components are the clusters), "
+                              f"got {config.prior.type!r}")
+        super().__init__(config, data_shape, num_classes)
+        self.num_components = config.prior.num_components
+        self.pretrain_epochs, self.pretrain_lr = config.pretrain.epochs, config.pretrain.lr
 
     @torch.no_grad()
     def cluster_probs(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
