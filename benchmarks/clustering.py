@@ -129,14 +129,12 @@ def model_metrics(model, data, seed: int) -> Dict[str, Any]:
     import pyro
     import torch
 
+    from pyro_vae.evaluation.classification import classification_metrics
     from pyro_vae.evaluation.clustering import clustering_metrics
     from pyro_vae.evaluation.loglik import test_log_likelihood
 
     out: Dict[str, Any] = dict(clustering_metrics(model, data))
-    if getattr(model, "classify", None) is not None:  # a classifier q(y|x) aligned with the labels (M2)
-        with torch.no_grad():
-            pred = torch.cat([model.classify(x).argmax(-1) for x, _ in data.batches("test", 1000)])
-        out["classifier_accuracy"] = float((pred == data.test_y).float().mean())
+    out.update(classification_metrics(model, data))  # a classifier over the labels (M2): its accuracy
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
     out["log_px"] = test_log_likelihood(model, data, LOG_PX_SAMPLES, batch_size=100).mean

@@ -26,6 +26,7 @@ from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
 from .data import ImageData, load_data
 from .errors import ConfigError, PyroVAEError, RunDirError, TrainingError
+from .evaluation.classification import classification_metrics
 from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
 from .evaluation.report import evaluate as evaluation_report
 from .evaluation.report import write_pictures as write_latent_pictures
@@ -79,6 +80,7 @@ class Run:
         result = evaluation_report(self.model, self.data(), num_samples)
         result["epoch"] = len(self.history)
         result.update(clustering_metrics(self.model, self.data()))  # mixture priors: cluster accuracy
+        result.update(classification_metrics(self.model, self.data()))  # a classifier q(y|x): held-out accuracy
         # (further evaluations merge their numbers into `result` here)
         if getattr(self.config.train, "tensorboard", False):
             from .tracking import log_evaluation

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Iterator, Literal, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from ..config.schema import fraction, opt, positive
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from .labels import choose_labeled, hidden_indices, mixed_batch_indices, seen_labels
+
+
+def _non_negative(x) -> bool:
+    return x is not None and x >= 0
 
 
 @dataclass
@@ -22,6 +28,13 @@ class DataConfigBase:
     )
     scale: bool = opt(True, "scale pixel values to [0, 1]")
     limit: Optional[int] = opt(None, "use at most this many images (before the split)", positive, "an integer >= 1")
+    labeled: Optional[int] = opt(
+        None, "semi-supervised (model.type: m2): keep the labels of this many class-balanced training points "
+              "(chosen by the seed) and hide all others, test labels included; null: every label is seen",
+        positive, "an integer >= 1")
+    labeled_per_batch: int = opt(
+        16, "with labeled: labelled points added to every training batch (cycled through the labelled set, "
+            "so few labels recur often); 0: they are shuffled in with the rest", _non_negative, "an integer >= 0")
 
 
 @dataclass
@@ -35,6 +48,10 @@ class ImageData:
     test_y: Tensor
     num_classes: int
     binarize: str = "none"
+    #: semi-supervised: indices of the training points whose labels the model sees (None: all of them);
+    #: batches carry y = −1 for every hidden label (the test split's included). train_y/test_y stay true.
+    labeled: Optional[Tensor] = None
+    labeled_per_batch: int = 0
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -42,7 +59,20 @@ class ImageData:
 
     def to(self, device: torch.device) -> "ImageData":
         move = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")}
-        return ImageData(self.name, num_classes=self.num_classes, binarize=self.binarize, **move)
+        labeled = None if self.labeled is None else self.labeled.to(device)
+        return ImageData(self.name, num_classes=self.num_classes, binarize=self.binarize, labeled=labeled,
+                         labeled_per_batch=self.labeled_per_batch, **move)
+
+    def _mixing(self, split: str, shuffle: bool) -> bool:
+        """Training batches of hidden-label points, each topped up with ``labeled_per_batch`` labelled ones."""
+        return (split == "train" and shuffle and self.labeled is not None and self.labeled_per_batch > 0
+                and 0 < self.labeled.numel() < self.train_x.shape[0])
+
+    def num_batches(self, split: Literal["train", "test"], batch_size: int, shuffle: bool = False) -> int:
+        """How many batches :meth:`batches` yields (one epoch)."""
+        if self._mixing(split, shuffle):
+            return math.ceil((self.train_x.shape[0] - self.labeled.numel()) / batch_size)
+        return math.ceil((self.train_x if split == "train" else self.test_x).shape[0] / batch_size)
 
     def batches(
         self, split: Literal["train", "test"], batch_size: int, shuffle: bool = False,
@@ -54,10 +84,19 @@ class ImageData:
         (resuming an epoch that was interrupted after ``skip`` steps).
         """
         x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
+        if self.labeled is not None:  # semi-supervised: the labels the model may see, −1 where hidden
+            y = seen_labels(y, self.labeled if split == "train" else None)
         n = x.shape[0]
-        order = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
-        for start in range(skip * batch_size, n, batch_size):
-            idx = order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
+        if self._mixing(split, shuffle):
+            hidden = hidden_indices(n, self.labeled)
+            indices = mixed_batch_indices(hidden, self.labeled, batch_size, self.labeled_per_batch, generator)
+        else:
+            order = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
+            indices = (order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
+                       for start in range(0, n, batch_size))
+        for number, idx in enumerate(indices):
+            if number < skip:
+                continue
             xb = x[idx]
             if split == "train" and self.binarize == "dynamic":
                 xb = torch.bernoulli(xb)
@@ -67,10 +106,13 @@ class ImageData:
 def make_image_data(
     name: str, images: Tensor, labels: Tensor, config: DataConfigBase, seed: int,
     max_value: float, test: Optional[Tuple[Tensor, Tensor]] = None, num_classes: int = 10,
+    class_labels: bool = True,
 ) -> ImageData:
-    """Scale, subsample, split (``test_fraction``, or the given ``test`` split) and binarize raw images.
+    """Scale, subsample, split (``test_fraction``, or the given ``test`` split), binarize raw images and
+    (``config.labeled``) choose the labelled training points.
 
-    ``images`` is ``(N, C, H, W)`` or ``(N, H, W)`` of raw values in ``[0, max_value]``.
+    ``images`` is ``(N, C, H, W)`` or ``(N, H, W)`` of raw values in ``[0, max_value]``; ``class_labels``
+    is False when ``labels`` are no classes (e.g. bins of a position, for colouring only).
     """
     if images.dim() == 3:
         images = images.unsqueeze(1)
@@ -110,4 +152,17 @@ def make_image_data(
         test = (torch.bernoulli(test[0], generator=gen), test[1])
         if binarize == "static":
             train = (torch.bernoulli(train[0], generator=gen), train[1])
-    return ImageData(name, train[0], train[1], test[0], test[1], num_classes, binarize)
+    data = ImageData(name, train[0], train[1], test[0], test[1], num_classes, binarize)
+    if config.labeled is not None:
+        data = with_labeled(data, config.labeled, config.labeled_per_batch, seed, class_labels)
+    return data
+
+
+def with_labeled(data: ImageData, count: int, per_batch: int, seed: int, class_labels: bool = True) -> ImageData:
+    """``data`` with the labels of ``count`` class-balanced training points seen and every other label hidden."""
+    if not class_labels:
+        raise ConfigError(f"data.labeled: dataset {data.name!r} has no class labels to keep (its labels only "
+                          "colour pictures); semi-supervised training needs a labelled dataset")
+    data.labeled = choose_labeled(data.train_y, count, data.num_classes, seed)
+    data.labeled_per_batch = per_batch
+    return data

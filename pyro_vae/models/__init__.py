@@ -10,6 +10,7 @@ from . import baseline, cvae  # noqa: F401  (conditional VAE and its determinist
 from . import autoencoders  # noqa: F401  (autoencoder, denoising, sparse, contractive)
 from . import gmvae  # noqa: F401  (mixture prior with a cluster guide q(y|x))
 from . import vade  # noqa: F401  (mixture prior initialised by pretraining + a fitted GMM)
+from . import m2  # noqa: F401  (semi-supervised M2: partly observed class y, style z)
 from .base import Clusterer, GenerativeModel, LatentModel
 from .vae import VAE, VAEConfig
 

@@ -17,7 +17,7 @@ except ImportError:
     from tqdm import tqdm
 
 from ..data.base import ImageData
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 from ..evaluation.bounds import test_elbo
 from ..infer.objectives import set_objective_step
 from .config import TrainConfig
@@ -53,6 +53,9 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: ImageData, config: TrainConfig, seed: int = 0) -> None:
         self.model, self.data, self.config = model, data, config
+        if data.labeled is not None and not getattr(model, "partial_labels", False):
+            raise ConfigError(f"data.labeled: {type(model).__name__} does not learn from partly labelled data "
+                              "(model.type: m2 does); remove data.labeled")
         self.engine = build_engine(model, config)
         self.generator = torch.Generator().manual_seed(seed)  # the batch order (one permutation per epoch)
         self.epoch, self.step = 0, 0  # finished epochs, optimizer steps taken
@@ -162,7 +165,7 @@ class Trainer:
         self.validate_data()
         if self.phase == PRETRAIN:
             self.pretrain(on_pretrain_epoch_end)
-        steps_per_epoch = math.ceil(self.data.train_x.shape[0] / self.config.batch_size)
+        steps_per_epoch = self.data.num_batches("train", self.config.batch_size, shuffle=True)
         remaining = (self.config.epochs - self.epoch) * steps_per_epoch - self.batch
         show = self.config.progress and distributed.is_main()  # one bar under torchrun: rank 0's
         with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc="train",
@@ -184,7 +187,7 @@ class Trainer:
 
     def pretrain(self, on_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> None:
         """The pretraining phase (its own progress bar), then ``model.end_pretraining`` and the switch to main."""
-        steps_per_epoch = math.ceil(self.data.train_x.shape[0] / self.config.batch_size)
+        steps_per_epoch = self.data.num_batches("train", self.config.batch_size, shuffle=True)
         remaining = (self.pretrain_epochs - self.pretrain_epoch) * steps_per_epoch - self.batch
         show = self.config.progress and distributed.is_main()
         with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc=PRETRAIN,
