@@ -191,10 +191,13 @@ def load_cache(path: Path) -> Dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def save_cache(cache: Dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
+def save_cache(new: Dict[str, Any], path: Path) -> Dict[str, Any]:
+    """Merge ``new`` rows into the cache file (other benchmark processes may have added rows since) atomically."""
+    cache = {**load_cache(path), **new}
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
     tmp.replace(path)
+    return cache
 
 
 def summarize(cache: Dict[str, Any], dataset: str, row: str, metric: str) -> Optional[Tuple[float, float, int]]:
@@ -300,11 +303,11 @@ def main() -> None:
                 except Exception as e:  # one failing row is reported, the others still finish
                     print(f"FAILED {ds}/{row}/{seed}: {type(e).__name__}: {e}", flush=True)
                     continue
+                rows = {key(ds, name + tag, seed): metrics for name, metrics in result.items()}
                 for name, metrics in result.items():
-                    cache[key(ds, name + tag, seed)] = metrics
                     print(f"{ds}/{name}{tag}/{seed}: acc {metrics.get('cluster_accuracy', math.nan):.3f} "
                           f"used {metrics.get('components_used')} {metrics['seconds']:.0f}s", flush=True)
-                save_cache(cache, cache_path)
+                cache = save_cache(rows, cache_path)
     if args.validation or args.tag:
         rows = sorted({k.split("/")[1] for k in cache})
         for ds in args.datasets:
