@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from ..config.schema import component, opt
 from ..errors import ConfigError
 from ..nets.base import mlp
-from ..registry import MODELS, NETWORKS, PRIORS
+from ..registry import MODELS, PRIORS
 from .vae import VAE, VAEConfig
 
 
@@ -49,17 +49,23 @@ class GMVAE(VAE):
     gaussian_posterior = False  # q(z|x) = Σ_k q(k|x) q(z|x,k): evaluation skips the Gaussian-only KL split
 
     def __init__(self, config: GMVAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+        super().__init__(config, data_shape, num_classes)
+        self.num_components = k = config.prior.num_components
+        dims = [math.prod(self.data_shape), *config.classifier_dims]
+        activation = getattr(config.network, "activation", "relu")  # a linear network has no activation option
+        self.classifier = nn.Sequential(nn.Flatten(-len(self.data_shape)), mlp(dims, activation), nn.Linear(dims[-1], k))
+
+    @classmethod
+    def check_config(cls, config: GMVAEConfig) -> None:
         if config.prior.type != "gmm" or config.prior.form != "enumerate":
             form = f", form {config.prior.form!r}" if config.prior.type == "gmm" else ""
             raise ConfigError(f"model.prior: gmvae needs type 'gmm' with form 'enumerate' (its guide q(y|x) "
                               f"proposes the component site y), got type {config.prior.type!r}{form}")
-        super().__init__(config, data_shape, num_classes)
-        self.num_components = k = config.prior.num_components
-        net = NETWORKS.get(config.network.type).cls
-        self.encoder = net.encoder(config.network, self.data_shape, config.latent_dim, k)  # q(z|x,y): y one-hot
-        dims = [math.prod(self.data_shape), *config.classifier_dims]
-        activation = getattr(config.network, "activation", "relu")
-        self.classifier = nn.Sequential(nn.Flatten(-len(self.data_shape)), mlp(dims, activation), nn.Linear(dims[-1], k))
+        super().check_config(config)
+
+    def encoder_cond_dim(self) -> int:
+        """q(z|x,y) reads the one-hot component y beside x."""
+        return self.config.prior.num_components
 
     def guide(self, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
         """q(y|x) q(z|x,y); y enumerated (each component weighted by q(y|x)), z = μ(x,y) + σ(x,y) ⊙ ε."""
