@@ -32,6 +32,7 @@ from .models import build_model
 from .models.base import GenerativeModel, LatentModel
 from .priors.base import MixturePrior
 from .tracking import open_tracker
+from .validation import validate
 from .train import EpochMetrics, Trainer, load_checkpoint, resolve_device, save_checkpoint
 from .train import distributed
 from .train.signals import Interrupted
@@ -158,6 +159,7 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
         config = load_config(config, overrides or [])
     elif overrides:
         raise ConfigError("overrides apply to a config file; edit the RunConfig object directly instead")
+    validate(config)  # cross-section rules, before any data is read
     config = _resolve_paths(config)
     out = Path(out_dir) if out_dir is not None else _default_out(config)
     if (out / CHECKPOINT).exists():
@@ -192,6 +194,7 @@ def resume(run_dir: PathLike, overrides: Optional[List[str]] = None) -> Run:
                 raise ConfigError(f"{key}: cannot be changed when resuming (only {', '.join(RESUMABLE_KEYS)}); "
                                   "train a new run for a different config")
         config = from_dict(RunConfig, apply_overrides(to_dict(config), overrides))
+    validate(config)
     state = payload["trainer"]
     if int(state.get("epoch", 0)) >= config.train.epochs and not state.get("batch"):
         raise RunDirError(f"{path}: already finished its {config.train.epochs} epochs; to train longer: "

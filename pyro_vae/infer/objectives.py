@@ -235,8 +235,13 @@ def set_objective_step(elbo: Any, step: int) -> None:
 
 def check_objective(model: Any, config: Any) -> None:
     """ConfigError when ``model`` marks discrete sites for enumeration and objective ``config`` would not sum
-    them out: any other ELBO samples them from the model (a biased objective, not a bound on log p(x))."""
-    sites = tuple(getattr(model, "enumerated_sites", ()))
+    them out (see :func:`check_enumerated`)."""
+    check_enumerated(model.enumerated_sites, config)
+
+
+def check_enumerated(sites: Tuple[str, ...], config: Any) -> None:
+    """ConfigError when there are enumerated ``sites`` and objective ``config`` would not sum them out: any other
+    ELBO samples them from the model (a biased objective, not a bound on log p(x))."""
     if sites and config.type != "enum":
         names = ", ".join(repr(s) for s in sites)
         raise ConfigError(f"train.objective.type: {config.type!r} cannot train a model with the enumerated site(s) "
