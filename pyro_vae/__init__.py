@@ -13,6 +13,8 @@ do not import torch or Pyro; the built-in components register on the first regis
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any, List
 
 __version__ = "0.1.0"
@@ -45,3 +47,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> List[str]:
     return sorted([*globals(), *_EXPORTS])
+
+
+class _Package(types.ModuleType):
+    """``pyro_vae.train`` is the function :func:`pyro_vae.run.train`, as the eager imports made it: the import
+    system does not rebind it to the subpackage :mod:`pyro_vae.train` (``from pyro_vae.train import ...`` and
+    ``sys.modules`` still reach the subpackage)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "train" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
