@@ -10,6 +10,7 @@ from . import baseline, cvae  # noqa: F401  (conditional VAE and its determinist
 from . import autoencoders  # noqa: F401  (autoencoder, denoising, sparse, contractive)
 from . import gmvae  # noqa: F401  (mixture prior with a cluster guide q(y|x))
 from .base import Clusterer, GenerativeModel, LatentModel
+from .program import DecoderModel
 from .vae import VAE, VAEConfig
 
 
@@ -18,4 +19,4 @@ def build_model(config, data_shape: Tuple[int, ...], num_classes: int = 10) -> n
     return MODELS.build(config, tuple(data_shape), num_classes)
 
 
-__all__ = ["MODELS", "Clusterer", "GenerativeModel", "LatentModel", "VAE", "VAEConfig", "build_model"]
+__all__ = ["MODELS", "Clusterer", "DecoderModel", "GenerativeModel", "LatentModel", "VAE", "VAEConfig", "build_model"]
