@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional, Tuple
 
 import pyro
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..config.schema import component, opt
 from ..data.quadrants import show_hidden

@@ -40,6 +40,8 @@ class VAE(DecoderModel, LatentModel):
     """
 
     max_plate_nesting = 1
+    #: the model reads a condition c (:meth:`build_condition` gives one): a learned p(z|c) needs it
+    conditional = False
 
     def __init__(self, config: VAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
         super().__init__()
@@ -73,9 +75,6 @@ class VAE(DecoderModel, LatentModel):
         return self.prior.enumerated_sites
 
     # ---- construction hooks ----
-    #: the model reads a condition c (:meth:`build_condition` gives one)
-    conditional = False
-
     def build_condition(self) -> Optional[nn.Module]:
         """The condition c(x, y) (a :class:`~pyro_vae.models.cvae.Condition`), or None for p(z) p(x|z)."""
         return None
