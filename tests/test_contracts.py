@@ -93,3 +93,13 @@ def test_enumerate_form_emits_y_before_z():
     trace = poutine.trace(model.model).get_trace(None, None, 4)
     names = [n for n, s in trace.nodes.items() if s["type"] == "sample" and not site_is_subsample(s)]
     assert names == ["y", "z", "x"] and model.enumerated_sites == ("y",)
+
+
+def test_a_subclass_may_thread_its_own_condition_width():
+    """VAE(..., cond_dim=K): encoder, decoder and p(z|c) are sized for a c the subclass supplies itself."""
+    from pyro_vae.models.vae import VAE, VAEConfig
+
+    config = from_dict(VAEConfig, {"latent_dim": 2, "network": {"type": "mlp", "hidden_dims": [8]}})
+    model = VAE(config, SHAPE, 4, cond_dim=3)
+    assert model.cond is None and model.cond_dim == 3
+    assert model.encoder.body[0].in_features == 64 + 3 and model.decoder.body[0].in_features == 2 + 3

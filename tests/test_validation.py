@@ -20,6 +20,7 @@ from pyro_vae.validation import validate
     (["model.type=contractive", "model.jacobian=closed_form", "model.network.hidden_dims=[8, 8]"],
      "model.jacobian: closed_form needs"),
     (["model.type=contractive", "model.jacobian=closed_form", "model.network=conv"], "model.jacobian: closed_form"),
+    (["model.type=cvae", "model.prior=vamp"], "model.prior.type: 'vamp' mixes the encoder's q"),
 ])
 def test_rules_name_the_keys(overrides, match):
     with pytest.raises(ConfigError, match=match):

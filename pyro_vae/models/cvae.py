@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from ..config.schema import component, opt
 from ..data.quadrants import show_hidden, visible_quadrants
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from ..priors.base import EncoderPrior
 from ..registry import MODELS, PRIORS
 from .base import Grids
 from .vae import VAE, VAEConfig
@@ -112,6 +113,15 @@ class CVAE(VAE):
     """
 
     conditional = True
+
+    @classmethod
+    def check_config(cls, config: CVAEConfig) -> None:
+        prior = PRIORS.get(config.prior.type, key="model.prior.type").cls
+        if issubclass(prior, EncoderPrior):
+            raise ConfigError(f"model.prior.type: {config.prior.type!r} mixes the encoder's q(z|u_k) at "
+                              "pseudo-inputs, but a cvae's encoder also needs the condition c; use a prior that "
+                              "does not need the encoder (e.g. conditional, normal, gmm, flow)")
+        super().check_config(config)
 
     def build_condition(self) -> Condition:
         return build_condition(self.config, self.data_shape, self.num_classes)

@@ -43,13 +43,16 @@ class VAE(DecoderModel, LatentModel):
     #: the model reads a condition c (:meth:`build_condition` gives one): a learned p(z|c) needs it
     conditional = False
 
-    def __init__(self, config: VAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+    def __init__(self, config: VAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10,
+                 cond_dim: Optional[int] = None) -> None:
+        """``cond_dim``: the width of a condition c that a subclass threads through encoder, decoder and p(z|c)
+        by itself (default: the width of :meth:`build_condition`'s c; 0 without one)."""
         super().__init__()
         self.check_config(config)
         self.config, self.data_shape, self.num_classes = config, tuple(data_shape), num_classes
         self.latent_dim = config.latent_dim
         self.cond = self.build_condition()
-        self.cond_dim = 0 if self.cond is None else self.cond.dim
+        self.cond_dim = cond_dim if cond_dim is not None else 0 if self.cond is None else self.cond.dim
         net = NETWORKS.get(config.network.type).cls
         self.likelihood = LIKELIHOODS.build(config.likelihood, self.data_shape)
         self.prior = build_prior(config.prior, config.latent_dim, self.cond_dim)
