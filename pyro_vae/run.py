@@ -276,6 +276,7 @@ def checkpoint_payload(run: Run, trainer: Optional[Trainer] = None) -> Dict[str,
     }
     if trainer is not None:
         payload["trainer"] = trainer.state()
+        payload["engine"] = trainer.engine.describe()  # which path computed the loss and why
     return payload
 
 

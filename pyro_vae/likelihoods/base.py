@@ -40,7 +40,7 @@ class Likelihood(nn.Module):
     def split(self, params: Tensor) -> Tuple[Tensor, ...]:
         """The ``num_params`` parameter maps, each of shape ``(..., *data_shape)`` (views of ``params``)."""
         dim = -len(self.data_shape) - 1
-        if params.shape[dim] == 1:  # a view whose backward is free (unbind's backward stacks a copy)
+        if params.shape[dim] == 1:
             return (params.squeeze(dim),)
         return params.unbind(dim)
 

@@ -53,7 +53,6 @@ class Condition(nn.Module):
             bad = y[(y < 0) | (y >= k)]
             if bad.numel():
                 raise DataError(f"label {int(bad[0])} is outside the classes 0..{k - 1}")
-        # scatter, not F.one_hot, which reads the labels' values: replay can record this
         return torch.zeros(*y.shape, k, device=y.device).scatter_(-1, y.unsqueeze(-1), 1.0)
 
     def forward(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
