@@ -1,8 +1,8 @@
-"""Every private Pyro/torch name the speed layer relies on, in one place (tested in ``tests/fast/test_compat.py``).
+"""Every private Pyro/torch name the speed layer relies on, in one place (tested in ``tests/test_fast_compat.py``).
 
-Tested with torch 2.1 – 2.14 and pyro-ppl 1.8.6 – 1.9.x (the bounds in ``pyproject.toml``). Each helper names
-the private attribute it reads and what the public equivalent would cost; when a release renames one, this is
-the only file to change, and the compatibility test says which helper broke.
+Tested with torch 2.14.1 and pyro-ppl 1.9.2; ``pyproject.toml`` bounds the versions (``torch>=2.4,<=2.14.1``,
+``pyro-ppl>=1.8.6,<1.10``). Each helper names the private attribute it reads; when a release renames one, this
+is the only file to change, and the compatibility test says which helper broke.
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ from typing import Any, Callable, List, Tuple
 import torch
 from torch import Tensor, nn
 from torch.distributions.utils import _standard_normal, _sum_rightmost
-
-TORCH_RANGE = ((2, 1), (2, 14))  # (lowest, highest) (major, minor) tested; mirrored in pyproject.toml
-PYRO_RANGE = ((1, 8), (1, 9))
-
 
 def standard_normal(shape: torch.Size, like: Tensor) -> Tensor:
     """ε ~ N(0, I) of ``shape``, drawn exactly as ``torch.distributions.Normal.rsample`` draws it
