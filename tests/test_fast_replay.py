@@ -17,22 +17,27 @@ from pyro_vae.train import factory as engines
 from pyro_vae.train.config import TrainConfig
 
 
-def _engine(replay: bool, objective: str = "elbo"):
+def _engine(replay: bool, objective: str = "elbo", **options):
     config = load_config(None, tiny_overrides())
     data = load_data(config.data, config.seed)
     pyro.set_rng_seed(0)
     pyro.clear_param_store()
     model = build_model(config.model, data.shape, data.num_classes)
-    cfg = from_dict(TrainConfig, {"objective": {"type": objective}, "batch_size": 32, "replay": replay})
+    cfg = from_dict(TrainConfig, {"objective": {"type": objective, **options}, "batch_size": 32, "replay": replay})
     return model, data, engines.build_engine(model, cfg)
 
 
-@pytest.mark.parametrize("objective", ["elbo", "meanfield"])
-def test_replayed_steps_equal_eager_steps_bit_for_bit(objective):
-    """Same seed: every loss and every final weight identical with and without replay, across two batch shapes."""
+WEIGHTED = {"beta": 0.5, "warmup_steps": 3, "free_bits": 0.1}
+
+
+@pytest.mark.parametrize("objective,options", [("elbo", {}), ("meanfield", {}), ("elbo", WEIGHTED),
+                                               ("meanfield", WEIGHTED)])
+def test_replayed_steps_equal_eager_steps_bit_for_bit(objective, options):
+    """Same seed: every loss and every final weight identical with and without replay, across two batch shapes
+    (with β, KL warm-up and free bits too: the warm-up weight is an input of the recorded graph)."""
     runs = []
     for replay in (False, True):
-        model, data, eng = _engine(replay, objective)
+        model, data, eng = _engine(replay, objective, **options)
         batches = data.batches("train", 300, shuffle=True, generator=torch.Generator().manual_seed(1))
         losses = [eng.step(x, y) for _ in range(2) for x, y in batches]  # 300, ..., a smaller last batch, twice
         runs.append((losses, [p.detach().clone() for p in model.parameters()], eng))

@@ -103,7 +103,7 @@ class FastLoss(nn.Module):
                 device = next(iter(module.parameters()), torch.zeros(())).device
                 self.register_buffer("latent_weight", torch.tensor(float(self.elbo.weight()), device=device),
                                      persistent=False)
-                weight = self.latent_weight
+                weight = lambda: self.latent_weight  # noqa: E731 (looked up per call: replay swaps it)
             free_bits = float(getattr(self.elbo, "free_bits", 0.0))
             self.one_pass = OnePassELBO(self.elbo, form, weight, free_bits)
         self.constants = Constants(module) if self.one_pass is not None else None

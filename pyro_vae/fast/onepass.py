@@ -131,18 +131,19 @@ def one_pass_loss(model: Callable, guide: Callable, args: tuple, kwargs: dict, m
 class OnePassELBO:
     """−ELBO of Pyro ELBO ``elbo`` (its particles, its plate nesting), computed by :func:`one_pass_loss`.
 
-    ``weight`` (a 0-dim tensor, or None for β = 1) scales every latent site as Pyro's ``LatentScale`` does;
-    being a tensor, a recorded graph reads its current value. ``__call__`` raises :class:`NotFusable` for a
-    program the one pass does not cover.
+    ``weight`` (returning a 0-dim tensor; None for β = 1) scales every latent site as Pyro's ``LatentScale``
+    does; being a tensor looked up at each call (a buffer), a recorded graph takes it as an input and reads its
+    current value. ``__call__`` raises :class:`NotFusable` for a program the one pass does not cover.
     """
 
-    def __init__(self, elbo: Any, mean_field: bool, weight: Optional[Tensor] = None, free_bits: float = 0.0) -> None:
+    def __init__(self, elbo: Any, mean_field: bool, weight: Optional[Callable[[], Tensor]] = None,
+                 free_bits: float = 0.0) -> None:
         self.elbo, self.mean_field, self.weight, self.free_bits = elbo, mean_field, weight, free_bits
 
     def __call__(self, model: Callable, guide: Callable, args: tuple, kwargs: dict, constants: Any = NO_CONSTANTS
                  ) -> Tensor:
         if self.weight is not None:
-            weight = self.weight
+            weight = self.weight()  # the buffer as the module holds it now (a fake tensor while recording)
             handler = LatentScale(lambda: weight)
             model, guide = handler(model), handler(guide)
         elbo = self.elbo
