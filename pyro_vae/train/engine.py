@@ -6,9 +6,9 @@ batch) as a float; ``state_dict``/``load_state_dict`` carry the optimizer state 
 
 * ``svi``: ``pyro.infer.SVI`` + ``pyro.optim.ClippedAdam`` (Pyro's own loop: param store, per-parameter
   optimizers, argument validation on every step) with Pyro's own ELBO class.
-* ``torch``: the loss from the speed layer (:func:`pyro_vae.fast.compile_loss`: Pyro's ELBO, computed in one
-  pass and replayed where the program allows), ``loss.backward()``, an elementwise gradient clamp and one
-  fused ``torch.optim.Adam`` over ``model.parameters()``. Same objective, same gradients and (up to Adam's ε
+* ``torch``: the loss from the speed layer (:func:`pyro_vae.fast.compile_loss`: Pyro's ELBO with fewer ops),
+  ``loss.backward()``, an elementwise gradient clamp and one fused ``torch.optim.Adam`` over
+  ``model.parameters()``. Same objective, same gradients and (up to Adam's ε
   placement, ~1e-7 relative) the same update as ``svi``.
 
 Which engine a run uses (``auto``, data-parallel under ``torchrun``) is decided in
@@ -87,7 +87,7 @@ class TorchEngine:
         self.elbo = self.loss.elbo  # Pyro's ELBO (what the loss equals)
         self.clip = config.clip_norm
         self.params: List[Tensor] = [p for p in model.parameters() if p.requires_grad]
-        # fused Adam: one kernel over all parameters (vs one Python-level optimizer per parameter in pyro.optim).
+        # fused Adam: one update over all parameters (vs one Python-level optimizer per parameter in pyro.optim).
         self.optim = torch.optim.Adam(self.params, lr=config.lr, fused=True)
         self._checked = False
 
