@@ -103,7 +103,7 @@ print(inspect.getsource(VAE.guide))
 # runs model and guide, and ascends the one-sample ELBO estimate; with `TraceMeanField_ELBO` (objective
 # `meanfield`) it uses the closed-form KL above instead of sampling it. pyro-vae's default engine computes
 # the same estimators (same random numbers, same gradients) with one-pass versions of these classes and
-# replays their recorded tensor ops (README, *Speed and scale*); `train.engine=svi train.objective.fused=false`
+# replays their recorded tensor ops (docs/speed.md); `train.engine=svi train.objective.fused=false`
 # runs Pyro's own loop exactly as described here.
 #
 # ## Training on digits
