@@ -12,17 +12,19 @@ time after warm-up. Also times importance-sampled evaluation (K samples of z per
 Routes:
   floor          plain PyTorch: same nets, −ELBO with a 1-sample Monte-Carlo KL (= Trace_ELBO), Adam
   floor-kl       plain PyTorch with the closed-form KL (= TraceMeanField_ELBO)
-  torch          pyro-vae defaults: torch engine, one-pass Trace_ELBO (objective.fused), recorded graph
-                 replayed (train.replay)
+  torch          pyro-vae defaults: torch engine, loss from pyro_vae.fast: one-pass Trace_ELBO (objective.fused),
+                 recorded graph replayed (train.replay)
   torch-meanfield    ... objective meanfield (one-pass TraceMeanField_ELBO, closed-form KL)
   torch-eager    ... train.replay=false: the one-pass ELBO run eagerly (Pyro handlers every step)
   torch-unfused  ... objective.fused=false: Pyro's Trace_ELBO.differentiable_loss (two traces per step)
   torch-validate ... objective.fused=false with Pyro/torch argument validation left on in the hot loop
-  svi            train.engine=svi, objective.fused=false: SVI + Trace_ELBO + ClippedAdam (Pyro's example style)
-  svi-fused      train.engine=svi with the one-pass Trace_ELBO
+  svi            train.engine=svi: SVI + Trace_ELBO + ClippedAdam (Pyro's example style)
   svi-meanfield  SVI + TraceMeanField_ELBO
   svi-jit        SVI + JitTrace_ELBO (Pyro's JIT ELBO; fixed batch shapes only)
   compile        torch.compile of the one-pass ELBO module (--routes compile: long compilation on CPU)
+
+Before timing, the same-objective check compares, on equal weights and noise, Pyro's ELBO with the floor and
+the one-pass and replayed losses (and gradients) with Pyro's.
 """
 
 from __future__ import annotations
@@ -47,17 +49,17 @@ from torch import Tensor, nn
 from pyro_vae.config.schema import from_dict
 from pyro_vae.evaluation.bounds import elbo_and_iwae
 from pyro_vae.data.base import ImageData
-from pyro_vae.infer.fused import FusedTrace_ELBO, FusedTraceMeanField_ELBO
+from pyro_vae.fast import compile_loss
 from pyro_vae.models import VAE, VAEConfig
+from pyro_vae.registry import OBJECTIVES
 from pyro_vae.train.config import TrainConfig
-from pyro_vae.train.engine import ELBOLoss, build_engine
+from pyro_vae.train.factory import build_engine
 
 SHAPE, HIDDEN, LATENT = (1, 28, 28), 400, 50
 ROUTES = ["floor", "floor-kl", "torch", "torch-meanfield", "torch-eager", "torch-unfused", "torch-validate", "svi",
-          "svi-fused", "svi-meanfield", "svi-jit"]
+          "svi-meanfield", "svi-jit"]
 PAIRS = {"torch": "floor", "torch-meanfield": "floor-kl", "torch-eager": "floor", "torch-unfused": "floor",
-         "torch-validate": "floor", "svi": "floor", "svi-fused": "floor", "svi-meanfield": "floor-kl",
-         "svi-jit": "floor", "compile": "floor"}
+         "torch-validate": "floor", "svi": "floor", "svi-meanfield": "floor-kl", "svi-jit": "floor", "compile": "floor"}
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
 LOG_2PI = math.log(2 * math.pi)
 
@@ -164,18 +166,20 @@ def validate_step() -> Callable[[Tensor], float]:
     pyro.clear_param_store()
     model = vae_model()
     eng = build_engine(model, train_config("torch", "elbo", fused=False))
+    elbo = eng.loss.elbo
+    # Pyro's Trace_ELBO.differentiable_loss as is: validation on and pyro.module registering on every step
+    eng.loss_fn = lambda x, y: elbo.differentiable_loss(model.model, model.guide, x, y)
+    return lambda x: eng.step(x, None)
 
-    def step(x: Tensor) -> float:  # undo the engine's validation switch: validation stays on
-        eng._checked = False
-        return eng.step(x, None)
 
-    return step
+def objective_config(objective: str, **options) -> object:
+    return OBJECTIVES.get(objective).config_cls(**options)
 
 
 def compile_step() -> Callable[[Tensor], float]:
     pyro.clear_param_store()
     model = vae_model()
-    loss = torch.compile(ELBOLoss(model, FusedTrace_ELBO(max_plate_nesting=1)))
+    loss = torch.compile(compile_loss(model, objective_config("elbo"), replay=False, notify=None))
     optim = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
 
     def step(x: Tensor) -> float:
@@ -205,11 +209,9 @@ def build_route(name: str) -> Callable[[Tensor], float]:
     if name == "torch-unfused":
         return pyro_step("torch", "elbo", fused=False)
     if name == "svi":
-        return pyro_step("svi", "elbo", fused=False)
-    if name == "svi-fused":
         return pyro_step("svi", "elbo")
     if name == "svi-meanfield":
-        return pyro_step("svi", "meanfield", fused=False)
+        return pyro_step("svi", "meanfield")
     engine, _, objective = name.partition("-")
     return pyro_step(engine, {"": "elbo", "meanfield": "meanfield"}[objective])
 
@@ -243,19 +245,26 @@ def time_routes(routes: List[str], batch: int, steps: int, warmup: int) -> Dict[
 
 
 def same_objective(batch: int = 128) -> Dict[str, float]:
-    """On the same weights, batch and noise: relative |Pyro's ELBO − floor| and relative |one-pass − Pyro's|
-    for the loss and (max over parameters) the gradient; float round-off is ~1e-7."""
+    """On the same weights, batch and noise: relative |Pyro's ELBO − floor|, and relative |one-pass − Pyro's| and
+    |replayed − Pyro's| for the loss and (max over parameters) the gradient; float round-off is ~1e-7."""
     x = images(batch, seed=1)
     model = vae_model()
     params = list(model.parameters())
     out = {}
     for objective, closed in (("elbo", False), ("meanfield", True)):
+        pyro.clear_param_store()
         pyro_cls = {"elbo": pyro.infer.Trace_ELBO, "meanfield": pyro.infer.TraceMeanField_ELBO}[objective]
-        fused_cls = {"elbo": FusedTrace_ELBO, "meanfield": FusedTraceMeanField_ELBO}[objective]
+        elbo = pyro_cls(max_plate_nesting=1)
+        one_pass = compile_loss(model, objective_config(objective), replay=False, notify=None)
+        replayed = compile_loss(model, objective_config(objective), notify=None)
+        with pyro.validation_enabled(False):
+            for _ in range(2):  # first call eager, second records (and checks) the graph
+                replayed.loss(x, None)
+        assert replayed.describe()["path"] == "replay", replayed.describe()
         plain = PlainVAE(closed).copy_from(model)
         losses, grads = {}, {}
-        for name, fn in (("pyro", ELBOLoss(model, pyro_cls(max_plate_nesting=1))),
-                         ("fused", ELBOLoss(model, fused_cls(max_plate_nesting=1))), ("floor", lambda x, y: plain(x))):
+        for name, fn in (("pyro", lambda x, y: elbo.differentiable_loss(model.model, model.guide, x, y)),
+                         ("one-pass", one_pass.loss), ("replay", replayed.loss), ("floor", lambda x, y: plain(x))):
             torch.manual_seed(3)
             with pyro.validation_enabled(False):
                 loss = fn(x, None)
@@ -263,9 +272,10 @@ def same_objective(batch: int = 128) -> Dict[str, float]:
             if name != "floor":
                 grads[name] = torch.autograd.grad(loss, params)
         out[f"{objective}: pyro vs floor"] = abs(losses["pyro"] - losses["floor"]) / abs(losses["floor"])
-        out[f"{objective}: one-pass vs pyro"] = abs(losses["fused"] - losses["pyro"]) / abs(losses["pyro"])
-        out[f"{objective}: one-pass vs pyro, gradient"] = max(
-            ((a - b).abs().max() / b.abs().max()).item() for a, b in zip(grads["fused"], grads["pyro"]))
+        for path in ("one-pass", "replay"):
+            out[f"{objective}: {path} vs pyro"] = abs(losses[path] - losses["pyro"]) / abs(losses["pyro"])
+            out[f"{objective}: {path} vs pyro, gradient"] = max(
+                ((a - b).abs().max() / b.abs().max()).item() for a, b in zip(grads[path], grads["pyro"]))
     return out
 
 

@@ -6,11 +6,11 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
-from . import registry
-from .config.schema import describe
+from . import __version__, registry
 from .errors import PyroVAEError
 
 
@@ -19,8 +19,6 @@ def _train(args: argparse.Namespace) -> int:
     from .train.signals import Interrupted
 
     config, overrides = args.config, list(args.overrides)
-    if config is not None and "=" in config:  # `pyro-vae train train.epochs=5`: no config file given
-        config, overrides = None, [config, *overrides]
     if args.resume is not None and (config is not None or args.out is not None):
         raise PyroVAEError("--resume RUN_DIR continues that folder with its own config: give no CONFIG or --out "
                            "(overrides allowed: train.epochs=N, train.progress=false)")
@@ -44,10 +42,20 @@ def _sample(args: argparse.Namespace) -> int:
     run = load_run(args.run_dir)
     if args.num < 1:
         raise PyroVAEError(f"-n: expected a number of samples >= 1, got {args.num}")
-    out = Path(args.output) if args.output else run.path / "samples.png"
+    out = Path(args.output) if args.output else fresh_samples_path(run.path, args.num)
     plots.save_grid(run.sample(args.num, args.label), out)
     print(f"wrote {args.num} samples{'' if args.label is None else f' of class {args.label}'} to {out}")
     return 0
+
+
+def fresh_samples_path(run_dir: Path, num: int) -> Path:
+    """``RUN_DIR/samples-<n>-<time>.png``, a name not taken yet: the run's own ``samples.png`` is left alone."""
+    stem = f"samples-{num}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, i = run_dir / f"{stem}.png", 1
+    while path.exists():
+        i += 1
+        path = run_dir / f"{stem}-{i}.png"
+    return path
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -72,7 +80,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    import pyro_vae  # noqa: F401  (registers every component)
+    from .config.schema import describe
 
     tables = [registry.MODELS, registry.DATASETS, registry.NETWORKS, registry.PRIORS, registry.LIKELIHOODS,
               registry.OBJECTIVES]
@@ -87,11 +95,13 @@ def _list(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyro-vae", description="Variational autoencoders as Pyro programs.")
+    parser.add_argument("--version", action="version", version=f"pyro-vae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from a YAML config into a run folder")
     p.add_argument("config", nargs="?", default=None, help="YAML config (default: the packaged digits VAE)")
-    p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.epochs=5")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.epochs=5 (before or after the "
+                                                "options)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<data>-<model>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue an interrupted run from RUN_DIR/model.pt (same metrics as if never stopped)")
@@ -100,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="decode prior draws of a trained run into an image grid")
     p.add_argument("run_dir")
     p.add_argument("-n", "--num", type=int, default=64, help="number of samples")
-    p.add_argument("-o", "--output", default=None, help="PNG file (default: RUN_DIR/samples.png)")
+    p.add_argument("-o", "--output", default=None,
+                   help="PNG file (default: a new RUN_DIR/samples-N-TIME.png; the run's samples.png is kept)")
     p.add_argument("--label", type=int, default=None, help="class to draw (label-conditional models, e.g. cvae)")
     p.set_defaults(func=_sample)
 
@@ -122,8 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """``parser.parse_args``, with ``train``'s key=value overrides also accepted after its options
+    (``pyro-vae train CONFIG --out DIR a.b=1 c=2``)."""
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "train" and all("=" in a and not a.startswith("-") for a in extra):
+        if args.config is not None and "=" in args.config:  # `pyro-vae train train.epochs=5`: no config file
+            args.config, args.overrides = None, [args.config, *args.overrides]
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     try:
         return args.func(args)
     except PyroVAEError as e:

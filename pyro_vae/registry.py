@@ -4,17 +4,36 @@ Adding a component is one file and one line::
 
     @PRIORS.register("laplace", LaplacePriorConfig)
     class LaplacePrior(Prior): ...
+
+The built-in components register when their packages are imported; the first lookup in any registry
+imports them (so ``import pyro_vae`` stays light: torch and Pyro load when a component is first needed).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Generic, List, Type, TypeVar
 
 from .errors import ConfigError
 
 T = TypeVar("T")
+
+#: the packages whose modules register the built-in components
+COMPONENT_PACKAGES = ("pyro_vae.data", "pyro_vae.nets", "pyro_vae.priors", "pyro_vae.likelihoods", "pyro_vae.models",
+                      "pyro_vae.infer")
+_loaded = False
+
+
+def load_components() -> None:
+    """Import the built-in component packages (once), registering every built-in component."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True  # first: a lookup while they import does not start over
+    for name in COMPONENT_PACKAGES:
+        importlib.import_module(name)
 
 
 @dataclass(frozen=True)
@@ -52,9 +71,11 @@ class Registry(Generic[T]):
         return decorator
 
     def __contains__(self, name: object) -> bool:
+        load_components()
         return name in self._entries
 
     def names(self) -> List[str]:
+        load_components()
         return sorted(self._entries)
 
     def entries(self) -> List[Entry[T]]:
@@ -62,6 +83,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str, key: str = "type") -> Entry[T]:
         """The entry for ``name``; an unknown name is a :class:`ConfigError` listing the allowed ones."""
+        load_components()
         try:
             return self._entries[name]
         except KeyError:

@@ -18,7 +18,6 @@ from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 import pyro
 import torch
-from torch import nn
 
 from . import plots
 from .config.loading import apply_overrides
@@ -31,7 +30,10 @@ from .evaluation.clustering import assign_clusters, clustering_metrics, has_clus
 from .evaluation.report import evaluate as evaluation_report
 from .evaluation.report import write_pictures as write_latent_pictures
 from .models import build_model
+from .models.base import GenerativeModel, LatentModel
+from .priors.base import MixturePrior
 from .tracking import open_tracker
+from .validation import validate
 from .train import EpochMetrics, Trainer, load_checkpoint, resolve_device, save_checkpoint
 from .train import distributed
 from .train.signals import Interrupted
@@ -47,7 +49,7 @@ class Run:
 
     path: Path
     config: RunConfig
-    model: nn.Module
+    model: GenerativeModel
     history: List[Dict[str, Any]] = field(default_factory=list)
     _data: Optional[ImageData] = None
 
@@ -67,7 +69,7 @@ class Run:
         self.model.eval()
         if label is None:
             return self.model.generate(num_samples)
-        if not getattr(self.model, "label_conditional", False):
+        if not self.model.label_conditional:
             raise ConfigError(f"label {label}: this run's model ({self.config.model.type}) is not conditioned on "
                               "class labels (train a model.type: cvae with condition: label)")
         return self.model.generate(num_samples, torch.full((num_samples,), label, device=self.device))
@@ -82,7 +84,7 @@ class Run:
         result.update(clustering_metrics(self.model, self.data()))  # mixture priors: cluster accuracy
         result.update(classification_metrics(self.model, self.data()))  # a classifier q(y|x): held-out accuracy
         # (further evaluations merge their numbers into `result` here)
-        if getattr(self.config.train, "tensorboard", False):
+        if self.config.train.tensorboard:
             from .tracking import log_evaluation
 
             log_evaluation(self.path, result, step=len(self.history))
@@ -99,14 +101,15 @@ class Run:
             plots.save_grid(self.sample(n), self.path / "samples.png")
             x, y = data.test_x[:n], data.test_y[:n]
             plots.save_reconstructions(x, self.model.reconstruct(x, y), self.path / "reconstructions.png")
-            means = self.model.encode(data.test_x, data.test_y)[0] if hasattr(self.model, "encode") else None
-            extra = self.model.pictures(x, y) if hasattr(self.model, "pictures") else {}  # model-level pictures
+            latent = isinstance(self.model, LatentModel)  # a model without a latent (the baseline): no latent.png
+            means = self.model.encode(data.test_x, data.test_y)[0] if latent else None
+            extra = self.model.pictures(x, y)  # model-level pictures
+            mixture = latent and isinstance(self.model.prior, MixturePrior)
+            components = self.model.prior.components() if mixture else None
         for name, (images, per_row) in extra.items():
             plots.save_grid(images, self.path / name, nrow=per_row)
-        if means is not None:  # models without a latent (a deterministic baseline) have no latent.png
-            components = getattr(getattr(self.model, "prior", None), "components", None)  # mixture priors
+        if means is not None:
             with torch.no_grad():
-                components = components() if callable(components) else None
                 clusters = assign_clusters(self.model, data.test_x) if has_clusters(self.model) else None
             plots.save_latent(means, data.test_y, self.path / "latent.png", components=components, clusters=clusters)
         write_latent_pictures(self.model, data, self.path)  # interpolation.png, traversal.png
@@ -127,7 +130,7 @@ class Run:
             with torch.no_grad():
                 field = self.model.reconstruct(grid) - grid
             plots.save_vector_field(points, grid, field, self.path / "vector_field.png")
-        if hasattr(self.model, "encode"):
+        if isinstance(self.model, LatentModel):
             with torch.no_grad():
                 means = self.model.encode(data.test_x, data.test_y)[0]
             plots.save_latent(means, data.test_y, self.path / "latent.png")
@@ -160,6 +163,7 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
         config = load_config(config, overrides or [])
     elif overrides:
         raise ConfigError("overrides apply to a config file; edit the RunConfig object directly instead")
+    validate(config)  # cross-section rules, before any data is read
     config = _resolve_paths(config)
     out = Path(out_dir) if out_dir is not None else _default_out(config)
     if (out / CHECKPOINT).exists():
@@ -194,6 +198,7 @@ def resume(run_dir: PathLike, overrides: Optional[List[str]] = None) -> Run:
                 raise ConfigError(f"{key}: cannot be changed when resuming (only {', '.join(RESUMABLE_KEYS)}); "
                                   "train a new run for a different config")
         config = from_dict(RunConfig, apply_overrides(to_dict(config), overrides))
+    validate(config)
     state = payload["trainer"]
     if int(state.get("epoch", 0)) >= config.train.epochs and not state.get("batch"):
         raise RunDirError(f"{path}: already finished its {config.train.epochs} epochs; to train longer: "
@@ -279,6 +284,7 @@ def checkpoint_payload(run: Run, trainer: Optional[Trainer] = None) -> Dict[str,
     }
     if trainer is not None:
         payload["trainer"] = trainer.state()
+        payload["engine"] = trainer.engine.describe()  # which path computed the loss and why
     return payload
 
 

@@ -1,5 +1,6 @@
 """Config parsing: defaults, YAML files, overrides, and errors that name the key."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,39 @@ def test_partial_component_keeps_the_models_own_defaults():
     assert (prior.type, prior.form, prior.num_components) == ("gmm", "enumerate", 3)
     assert load_config(None, ["model.type=vae", "model.prior.type=gmm"]).model.prior.form == "marginal"
     assert load_config(None, ["model.type=gmvae", "model.prior=normal"]).model.prior.type == "normal"
+
+
+def test_type_override_keeps_what_still_applies(caplog):
+    """model.type=baseline on the CVAE config keeps condition, visible, network and likelihood; the keys the
+    baseline does not have are dropped, each with a one-line note naming it."""
+    cvae = load_config(REPO / "configs" / "digits_cvae.yaml", ["model.visible=1", "model.network.hidden_dims=[64]",
+                                                               "model.likelihood=continuous_bernoulli"])
+    with caplog.at_level(logging.WARNING, logger="pyro_vae"):
+        base = load_config(REPO / "configs" / "digits_cvae.yaml",
+                           ["model.visible=1", "model.network.hidden_dims=[64]", "model.likelihood=continuous_bernoulli",
+                            "model.type=baseline"]).model
+    assert base.type == "baseline"
+    assert (base.condition, base.visible, base.network, base.likelihood) == (
+        cvae.model.condition, cvae.model.visible, cvae.model.network, cvae.model.likelihood)
+    assert base.condition == "label"  # the file's, not the baseline's default (quadrants)
+    notes = [r.getMessage() for r in caplog.records]
+    assert notes == ["pyro-vae: note: model.latent_dim does not apply to model.type baseline; dropped",
+                     "pyro-vae: note: model.prior does not apply to model.type baseline; dropped"]
+
+
+def test_type_override_takes_the_new_types_own_component_defaults(caplog):
+    """A sub-component whose default is part of what the type means (the gmvae's enumerated gmm, the sparse
+    autoencoder's Laplace prior) starts from the new type's default, with a note; the rest is kept."""
+    with caplog.at_level(logging.WARNING, logger="pyro_vae"):
+        model = load_config(REPO / "configs" / "digits_vae.yaml", ["model.latent_dim=3", "model.type=gmvae"]).model
+    assert (model.latent_dim, model.prior.type, model.prior.form) == (3, "gmm", "enumerate")
+    assert "model.prior starts from model.type gmvae's default (gmm), not vae's (normal)" in caplog.text
+    sparse = load_config(None, ["model.network.hidden_dims=[32]", "model.type=sparse"]).model
+    assert (sparse.network.hidden_dims, sparse.prior.type) == ([32], "laplace")
+    assert load_config(None, ["model.type=cvae"]).model.prior.type == "conditional"
+
+
+def test_short_form_type_override_keeps_shared_options():
+    config = load_config(None, ["model.network.activation=tanh", "model.network.hidden_dims=[16]",
+                                "model.network=conv"])
+    assert (config.model.network.type, config.model.network.activation) == ("conv", "tanh")

@@ -15,6 +15,7 @@ from pyro_vae.errors import ConfigError
 from pyro_vae.models import build_model
 from pyro_vae.registry import MODELS, OBJECTIVES
 from pyro_vae.train import engine as engines
+from pyro_vae.train import factory
 from pyro_vae.train.config import TrainConfig
 
 
@@ -27,7 +28,7 @@ def _setup(engine, objective="elbo", model_type="vae"):
     pyro.clear_param_store()
     model = build_model(config.model, data.shape, data.num_classes)
     train_cfg = from_dict(TrainConfig, {"engine": engine, "objective": {"type": objective}, "batch_size": 32})
-    return model, data, engines.build_engine(model, train_cfg)
+    return model, data, factory.build_engine(model, train_cfg)
 
 
 def _steps(engine, data, n):
@@ -53,11 +54,12 @@ def test_auto_is_torch_where_the_objective_allows_else_svi(monkeypatch):
     for name in OBJECTIVES.names():  # every registered objective, including ones without differentiable_loss
         cfg = from_dict(TrainConfig, {"objective": {"type": name}})
         supported = engines.supports_torch_engine(engines.build_elbo(cfg.objective, 1))
-        assert engines.resolve_engine(model, cfg) == ("torch" if supported else "svi"), name
+        assert factory.resolve_engine(model, cfg) == ("torch" if supported else "svi"), name
         assert supported or name not in {"elbo", "meanfield", "enum"}, name
-    monkeypatch.setattr(engines, "build_elbo", lambda config, nesting: object())  # an ELBO with loss_and_grads only
-    assert engines.resolve_engine(model, TrainConfig()) == "svi"
-    assert isinstance(engines.build_engine(model, TrainConfig()), engines.SVIEngine)
+    monkeypatch.setattr(factory, "build_elbo", lambda config, nesting: object())  # an ELBO with loss_and_grads only
+    monkeypatch.setattr(engines, "build_elbo", lambda config, nesting: object())
+    assert factory.resolve_engine(model, TrainConfig()) == "svi"
+    assert isinstance(factory.build_engine(model, TrainConfig()), engines.SVIEngine)
     with pytest.raises(ConfigError, match="train.engine"):
         engines.TorchEngine(model, TrainConfig())
 
@@ -99,9 +101,44 @@ def test_engine_option_trains_end_to_end(tmp_path):
         run = train(config, tmp_path / name)
         histories[name] = run.history
     assert all(math.isfinite(h["train_elbo"]) for hs in histories.values() for h in hs)
+    # which path computed the loss, in every metrics row and in the checkpoint
+    assert histories["torch"][0]["engine"] == {"path": "replay", "reason": "2 recorded graph(s)", "elbo": "Trace_ELBO"}
+    assert histories["svi"][0]["engine"] == {"path": "pyro", "reason": "train.engine=svi", "elbo": "Trace_ELBO"}
+    payload = torch.load(tmp_path / "torch" / "model.pt", weights_only=True)
+    assert payload["engine"]["path"] == "replay"
     assert abs(histories["svi"][-1]["test_elbo"] - histories["torch"][-1]["test_elbo"]) < 0.5
 
 
 def test_bad_engine_name_is_a_config_error():
     with pytest.raises(ConfigError, match="train.engine"):
         load_config(None, ["train.engine=turbo"])
+
+
+def test_engine_and_distributed_import_in_one_direction():
+    """train/engine.py does not import train/distributed.py or the factory; distributed builds on engine only."""
+    import ast
+    from pathlib import Path
+
+    from pyro_vae.train import distributed
+
+    def imported(module) -> set:
+        names = set()
+        for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names |= {node.module or ""} | {a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+        return {n.rsplit(".", 1)[-1] for n in names}
+
+    assert not {"distributed", "factory"} & imported(engines)
+    assert "engine" in imported(distributed) and "factory" not in imported(distributed)
+
+
+def test_a_fall_back_is_said_once_and_recorded(tmp_path, capsys):
+    """An objective the fast path cannot run: one line on stderr for the whole run, and the reason in the metadata."""
+    config = load_config(None, tiny_overrides("train.objective.type=iwae", "data.limit=300"))
+    run = train(config, tmp_path / "run")
+    err = capsys.readouterr().err
+    assert err.count("pyro-vae: fast path off") == 1 and "Traceback" not in err
+    assert [row["engine"]["path"] for row in run.history] == ["pyro", "pyro"]
+    assert "no differentiable_loss" in run.history[0]["engine"]["reason"]

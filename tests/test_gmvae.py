@@ -19,7 +19,7 @@ from pyro_vae.evaluation.bounds import elbo_and_iwae
 from pyro_vae.evaluation.clustering import cluster_probs, clustering_metrics
 from pyro_vae.models import MODELS, build_model
 from pyro_vae.models.gmvae import GMVAEConfig
-from pyro_vae.train import engine as engines
+from pyro_vae.train import factory as engines
 from pyro_vae.train.config import TrainConfig
 
 SHAPE = (1, 4, 4)

@@ -96,12 +96,14 @@ print(inspect.getsource(VAE.model))
 print(inspect.getsource(VAE.guide))
 
 # %% [markdown]
-# `self.prior()` samples site `z` from $p(z)$ and `self.likelihood(params, x)` observes site `x` under
-# $p_\theta(x\mid z)$ — both are swappable components (tutorials 2 and 3). `pyro.infer.SVI` with `Trace_ELBO`
+# The model draws site `z` from the prior's distribution $p(z)$ and observes site `x` under the likelihood's
+# $p_\theta(x\mid z)$ — both are swappable components (tutorials 2 and 3). This one body serves the whole
+# family: the hooks `condition` (the CVAE's $c$, tutorial 4), `penalty` and the guide's `corrupt` (the
+# autoencoders, tutorial 6) are `None` or the identity for the VAE. `pyro.infer.SVI` with `Trace_ELBO`
 # runs model and guide, and ascends the one-sample ELBO estimate; with `TraceMeanField_ELBO` (objective
 # `meanfield`) it uses the closed-form KL above instead of sampling it. pyro-vae's default engine computes
 # the same estimators (same random numbers, same gradients) with one-pass versions of these classes and
-# replays their recorded tensor ops (README, *Speed and scale*); `train.engine=svi train.objective.fused=false`
+# replays their recorded tensor ops (docs/speed.md); `train.engine=svi train.objective.fused=false`
 # runs Pyro's own loop exactly as described here.
 #
 # ## Training on digits

@@ -44,10 +44,11 @@ print("registered priors:", PRIORS.names())
 # %% [markdown]
 # ## The mixture as a program, and enumeration
 #
-# With `form: enumerate` the prior emits the discrete site `y` before `z`:
+# The model draws `z = pyro.sample("z", prior.site_distribution(c))`; with `form: enumerate` the prior emits the
+# discrete site `y` first and returns the distribution of `z` given it:
 
 # %%
-print(inspect.getsource(GMMPrior.forward))
+print(inspect.getsource(GMMPrior.site_distribution))
 
 # %% [markdown]
 # `infer={"enumerate": "parallel"}` tells `TraceEnum_ELBO` to evaluate `y` at *all* $K$ values at once, in a new

@@ -40,8 +40,9 @@ common = [f"train.epochs={EPOCHS}", f"model.network.hidden_dims={HIDDEN}", "trai
 # %% [markdown]
 # ## The model
 #
-# Only the model changes; the guide is the VAE's, reached through `encode(x, y)` which feeds $c$ to the encoder.
-# `self.cond.observed(...)` masks the likelihood to the hidden pixels when $c$ is quadrants.
+# Model and guide are the VAE's: the CVAE only builds the condition, and the shared body threads $c$ =
+# `self.condition(x, y)` through prior, encoder and decoder; `self.observed(...)` masks the likelihood to the
+# hidden pixels when $c$ is quadrants.
 
 # %%
 print(inspect.getsource(CVAE.model))

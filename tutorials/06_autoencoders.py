@@ -47,10 +47,12 @@ OUT = Path(tempfile.mkdtemp(prefix="tutorial06-"))
 # %%
 print(inspect.getsource(Autoencoder.model))
 print(inspect.getsource(Autoencoder.guide))
+print(inspect.getsource(Autoencoder.posterior))
 
 # %% [markdown]
-# `corrupt` (the identity here) is what the denoising member overrides; `penalty` (None here) is what the
-# contractive member overrides. The sparse member overrides nothing: its penalty *is* its prior.
+# The model and the guide are the VAE's; the autoencoder only swaps the guide's family for a point mass
+# (`posterior`). `corrupt` (the identity here) is what the denoising member overrides; `penalty` (None here) is
+# what the contractive member overrides. The sparse member overrides nothing: its penalty *is* its prior.
 #
 # ## Four runs on grey-level digits
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Union
@@ -10,6 +11,9 @@ from typing import Any, Dict, Iterable, Optional, Union
 import yaml
 
 from ..errors import ConfigError
+from .schema import component_at, retype
+
+logger = logging.getLogger("pyro_vae")
 
 _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -42,8 +46,18 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(data: Dict[str, Any], overrides: Iterable[str]) -> Dict[str, Any]:
-    """A copy of ``data`` with each ``a.b.c=value`` set; changing a ``type`` resets that component's options."""
+def apply_overrides(data: Dict[str, Any], overrides: Iterable[str], schema: Optional[type] = None) -> Dict[str, Any]:
+    """A copy of ``data`` with each ``a.b.c=value`` set.
+
+    Changing a component's ``type`` (``model.type=baseline``, or the short form ``model.prior=gmm``) keeps the
+    options the new type also has and drops the others, with a one-line note on stderr naming each key
+    dropped (see :func:`~pyro_vae.config.schema.retype`); ``schema`` is the config class of ``data``
+    (default: :class:`~pyro_vae.config.run.RunConfig`).
+    """
+    if schema is None:
+        from .run import RunConfig  # config.run imports this module
+
+        schema = RunConfig
     data = copy.deepcopy(data)
     for item in overrides:
         key, sep, text = item.partition("=")
@@ -63,8 +77,13 @@ def apply_overrides(data: Dict[str, Any], overrides: Iterable[str]) -> Dict[str,
             node = child
         value = parse_value(text)
         last = parts[-1]
-        if last == "type" and node.get("type") != value:
-            node.clear()  # other options belong to the old type
+        if isinstance(value, str) and isinstance(node.get(last), dict) and component_at(schema, data, parts):
+            node, last, parts = node[last], "type", [*parts, "type"]  # `prior: gmm` is short for `prior.type: gmm`
+        if last == "type" and isinstance(value, str) and node.get("type") != value:
+            for note in retype(schema, data, parts[:-1], value):
+                logger.warning("pyro-vae: note: %s", note)
+        elif last == "type" and node.get("type") != value:
+            node.clear()
         node[last] = value
     return data
 

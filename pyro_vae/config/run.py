@@ -9,7 +9,7 @@ from typing import Any, Iterable, Optional, Union
 import yaml
 
 from ..registry import DATASETS, MODELS
-from ..train.config import TrainConfig
+from .train import TrainConfig
 from .loading import load_config_dict
 from .schema import component, from_dict, opt, to_dict
 

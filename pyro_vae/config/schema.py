@@ -155,6 +155,77 @@ def from_dict(cls: Type[C], data: Any, path: str = "") -> C:
     return cls(**kwargs)
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def _type_of(value: Any, default: Any) -> Any:
+    """The component name in ``value`` (a name, or a mapping with ``type``), else the default's."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and "type" in value:
+        return value["type"]
+    return getattr(default, "type", None)
+
+
+def component_at(cls: type, data: Mapping, path: List[str]) -> Optional[Tuple[Registry, Any]]:
+    """``(registry, default config)`` of the component field at dotted ``path`` below config class ``cls``,
+    following the component types named in ``data`` (or the defaults); None when ``path`` is no component."""
+    found: Optional[Tuple[Registry, Any]] = None
+    node: Any = data
+    for part in path:
+        if cls is None or not dataclasses.is_dataclass(cls):
+            return None
+        f = {f.name: f for f in dataclasses.fields(cls)}.get(part)
+        if f is None:
+            return None
+        node = node.get(part) if isinstance(node, Mapping) else None
+        if "registry" in f.metadata:
+            registry, default = f.metadata["registry"], _default(f)
+            found = registry, default
+            name = _type_of(node, default)
+            cls = registry.get(name).config_cls if isinstance(name, str) and name in registry else None
+        else:
+            found = None
+            hint = typing.get_type_hints(cls).get(part)
+            cls = hint if dataclasses.is_dataclass(hint) else None
+    return found
+
+
+def retype(cls: type, data: Dict[str, Any], path: List[str], new: str) -> List[str]:
+    """Change the type of the component at ``path`` (below config class ``cls``, in ``data``) to ``new``, keeping
+    the options the new type also has. An option the new type lacks is dropped; a sub-component whose default
+    differs between the two types (e.g. the prior of ``vae`` and of ``gmvae``) starts from the new type's
+    default. Returns one note per key dropped or reset; the node itself is changed in place."""
+    node = data
+    for part in path:
+        node = node[part]
+    place = ".".join(path)
+    at = component_at(cls, data, path)
+    if at is None or new not in at[0]:  # not a component, or an unknown name (from_dict then names the key)
+        node.clear()
+        return []
+    registry, default = at
+    old = _type_of(node, default)
+    old_cls = registry.get(old).config_cls if isinstance(old, str) and old in registry else None
+    new_cls = registry.get(new).config_cls
+    new_fields = {f.name: f for f in dataclasses.fields(new_cls)}
+    old_fields = {f.name: f for f in dataclasses.fields(old_cls)} if old_cls is not None else {}
+    notes = []
+    for key in [k for k in node if k != "type"]:
+        if key not in new_fields:
+            del node[key]
+            notes.append(f"{place}.{key} does not apply to {place}.type {new}; dropped")
+            continue
+        f = new_fields[key]
+        if "registry" in f.metadata and key in old_fields and "registry" in old_fields[key].metadata:
+            was, now = _type_of(None, _default(old_fields[key])), _type_of(None, _default(f))
+            if was != now:
+                del node[key]
+                notes.append(f"{place}.{key} starts from {place}.type {new}'s default ({now}), not {old}'s ({was})")
+    return notes
+
+
 def to_dict(config: Any) -> Dict[str, Any]:
     """The plain-dict form of a config (what ``config.yaml`` holds); round-trips through :func:`from_dict`."""
 

@@ -17,6 +17,8 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from torch import Tensor, nn
 
 from ..data import ImageData
+from ..models.base import Clusterer, LatentModel
+from ..priors.base import MixturePrior
 
 
 def hungarian_accuracy(clusters: np.ndarray, labels: np.ndarray) -> float:
@@ -35,16 +37,16 @@ def purity(clusters: np.ndarray, labels: np.ndarray) -> float:
 
 
 def has_clusters(model: nn.Module) -> bool:
-    """True for a model with a cluster guide q(y|x), or a mixture prior and an encoder."""
-    return hasattr(model, "cluster_probs") or (hasattr(getattr(model, "prior", None), "responsibilities")
-                                               and hasattr(model, "encode"))
+    """True for a :class:`~pyro_vae.models.base.Clusterer` (a cluster guide q(y|x)), or a latent model with a
+    :class:`~pyro_vae.priors.base.MixturePrior`."""
+    return isinstance(model, Clusterer) or (isinstance(model, LatentModel) and isinstance(model.prior, MixturePrior))
 
 
 @torch.no_grad()
 def cluster_probs(model: nn.Module, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
     """Component probabilities ``(B, K)``: the guide's q(y|x) where the model has one, else the mixture
     prior's p(y = k | z = E[z|x])."""
-    if hasattr(model, "cluster_probs"):
+    if isinstance(model, Clusterer):
         return model.cluster_probs(x, y)
     return model.prior.responsibilities(model.encode(x, y)[0])
 

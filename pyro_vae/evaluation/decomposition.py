@@ -27,6 +27,7 @@ from pyro.distributions.kl import kl_divergence
 from torch import Tensor, nn
 
 from ..data.base import ImageData
+from ..models.base import LatentModel
 from .loglik import test_log_likelihood
 
 BLOCK_ELEMENTS = 1 << 24  # rows × N × D floats per block of the mixture evaluation
@@ -47,14 +48,14 @@ class KLSplit:
 
 
 def has_unconditional_encoder(model: nn.Module) -> bool:
-    """An unconditional model with an encoder ``encode`` (posterior mean, std) and a prior density ``prior.log_prob``."""
-    return (hasattr(model, "encode") and hasattr(getattr(model, "prior", None), "log_prob")
-            and getattr(model, "cond_dim", 0) == 0 and not getattr(model, "deterministic", False))
+    """An unconditional :class:`~pyro_vae.models.base.LatentModel` (encoder ``encode``: posterior mean, std;
+    prior density ``prior.log_prob``) whose guide is a distribution, not a point mass."""
+    return isinstance(model, LatentModel) and model.cond_dim == 0 and not model.point_estimate
 
 
 def supports_kl_split(model: nn.Module) -> bool:
     """:func:`has_unconditional_encoder`, with q(z|x) the Gaussian N(encode(x)) (not, e.g., a GMVAE's mixture)."""
-    return has_unconditional_encoder(model) and getattr(model, "gaussian_posterior", True)
+    return has_unconditional_encoder(model) and model.gaussian_posterior
 
 
 @torch.no_grad()

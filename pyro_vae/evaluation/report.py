@@ -7,7 +7,7 @@ Everything is per datapoint of the test split, in nats (higher is better for bou
 * ``mutual_info`` + ``marginal_kl`` = ``kl_split_total`` ≈ ``kl`` (aggregated posterior over the test set);
 * ``active_units`` of ``latent_dim`` (posterior-mean variance above 0.01).
 
-For a point-mass (``deterministic``) guide there is no likelihood bound: the same number is reported as
+For a point-mass guide (``model.point_estimate``) there is no likelihood bound: the same number is reported as
 ``test_map_objective`` = log p(x|h) + log p(h) at h = f(x), and the ``test_iwae``/``test_log_likelihood``
 keys are left out.
 """
@@ -22,13 +22,14 @@ import torch
 from torch import Tensor, nn
 
 from ..data.base import ImageData
+from ..models.base import GenerativeModel, LatentModel
 from .active_units import THRESHOLD, active_units
 from .decomposition import analytic_kl, has_unconditional_encoder, kl_split, supports_kl_split
 from .loglik import test_log_likelihood
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageData, num_samples: int = 100, batch_size: int = 100,
+def evaluate(model: GenerativeModel, data: ImageData, num_samples: int = 100, batch_size: int = 100,
              split_samples: int = 10, threshold: float = THRESHOLD) -> Dict[str, Any]:
     """The evaluation report of ``model`` on ``data``'s test split (see the module docstring)."""
     model.eval()
@@ -39,7 +40,7 @@ def evaluate(model: nn.Module, data: ImageData, num_samples: int = 100, batch_si
         "reconstruction": float(ll.reconstruction.mean()), "kl": float(ll.kl.mean()),
         "num_samples": num_samples, "num_test": int(data.test_x.shape[0]),
     }
-    if getattr(model, "deterministic", False):  # a Delta guide: the "bound" is the MAP objective
+    if model.point_estimate:  # a Delta guide: the "bound" is the MAP objective
         del report["test_iwae"], report["test_log_likelihood"]
         report["test_map_objective"] = report["test_elbo"]
     if supports_kl_split(model):
@@ -49,7 +50,7 @@ def evaluate(model: nn.Module, data: ImageData, num_samples: int = 100, batch_si
         split = kl_split(model, data.test_x, data.test_y, num_samples=split_samples)
         report.update(mutual_info=split.mutual_info, marginal_kl=split.marginal_kl, kl_split_total=split.kl,
                       log_num_test=split.log_num_points)
-    if hasattr(model, "encode"):
+    if isinstance(model, LatentModel):
         units = active_units(model, data, threshold)
         report.update(active_units=units.count, latent_dim=int(units.variances.numel()),
                       active_unit_variances=units.as_list())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Tuple
 
 import pyro.infer
 import torch
@@ -27,7 +27,6 @@ from pyro.poutine.trace_struct import Trace
 from ..config.schema import opt, positive
 from ..errors import ConfigError
 from ..registry import OBJECTIVES
-from .fused import FusedTrace_ELBO, FusedTraceMeanField_ELBO
 
 
 @dataclass
@@ -52,9 +51,9 @@ class LatentWeightConfig(ParticlesConfig):
                             _non_negative, "an integer >= 0")
     free_bits: float = opt(0.0, "free bits λ: each latent dim's minibatch-mean KL counts as max(λ, KL_d) "
                                 "nats (a non-factorized prior: the whole z) (0: off)", _non_negative, "a number >= 0")
-    fused: bool = opt(True, "score the ELBO in one pass over guide and model (pyro_vae.infer.fused: same "
-                            "estimator and gradients, fewer ops; unsupported programs fall back by themselves); "
-                            "false: Pyro's trace-based ELBO class as is")
+    fused: bool = opt(True, "torch engine: compute this ELBO with the speed layer (pyro_vae.fast: same estimator "
+                            "and gradients, fewer ops; a program it cannot run falls back to Pyro's class and "
+                            "says so); false: Pyro's trace-based ELBO class as is")
 
 
 @dataclass
@@ -176,7 +175,6 @@ class Objective:
     """Wraps a Pyro ELBO class: ``build(max_plate_nesting)`` returns the configured instance."""
 
     elbo_cls: type = pyro.infer.Trace_ELBO
-    fused_cls: Optional[type] = None  # the one-pass twin of elbo_cls (config ``fused: true``), if there is one
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -188,8 +186,7 @@ class Objective:
         c = self.config
         weighted = getattr(c, "beta", 1.0) != 1.0 or getattr(c, "warmup_steps", 0) > 0 or getattr(c, "free_bits", 0) > 0
         if not weighted:
-            cls = self.fused_cls if getattr(c, "fused", False) and self.fused_cls is not None else self.elbo_cls
-            return cls(max_plate_nesting=max_plate_nesting, **self.kwargs())
+            return self.elbo_cls(max_plate_nesting=max_plate_nesting, **self.kwargs())
         elbo = latent_weighted(self.elbo_cls)(max_plate_nesting=max_plate_nesting, **self.kwargs())
         return elbo.configure(c.beta, c.warmup_steps, c.free_bits)
 
@@ -199,7 +196,6 @@ class ELBO(Objective):
     """Trace_ELBO: E_q[log p(x,z) − log q(z|x)], estimated with m reparameterized samples."""
 
     elbo_cls = pyro.infer.Trace_ELBO
-    fused_cls = FusedTrace_ELBO
 
 
 @OBJECTIVES.register("meanfield", MeanFieldConfig)
@@ -207,7 +203,6 @@ class MeanFieldELBO(Objective):
     """TraceMeanField_ELBO: E_q[log p(x|z)] − KL(q(z|x)‖p(z)), the KL in closed form where it exists."""
 
     elbo_cls = pyro.infer.TraceMeanField_ELBO
-    fused_cls = FusedTraceMeanField_ELBO
 
 
 @OBJECTIVES.register("enum", EnumConfig)
@@ -235,8 +230,13 @@ def set_objective_step(elbo: Any, step: int) -> None:
 
 def check_objective(model: Any, config: Any) -> None:
     """ConfigError when ``model`` marks discrete sites for enumeration and objective ``config`` would not sum
-    them out: any other ELBO samples them from the model (a biased objective, not a bound on log p(x))."""
-    sites = tuple(getattr(model, "enumerated_sites", ()))
+    them out (see :func:`check_enumerated`)."""
+    check_enumerated(model.enumerated_sites, config)
+
+
+def check_enumerated(sites: Tuple[str, ...], config: Any) -> None:
+    """ConfigError when there are enumerated ``sites`` and objective ``config`` would not sum them out: any other
+    ELBO samples them from the model (a biased objective, not a bound on log p(x))."""
     if sites and config.type != "enum":
         names = ", ".join(repr(s) for s in sites)
         raise ConfigError(f"train.objective.type: {config.type!r} cannot train a model with the enumerated site(s) "

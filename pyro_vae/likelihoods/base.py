@@ -1,10 +1,9 @@
-"""The likelihood interface: a module that scores (or samples) the ``x`` site given decoder output."""
+"""The likelihood interface: a module from decoder output to the distribution of the ``x`` site."""
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Tuple
 
-import pyro
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor, nn
@@ -41,7 +40,7 @@ class Likelihood(nn.Module):
     def split(self, params: Tensor) -> Tuple[Tensor, ...]:
         """The ``num_params`` parameter maps, each of shape ``(..., *data_shape)`` (views of ``params``)."""
         dim = -len(self.data_shape) - 1
-        if params.shape[dim] == 1:  # a view whose backward is free (unbind's backward stacks a copy)
+        if params.shape[dim] == 1:
             return (params.squeeze(dim),)
         return params.unbind(dim)
 
@@ -55,6 +54,7 @@ class Likelihood(nn.Module):
     def validate(self, x: Tensor) -> None:
         """Raise :class:`~pyro_vae.errors.DataError` if ``x`` is outside this likelihood's support."""
 
-    def forward(self, params: Tensor, x: Optional[Tensor] = None) -> Tensor:
-        """Sample site ``x``: observed when ``x`` is given, else drawn."""
-        return pyro.sample("x", self.distribution(params), obs=x)
+    def forward(self, params: Tensor) -> TorchDistribution:
+        """``p(params)``: the distribution of ``x`` (:meth:`distribution`); the model's site is
+        ``pyro.sample("x", likelihood.distribution(params), obs=x)``."""
+        return self.distribution(params)

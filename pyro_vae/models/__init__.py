@@ -12,6 +12,7 @@ from . import gmvae  # noqa: F401  (mixture prior with a cluster guide q(y|x))
 from . import vade  # noqa: F401  (mixture prior initialised by pretraining + a fitted GMM)
 from . import m2  # noqa: F401  (semi-supervised M2: partly observed class y, style z)
 from .base import Clusterer, GenerativeModel, LatentModel
+from .program import DecoderModel
 from .vae import VAE, VAEConfig
 
 
@@ -20,4 +21,4 @@ def build_model(config, data_shape: Tuple[int, ...], num_classes: int = 10) -> n
     return MODELS.build(config, tuple(data_shape), num_classes)
 
 
-__all__ = ["MODELS", "Clusterer", "GenerativeModel", "LatentModel", "VAE", "VAEConfig", "build_model"]
+__all__ = ["MODELS", "Clusterer", "DecoderModel", "GenerativeModel", "LatentModel", "VAE", "VAEConfig", "build_model"]

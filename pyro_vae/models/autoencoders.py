@@ -17,13 +17,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Tuple
 
-import pyro
 import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
 from ..config.schema import component, fraction, opt, positive
+from ..errors import ConfigError
 from ..nets.mlp import MLPEncoder
+from ..priors.base import ImproperPrior
 from ..registry import MODELS, PRIORS
 from .vae import VAE, VAEConfig
 
@@ -42,36 +43,17 @@ class AutoencoderConfig(VAEConfig):
 class Autoencoder(VAE):
     """Deterministic autoencoder: Delta guide δ(h − f(x)), so SVI maximizes log p(x|f(x)) + log p(f(x)) (MAP).
 
-    Same sites as the VAE (``z`` = the code h, ``x``); subclasses override :meth:`corrupt` (what the
-    guide encodes) and :meth:`penalty` (a factor on the model).
+    Same model and sites as the VAE (``z`` = the code h, ``x``); subclasses override :meth:`corrupt` (what
+    the guide encodes) and :meth:`penalty` (a factor on the model).
     """
 
-    penalty_site = "penalty"
-    deterministic = True  # a point-mass guide: no KL split, no Gaussian-posterior pictures
+    point_estimate = True  # a point-mass guide: no KL split, no Gaussian-posterior pictures
 
-    def corrupt(self, x: Tensor) -> Tensor:
-        """The guide's input x̃ ~ C(x̃|x); the identity here."""
-        return x
+    # the model is the VAE's, p(h) p(x|h) exp(−Ω(x)), through the hook `penalty` (None here)
 
-    def penalty(self, x: Tensor) -> Optional[Tensor]:
-        """Per-datapoint penalty Ω subtracted from log p(x, h), shape ``(B,)``; None for no penalty."""
-        return None
-
-    def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
-        """p(h) p(x|h) exp(−Ω(x)): the VAE's model plus the member's penalty factor."""
-        pyro.module("vae", self)
-        with pyro.plate("data", x.shape[0] if x is not None else num_samples):
-            h = self.prior()
-            omega = self.penalty(x) if x is not None else None
-            if omega is not None:
-                pyro.factor(type(self).penalty_site, -omega)
-            return self.likelihood(self.decoder(h), x)
-
-    def guide(self, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
-        """q(h|x) = δ(h − f(x̃)), x̃ ~ C(x̃|x): a point mass (log q = 0) at the code."""
-        pyro.module("vae", self)
-        with pyro.plate("data", x.shape[0]):
-            return pyro.sample("z", dist.Delta(self.code(self.corrupt(x))).to_event(1))
+    def posterior(self, x: Tensor, c: Optional[Tensor]) -> dist.TorchDistribution:
+        """q(h|x̃) = δ(h − f(x̃)): a point mass (log q = 0) at the code of the guide's input x̃ = corrupt(x)."""
+        return dist.Delta(self.encoder(x, c)[0]).to_event(1)
 
     def code(self, x: Tensor) -> Tensor:
         """The deterministic code h = f(x) (the encoder's location head)."""
@@ -86,7 +68,7 @@ class Autoencoder(VAE):
     def generate(self, num_samples: int, y: Optional[Tensor] = None) -> Tensor:
         """E[x|h] for h ~ p(h); a flat (improper) prior has no samples, so h ~ N(0, I) is decoded instead
         (a plain autoencoder is not a generative model: these pictures are only illustrative)."""
-        if getattr(self.prior, "improper", False):
+        if isinstance(self.prior, ImproperPrior):
             h = torch.randn(num_samples, self.config.latent_dim, device=next(self.parameters()).device)
             return self.decode(h, y)
         return super().generate(num_samples, y)
@@ -213,13 +195,13 @@ class Contractive(Autoencoder):
 
     penalty_site = "contractive"
 
-    def __init__(self, config: ContractiveConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
-        super().__init__(config, data_shape, num_classes)
-        if config.jacobian == "closed_form" and not _single_layer(self.encoder):
-            from ..errors import ConfigError
-
+    @classmethod
+    def check_config(cls, config: ContractiveConfig) -> None:
+        single = config.network.type == "mlp" and len(config.network.hidden_dims) == 1
+        if config.jacobian == "closed_form" and not single:
             raise ConfigError("model.jacobian: closed_form needs model.network: mlp with one hidden layer "
                               "(hidden_dims: [H]); use exact or hutchinson")
+        super().check_config(config)
 
     def penalty(self, x: Tensor) -> Optional[Tensor]:
         if self.config.weight == 0:

@@ -12,17 +12,24 @@ and gets the importance-sampled log p(x) = log E_q[p(x, z)/q(z|x)] from evaluati
 
 Capabilities are declared by type, not probed:
 
-* :class:`GenerativeModel` — the contract above, plus ``generate`` and ``reconstruct`` for pictures.
-* :class:`LatentModel` — also ``encode(x, y) -> (loc, scale)`` and ``decode(z, y) -> E[x|z]``: latent
-  pictures, traversals, active units and the KL split.
+* :class:`GenerativeModel` — the contract above, plus ``generate`` and ``reconstruct`` for pictures,
+  ``pictures`` for extra run-folder grids, and the declared attributes ``point_estimate``,
+  ``label_conditional`` and ``enumerated_sites``; :meth:`GenerativeModel.check_config` holds the rules
+  between the model's config sections (checked before any data is read, and again when it is built).
+* :class:`LatentModel` — also ``encode(x, y) -> (loc, scale)``, ``decode(z, y) -> E[x|z]`` and a
+  :class:`~pyro_vae.priors.base.Prior` ``prior``: latent pictures, traversals, active units and the KL split.
 * :class:`Clusterer` — also ``cluster_probs(x, y) -> (B, K)``: clustering metrics.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Tuple, runtime_checkable
+from typing import Any, Dict, Optional, Protocol, Tuple, runtime_checkable
 
 from torch import Tensor, nn
+
+from ..priors.base import Prior
+
+Grids = Dict[str, Tuple[Tensor, int]]  # picture file name -> (images, images per row)
 
 
 class GenerativeModel(nn.Module):
@@ -39,6 +46,18 @@ class GenerativeModel(nn.Module):
     enumerated_sites: Tuple[str, ...] = ()
     #: the guide is a point mass (Delta): its "ELBO" is a MAP objective, not a bound on log p(x)
     point_estimate: bool = False
+    #: ``generate(n, y)`` draws datapoints of class ``y`` (the condition is the label)
+    label_conditional: bool = False
+
+    @classmethod
+    def check_config(cls, config: Any) -> None:
+        """Raise :class:`~pyro_vae.errors.ConfigError` naming the keys when the options of ``config`` (this
+        model's config) do not fit together; called before any data is read and when the model is built."""
+
+    @classmethod
+    def enumerated_sites_for(cls, config: Any) -> Tuple[str, ...]:
+        """The ``enumerated_sites`` a model built from ``config`` will have (checked before any data is read)."""
+        return cls.enumerated_sites
 
     def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
         """p(latents) p(x | latents); with ``x=None`` draws ``num_samples`` datapoints."""
@@ -56,11 +75,20 @@ class GenerativeModel(nn.Module):
         """E[x | latents = the guide's point estimate for x] (pictures); NotImplementedError if none."""
         raise NotImplementedError(f"{type(self).__name__} does not reconstruct")
 
+    def pictures(self, x: Tensor, y: Tensor, per_row: int = 8) -> Grids:
+        """Extra pictures for the run folder, ``{file name: (images, per row)}``, from test data (x, y)."""
+        return {}
+
 
 class LatentModel(GenerativeModel):
-    """A model with one continuous latent ``z`` of width ``latent_dim`` and an amortized encoder."""
+    """A model with one continuous latent ``z`` of width ``latent_dim``, its prior and an amortized encoder."""
 
     latent_dim: int
+    prior: Prior
+    #: width of the condition c the encoder and p(z|c) read (0: an unconditional model)
+    cond_dim: int = 0
+    #: q(z|x) is the Gaussian N(encode(x)) (not, e.g., a mixture over a discrete latent)
+    gaussian_posterior: bool = True
 
     def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Mean and standard deviation of q(z|x), each ``(B, latent_dim)``."""

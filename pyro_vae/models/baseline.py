@@ -7,13 +7,14 @@ from typing import Any, Literal, Optional, Tuple
 
 import pyro
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..config.schema import component, opt
 from ..data.quadrants import show_hidden
 from ..registry import LIKELIHOODS, MODELS, NETWORKS
-from .base import GenerativeModel
-from .cvae import CVAE, Grids, _visible, build_condition
+from .base import Grids
+from .cvae import CVAE, _visible, build_condition
+from .program import DecoderModel
 
 
 @dataclass
@@ -27,11 +28,11 @@ class BaselineConfig:
 
 
 @MODELS.register("baseline", BaselineConfig)
-class Baseline(GenerativeModel):
+class Baseline(DecoderModel):
     """Deterministic baseline: x ~ likelihood(f(c)); −log p(x|c) is the NLL of the target (hidden) pixels.
 
-    It is the CVAE's decoder with no z (latent width 0); its guide is empty, so SVI fits it by
-    maximum likelihood and importance weights are exactly log p(x|c).
+    It is the CVAE's decoder with no z (latent width 0; the shared model body with ``prior`` None); its
+    guide is empty, so SVI fits it by maximum likelihood and importance weights are exactly log p(x|c).
     """
 
     max_plate_nesting = 1
@@ -40,6 +41,7 @@ class Baseline(GenerativeModel):
         super().__init__()
         self.config, self.data_shape, self.num_classes = config, tuple(data_shape), num_classes
         self.cond = build_condition(config, self.data_shape, num_classes)
+        self.prior = None  # no latent
         self.likelihood = LIKELIHOODS.build(config.likelihood, self.data_shape)
         net = NETWORKS.get(config.network.type).cls
         self.decoder = net.decoder(config.network, 0, self.data_shape, self.likelihood.num_params, self.cond.dim)
@@ -48,12 +50,9 @@ class Baseline(GenerativeModel):
         """Likelihood parameters f(c), shape ``(B, num_params, *data_shape)``."""
         return self.decoder(c.new_zeros(*c.shape[:-1], 0), c)
 
-    def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
-        """p(x|c) = likelihood(f(c)) on the target pixels."""
-        pyro.module("vae", self)
-        c = self.cond(x, y, num_samples)
-        with pyro.plate("data", c.shape[0]):
-            return pyro.sample("x", self.cond.observed(self.likelihood.distribution(self.predict(c))), obs=x)
+    def params(self, z: Optional[Tensor], c: Tensor) -> Tensor:
+        """f(c): the model has no z."""
+        return self.predict(c)
 
     def guide(self, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1) -> None:
         """Nothing latent: SVI on (model, guide) maximizes log p(x|c)."""
@@ -69,10 +68,6 @@ class Baseline(GenerativeModel):
         """E[x|c] for class ``y`` (default: balanced classes), or for blank visible quadrants."""
         c = self.cond(None, y, num_samples if y is None else y.shape[0])
         return self.likelihood.mean(self.predict(c))
-
-    @property
-    def label_conditional(self) -> bool:
-        return self.cond.visible is None
 
     def pictures(self, x: Tensor, y: Tensor, per_row: int = 8) -> Grids:
         """Predictions for test images (quadrants), as rows: input, truth, prediction."""

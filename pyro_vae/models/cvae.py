@@ -3,15 +3,15 @@
 The condition c is either the one-hot label (class-conditional generation) or the visible quadrants
 of the image itself (structured output prediction: x is the hidden rest, and only hidden pixels
 count in log p(x|z,c)). :class:`Condition` holds that choice; :class:`CVAE` reuses the VAE's
-construction and guide and only threads c through prior, encoder and decoder.
+construction, model and guide and only threads c through prior, encoder and decoder (the hooks
+``build_condition``, ``condition`` and ``observed``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Literal, Optional, Tuple
+from typing import Any, Literal, Optional, Tuple
 
-import pyro
 import pyro.distributions as dist
 import torch
 from pyro.infer.util import is_validation_enabled
@@ -19,11 +19,11 @@ from torch import Tensor, nn
 
 from ..config.schema import component, opt
 from ..data.quadrants import show_hidden, visible_quadrants
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from ..priors.base import EncoderPrior
 from ..registry import MODELS, PRIORS
+from .base import Grids
 from .vae import VAE, VAEConfig
-
-Grids = Dict[str, Tuple[Tensor, int]]  # picture file name -> (images, images per row)
 
 
 class Condition(nn.Module):
@@ -53,7 +53,6 @@ class Condition(nn.Module):
             bad = y[(y < 0) | (y >= k)]
             if bad.numel():
                 raise DataError(f"label {int(bad[0])} is outside the classes 0..{k - 1}")
-        # scatter, not F.one_hot, which reads the labels' values: replay can record this
         return torch.zeros(*y.shape, k, device=y.device).scatter_(-1, y.unsqueeze(-1), 1.0)
 
     def forward(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
@@ -112,37 +111,24 @@ class CVAE(VAE):
     the hidden pixels, so importance sampling over q(z|x,c) estimates the conditional log p(x|c).
     """
 
-    def __init__(self, config: CVAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
-        cond = build_condition(config, data_shape, num_classes)
-        super().__init__(config, data_shape, num_classes, cond_dim=cond.dim)
-        self.cond = cond
+    conditional = True
 
-    def build_prior(self) -> nn.Module:
-        entry = PRIORS.get(self.config.prior.type, key="model.prior.type")
-        if getattr(entry.cls, "conditional", False):
-            return entry.cls(self.config.prior, self.config.latent_dim, self.cond_dim)
-        return super().build_prior()  # an unconditional p(z): ignores c
+    @classmethod
+    def check_config(cls, config: CVAEConfig) -> None:
+        prior = PRIORS.get(config.prior.type, key="model.prior.type").cls
+        if issubclass(prior, EncoderPrior):
+            raise ConfigError(f"model.prior.type: {config.prior.type!r} mixes the encoder's q(z|u_k) at "
+                              "pseudo-inputs, but a cvae's encoder also needs the condition c; use a prior that "
+                              "does not need the encoder (e.g. conditional, normal, gmm, flow)")
+        super().check_config(config)
 
-    @property
-    def label_conditional(self) -> bool:
-        """True when c is the class label (``generate(n, y)`` draws class ``y``)."""
-        return self.cond.visible is None
+    def build_condition(self) -> Condition:
+        return build_condition(self.config, self.data_shape, self.num_classes)
 
-    def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
-        """p(z|c) p(x|z,c), c = condition(x, y); with ``x=None`` draws ``num_samples`` datapoints."""
-        pyro.module("vae", self)
-        c = self.cond(x, y, num_samples)
-        with pyro.plate("data", c.shape[0]):
-            z = self.prior(c)
-            return pyro.sample("x", self.cond.observed(self.likelihood.distribution(self.decoder(z, c))), obs=x)
-
-    # the guide is the VAE's, q(z|x,c) = N(μ(x,c), diag σ²(x,c)), through :meth:`encode`
+    # model and guide are the VAE's, p(z|c) p(x|z,c) and q(z|x,c) = N(μ(x,c), diag σ²(x,c)), through the hooks
+    # `condition` (c) and `observed` (the hidden pixels only, with quadrants)
 
     # ---- conveniences for pictures and evaluation (no Pyro sites) ----
-    def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """Mean and standard deviation of q(z|x,c)."""
-        return self.encoder(x, self.cond(x, y))
-
     def mean(self, z: Tensor, c: Tensor, x: Optional[Tensor] = None) -> Tensor:
         """E[x|z,c], with the visible pixels of ``x`` pasted in when c is quadrants."""
         return self.cond.paste(self.likelihood.mean(self.decoder(z, c)), x)

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..config.schema import component, opt, positive
 from ..errors import ConfigError
 from ..nets.base import mlp
-from ..registry import MODELS, NETWORKS, PRIORS
+from ..registry import MODELS, PRIORS
 from .vade import MixtureInitMixin, PretrainConfig
 from .vae import VAE, VAEConfig
 
@@ -67,18 +67,24 @@ class GMVAE(MixtureInitMixin, VAE):
     gaussian_posterior = False  # q(z|x) = Σ_k q(k|x) q(z|x,k): evaluation skips the Gaussian-only KL split
 
     def __init__(self, config: GMVAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+        super().__init__(config, data_shape, num_classes)
+        self.num_components = k = config.prior.num_components
+        dims = [math.prod(self.data_shape), *config.classifier_dims]
+        activation = getattr(config.network, "activation", "relu")  # a linear network has no activation option
+        self.classifier = nn.Sequential(nn.Flatten(-len(self.data_shape)), mlp(dims, activation), nn.Linear(dims[-1], k))
+        self.pretrain_epochs, self.pretrain_lr = config.pretrain.epochs, config.pretrain.lr
+
+    @classmethod
+    def check_config(cls, config: GMVAEConfig) -> None:
         if config.prior.type != "gmm" or config.prior.form != "enumerate":
             form = f", form {config.prior.form!r}" if config.prior.type == "gmm" else ""
             raise ConfigError(f"model.prior: gmvae needs type 'gmm' with form 'enumerate' (its guide q(y|x) "
                               f"proposes the component site y), got type {config.prior.type!r}{form}")
-        super().__init__(config, data_shape, num_classes)
-        self.num_components = k = config.prior.num_components
-        net = NETWORKS.get(config.network.type).cls
-        self.encoder = net.encoder(config.network, self.data_shape, config.latent_dim, k)  # q(z|x,y): y one-hot
-        dims = [math.prod(self.data_shape), *config.classifier_dims]
-        activation = getattr(config.network, "activation", "relu")
-        self.classifier = nn.Sequential(nn.Flatten(-len(self.data_shape)), mlp(dims, activation), nn.Linear(dims[-1], k))
-        self.pretrain_epochs, self.pretrain_lr = config.pretrain.epochs, config.pretrain.lr
+        super().check_config(config)
+
+    def encoder_cond_dim(self) -> int:
+        """q(z|x,y) reads the one-hot component y beside x."""
+        return self.config.prior.num_components
 
     def pretrain_codes(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """q(z | x, y = uniform 1/K): the encoder before it is told a component."""

@@ -96,12 +96,16 @@ class VaDE(MixtureInitMixin, VAE):
     """VaDE: GMM prior, Gaussian guide q(z|x), clusters q(c|x) = p(c|z=μ(x)); pretraining + GMM initialisation."""
 
     def __init__(self, config: VaDEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
-        if config.prior.type != "gmm":
-            raise ConfigError(f"model.prior.type: vade needs a 'gmm' prior (its components are the clusters), "
-                              f"got {config.prior.type!r}")
         super().__init__(config, data_shape, num_classes)
         self.num_components = config.prior.num_components
         self.pretrain_epochs, self.pretrain_lr = config.pretrain.epochs, config.pretrain.lr
+
+    @classmethod
+    def check_config(cls, config: VaDEConfig) -> None:
+        if config.prior.type != "gmm":
+            raise ConfigError(f"model.prior.type: vade needs a 'gmm' prior (its components are the clusters), "
+                              f"got {config.prior.type!r}")
+        super().check_config(config)
 
     @torch.no_grad()
     def cluster_probs(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:

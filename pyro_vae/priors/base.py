@@ -1,35 +1,112 @@
-"""The prior interface: a module that emits the ``z`` site inside the model's data plate."""
+"""The prior contract: a module ``p(c) -> Distribution`` over z, with its capabilities declared by type.
+
+* :class:`Prior` — p(z): built as ``cls(config, latent_dim)``; ``prior(c)`` is :meth:`Prior.distribution`.
+* :class:`ConditionalPrior` — p(z|c): built as ``cls(config, latent_dim, cond_dim)`` by models with a condition.
+* :class:`EncoderPrior` — mixes the model's own encoder (the VampPrior): the model calls :meth:`EncoderPrior.attach`.
+* :class:`ImproperPrior` — log p(z) = 0 with no samples (the flat prior): nothing to generate from.
+* :class:`MixturePrior` — Σ_k π_k N(z | μ_k, diag σ_k²): :meth:`MixturePrior.components` for pictures and clustering.
+
+The model draws its latent as ``z = pyro.sample("z", prior.site_distribution(c))``; a prior with discrete
+structure overrides :meth:`Prior.site_distribution` to emit its own sites first (the GMM prior's
+``form: enumerate`` emits ``y ~ Cat(π)`` and returns N(μ_y, σ_y)), and declares them in ``enumerated_sites``.
+"""
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
-import pyro
+import pyro.distributions as dist
+import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor, nn
 
+from ..registry import PRIORS
+
 
 class Prior(nn.Module):
-    """p(z) (or p(z|c)): subclasses give :meth:`distribution`, the marginal density of ``z``.
+    """p(z): subclasses give :meth:`distribution`, the marginal density of ``z`` (event shape ``(latent_dim,)``)."""
 
-    :meth:`forward` is what the model calls inside ``pyro.plate("data")``; a prior with discrete
-    structure (e.g. an explicit mixture component ``y``) overrides it to emit extra sites first.
-    """
-
-    enumerated_sites: Tuple[str, ...] = ()  # discrete sites summed out by TraceEnum_ELBO (objective: enum)
+    #: discrete sites :meth:`site_distribution` emits, summed out by TraceEnum_ELBO (``train.objective: enum``)
+    enumerated_sites: Tuple[str, ...] = ()
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
         self.latent_dim = latent_dim
 
+    @classmethod
+    def enumerated_sites_for(cls, config: Any) -> Tuple[str, ...]:
+        """The ``enumerated_sites`` a prior built from ``config`` will have (checked before any data is read)."""
+        return cls.enumerated_sites
+
     def distribution(self, context: Optional[Tensor] = None) -> TorchDistribution:
-        """The distribution of ``z`` with ``event_shape == (latent_dim,)``."""
+        """The distribution of ``z`` (given the condition ``context``, which an unconditional prior ignores)."""
         raise NotImplementedError
 
-    def forward(self, context: Optional[Tensor] = None) -> Tensor:
-        """Sample site ``z``: ``z ~ p(z | context)``."""
-        return pyro.sample("z", self.distribution(context))
+    def forward(self, context: Optional[Tensor] = None) -> TorchDistribution:
+        """``p(c)``: the distribution of ``z`` (:meth:`distribution`)."""
+        return self.distribution(context)
+
+    def site_distribution(self, context: Optional[Tensor] = None) -> TorchDistribution:
+        """What the model's site ``z`` draws from, inside ``pyro.plate("data")``: :meth:`distribution`, unless
+        the prior first emits discrete sites of its own (then: z's distribution given them)."""
+        return self.distribution(context)
 
     def log_prob(self, z: Tensor, context: Optional[Tensor] = None) -> Tensor:
         """log p(z) summed over the latent dims, shape ``z.shape[:-1]``."""
         return self.distribution(context).log_prob(z)
+
+
+class ConditionalPrior(Prior):
+    """p(z|c): built with the width ``cond_dim`` of the model's condition c (0 for an unconditional model)."""
+
+    def __init__(self, latent_dim: int, cond_dim: int = 0) -> None:
+        super().__init__(latent_dim)
+        self.cond_dim = cond_dim
+
+    @classmethod
+    def needs_condition(cls, config: Any) -> bool:
+        """True when a prior built from ``config`` cannot work without a condition (cond_dim >= 1)."""
+        return True
+
+
+class EncoderPrior(Prior):
+    """A prior built from the model's encoder (e.g. the VampPrior mixes q(z|u_k)): the model calls :meth:`attach`."""
+
+    def attach(self, encoder: nn.Module, data_shape: Tuple[int, ...]) -> None:
+        """Give the prior the encoder x -> (μ, σ) and the data shape, once the model has built them."""
+        raise NotImplementedError
+
+
+class ImproperPrior(Prior):
+    """An improper prior (a density with no normalizer, e.g. p(z) ∝ 1): it scores z but has no samples."""
+
+
+class MixturePrior(Prior):
+    """A prior whose density is a mixture Σ_k π_k N(z | μ_k, diag σ_k²); :meth:`components` exposes it.
+
+    Subclasses give :meth:`components`; pictures and clustering use it without knowing the prior.
+    """
+
+    def components(self) -> Tuple[Tensor, Tensor, Tensor]:
+        """``(weights (K,), locs (K, D), scales (K, D))`` of the mixture."""
+        raise NotImplementedError
+
+    def distribution(self, context: Optional[Tensor] = None) -> dist.TorchDistribution:
+        weights, locs, scales = self.components()
+        return dist.MixtureSameFamily(dist.Categorical(probs=weights), dist.Normal(locs, scales).to_event(1))
+
+    @torch.no_grad()
+    def responsibilities(self, z: Tensor) -> Tensor:
+        """p(y = k | z) = π_k N(z|μ_k,σ_k) / Σ_j π_j N(z|μ_j,σ_j), shape ``z.shape[:-1] + (K,)``."""
+        weights, locs, scales = self.components()
+        joint = weights.log() + dist.Normal(locs, scales).to_event(1).log_prob(z.unsqueeze(-2))
+        return (joint - joint.logsumexp(-1, keepdim=True)).exp()
+
+
+def build_prior(config: Any, latent_dim: int, cond_dim: int = 0) -> Prior:
+    """The prior named by ``config.type``: a :class:`ConditionalPrior` gets the condition width ``cond_dim``,
+    any other prior ignores the condition."""
+    cls = PRIORS.get(config.type, key="model.prior.type").cls
+    if issubclass(cls, ConditionalPrior):
+        return cls(config, latent_dim, cond_dim)
+    return cls(config, latent_dim)

@@ -13,7 +13,11 @@ from ..config.schema import opt
 from ..errors import ConfigError, DataError
 from ..nets.base import GaussianHead, mlp
 from ..registry import PRIORS
-from .base import Prior
+from .base import ConditionalPrior as ConditionalPriorBase
+
+
+UNCONDITIONED = ("model.prior.learn: a learned p(z|c) needs a conditional model (model.type: cvae); "
+                 "use learn: false for N(0, I)")
 
 
 @dataclass
@@ -25,26 +29,27 @@ class ConditionalPriorConfig:
 
 
 @PRIORS.register("conditional", ConditionalPriorConfig)
-class ConditionalPrior(Prior):
+class GaussianConditionalPrior(ConditionalPriorBase):
     """p(z|c) = N(μ(c), diag σ²(c)) from a network of the condition c, or the fixed N(0, I) (``learn: false``).
 
     Built with the condition width ``cond_dim`` by conditional models (see :class:`~pyro_vae.models.cvae.CVAE`).
     """
 
-    conditional = True  # models pass ``cond_dim`` when building this prior
-
     def __init__(self, config: ConditionalPriorConfig, latent_dim: int, cond_dim: int = 0) -> None:
-        super().__init__(latent_dim)
-        self.config, self.cond_dim = config, cond_dim
+        super().__init__(latent_dim, cond_dim)
+        self.config = config
         self.register_buffer("loc", torch.zeros(latent_dim))
         self.register_buffer("scale", torch.ones(latent_dim))
         self.net: Optional[nn.Module] = None
         if config.learn:
             if cond_dim < 1:
-                raise ConfigError("model.prior.learn: a learned p(z|c) needs a conditional model (model.type: cvae); "
-                                  "use learn: false for N(0, I)")
+                raise ConfigError(UNCONDITIONED)
             dims = [cond_dim, *config.hidden_dims]
             self.net = nn.Sequential(mlp(dims, config.activation), GaussianHead(dims[-1], latent_dim))
+
+    @classmethod
+    def needs_condition(cls, config: ConditionalPriorConfig) -> bool:
+        return config.learn
 
     def distribution(self, context: Optional[Tensor] = None) -> dist.TorchDistribution:
         if context is not None and context.shape[-1] != self.cond_dim:
@@ -56,3 +61,6 @@ class ConditionalPrior(Prior):
             raise DataError("p(z|c): the learned conditional prior needs the condition c")
         loc, scale = self.net(context)
         return dist.Normal(loc, scale).to_event(1)
+
+
+ConditionalPrior = GaussianConditionalPrior  # the registered ``conditional`` prior under its former name

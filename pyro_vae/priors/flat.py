@@ -10,7 +10,7 @@ from pyro.distributions import constraints
 from torch import Tensor
 
 from ..registry import PRIORS
-from .base import Prior
+from .base import ImproperPrior
 
 
 @dataclass
@@ -19,13 +19,11 @@ class FlatPriorConfig:
 
 
 @PRIORS.register("flat", FlatPriorConfig)
-class FlatPrior(Prior):
+class FlatPrior(ImproperPrior):
     """Improper flat p(z) ∝ 1 (log p(z) = 0): with a Delta guide, SVI is maximum likelihood of p(x|f(x)).
 
     It has no samples: a model with this prior cannot generate from p(z).
     """
-
-    improper = True
 
     def __init__(self, config: FlatPriorConfig, latent_dim: int) -> None:
         super().__init__(latent_dim)

@@ -17,8 +17,7 @@ from .base import Prior
 
 
 class Reverse(T.Transform):
-    """y = (x_D, …, x_1), log |det| = 0. Pyro's ``Permute`` with the reversal, but with no index tensor
-    held outside the module, so a recorded graph (``train.replay``) keeps no constant."""
+    """y = (x_D, …, x_1), log |det| = 0: Pyro's ``Permute`` with the reversal, as a flip (no index tensor)."""
 
     domain = constraints.real_vector
     codomain = constraints.real_vector

@@ -14,7 +14,7 @@ from torch.nn.functional import softplus
 
 from ..config.schema import opt, positive
 from ..registry import PRIORS
-from .base import Prior
+from .base import MixturePrior
 
 
 @dataclass
@@ -51,28 +51,6 @@ def _maybe_param(module: nn.Module, name: str, value: Tensor, learn: bool) -> No
         module.register_buffer(name, value)
 
 
-class MixturePrior(Prior):
-    """A prior whose density is a mixture Σ_k π_k N(z | μ_k, diag σ_k²); :meth:`components` exposes it.
-
-    Subclasses give :meth:`components`; pictures and clustering use it without knowing the prior.
-    """
-
-    def components(self) -> Tuple[Tensor, Tensor, Tensor]:
-        """``(weights (K,), locs (K, D), scales (K, D))`` of the mixture."""
-        raise NotImplementedError
-
-    def distribution(self, context: Optional[Tensor] = None) -> dist.TorchDistribution:
-        weights, locs, scales = self.components()
-        return dist.MixtureSameFamily(dist.Categorical(probs=weights), dist.Normal(locs, scales).to_event(1))
-
-    @torch.no_grad()
-    def responsibilities(self, z: Tensor) -> Tensor:
-        """p(y = k | z) = π_k N(z|μ_k,σ_k) / Σ_j π_j N(z|μ_j,σ_j), shape ``z.shape[:-1] + (K,)``."""
-        weights, locs, scales = self.components()
-        joint = weights.log() + dist.Normal(locs, scales).to_event(1).log_prob(z.unsqueeze(-2))
-        return (joint - joint.logsumexp(-1, keepdim=True)).exp()
-
-
 @PRIORS.register("gmm", GMMPriorConfig)
 class GMMPrior(MixturePrior):
     """Gaussian mixture Σ_k π_k N(μ_k, diag σ_k²); π, μ, σ each learnable or fixed."""
@@ -89,9 +67,13 @@ class GMMPrior(MixturePrior):
         rho = math.log(math.expm1(config.init_scale))
         _maybe_param(self, "scale_rho", torch.full((k, latent_dim), rho), config.learn_scales)
 
+    @classmethod
+    def enumerated_sites_for(cls, config: GMMPriorConfig) -> Tuple[str, ...]:
+        return ("y",) if config.form == "enumerate" else ()
+
     @property
     def enumerated_sites(self) -> Tuple[str, ...]:
-        return ("y",) if self.config.form == "enumerate" else ()
+        return self.enumerated_sites_for(self.config)
 
     def components(self) -> Tuple[Tensor, Tensor, Tensor]:
         return self.weight_logits.softmax(-1), self.locs, softplus(self.scale_rho) + 1e-4
@@ -111,10 +93,10 @@ class GMMPrior(MixturePrior):
         sigma = (scales - 1e-4).clamp_min(1e-4)  # σ = softplus(ρ) + 1e-4
         self.scale_rho.copy_(sigma + torch.log(-torch.expm1(-sigma)))  # ρ = softplus⁻¹(σ − 1e-4)
 
-    def forward(self, context: Optional[Tensor] = None) -> Tensor:
-        """marginal: ``z ~ Σ_k π_k N(μ_k, σ_k)``; enumerate: ``y ~ Cat(π)`` (enumerated), ``z ~ N(μ_y, σ_y)``."""
+    def site_distribution(self, context: Optional[Tensor] = None) -> dist.TorchDistribution:
+        """marginal: ``Σ_k π_k N(μ_k, σ_k)``; enumerate: emits ``y ~ Cat(π)`` (enumerated), then ``N(μ_y, σ_y)``."""
         if self.config.form == "marginal":
-            return pyro.sample("z", self.distribution(context))
+            return self.distribution(context)
         weights, locs, scales = self.components()
         y = pyro.sample("y", dist.Categorical(probs=weights), infer={"enumerate": "parallel"})
-        return pyro.sample("z", dist.Normal(locs[y], scales[y]).to_event(1))
+        return dist.Normal(locs[y], scales[y]).to_event(1)

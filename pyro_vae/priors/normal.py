@@ -18,13 +18,6 @@ class NormalPriorConfig:
     type: str = "normal"
 
 
-class StandardNormal(dist.Normal):
-    """N(loc = 0, scale = 1) elementwise; ``standard`` tells the one-pass ELBO (:mod:`pyro_vae.infer.kernels`)
-    it may score −log p(z) = ½z² + ½ log 2π without reading loc and scale."""
-
-    standard = True
-
-
 @PRIORS.register("normal", NormalPriorConfig)
 class NormalPrior(Prior):
     """Standard Normal N(0, I): the VAE's default, with a closed-form KL to a diagonal Gaussian guide."""
@@ -35,4 +28,4 @@ class NormalPrior(Prior):
         self.register_buffer("scale", torch.ones(latent_dim))
 
     def distribution(self, context: Optional[Tensor] = None) -> dist.TorchDistribution:
-        return StandardNormal(self.loc, self.scale).to_event(1)
+        return dist.Normal(self.loc, self.scale).to_event(1)

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..config.schema import opt, positive
 from ..errors import ConfigError
 from ..registry import PRIORS
-from .gmm import MixturePrior
+from .base import EncoderPrior, MixturePrior
 
 
 @dataclass
@@ -23,14 +23,12 @@ class VampPriorConfig:
 
 
 @PRIORS.register("vamp", VampPriorConfig)
-class VampPrior(MixturePrior):
+class VampPrior(MixturePrior, EncoderPrior):
     """VampPrior (1/K) Σ_k q(z|u_k) with K learnable pseudo-inputs u_k = sigmoid(a_k) through the encoder.
 
     It needs the model's encoder: the model calls :meth:`attach` after building it (the encoder is
     held by reference, not as a submodule, so its weights belong to the model only once).
     """
-
-    needs_encoder = True
 
     def __init__(self, config: VampPriorConfig, latent_dim: int) -> None:
         super().__init__(latent_dim)

@@ -118,7 +118,10 @@ class DistributedEngine(TorchEngine):
         # find_unused_parameters: a model may leave some parameters out of a step (e.g. a conditional prior).
         self.ddp = DistributedDataParallel(self.loss, device_ids=ids, find_unused_parameters=True)
         self.world = world_size()
-        self.replay = None  # DDP runs the module eagerly: its gradient hooks sit on the module's forward
+        # DDP runs the module eagerly: its gradient hooks sit on the module's forward
+        self.loss.eager_only("DistributedDataParallel runs the loss module eagerly")
+        if rank() > 0:  # one notice per run: rank 0's
+            self.loss.notify = lambda line: None
         seed_rank_stream()
 
     def loss_fn(self, x: Tensor, y: Optional[Tensor]) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -19,11 +19,10 @@ except ImportError:
 from ..data.base import ImageData
 from ..errors import ConfigError, TrainingError
 from ..evaluation.bounds import test_elbo
-from ..infer.objectives import set_objective_step
 from .config import TrainConfig
 from . import distributed
 from .checkpoint import rng_state, set_rng_state
-from .engine import build_engine
+from .factory import build_engine
 from .phases import MAIN, PRETRAIN, PretrainEngine, pretrain_epochs
 from .signals import Interrupted, StopFlag, stop_on_signals
 
@@ -37,6 +36,7 @@ class EpochMetrics:
     train_elbo: float
     test_elbo: float
     seconds: float
+    engine: Optional[Dict[str, Any]] = None  # which path computed the loss and why (engine.describe())
 
 
 def resolve_device(name: str) -> torch.device:
@@ -135,7 +135,8 @@ class Trainer:
         total, count = self.partial
         for x, y in self.data.batches("train", self.config.batch_size, shuffle=True, generator=self.generator,
                                       skip=self.batch):
-            set_objective_step(getattr(engine, "elbo", None), self.step - self.main_start)  # KL warm-up β(step)
+            if engine is self.engine:
+                self.engine.set_step(self.step - self.main_start)  # KL warm-up β(step)
             loss = engine.step(x, y)
             self.step += 1
             self._check(loss)
@@ -177,7 +178,8 @@ class Trainer:
                 held_out = distributed.average(test_elbo(self.model, self.data, self.config.eval_samples))
                 self.epoch += 1
                 self._check_weights(held_out)
-                metrics = EpochMetrics(self.epoch, self.step, train_elbo, held_out, time.perf_counter() - start)
+                metrics = EpochMetrics(self.epoch, self.step, train_elbo, held_out, time.perf_counter() - start,
+                                       self.engine.describe())
                 self.history.append(metrics)
                 bar.set_postfix(epoch=self.epoch, step=self.step, elbo=f"{train_elbo:.2f}",
                                 test=f"{held_out:.2f}")

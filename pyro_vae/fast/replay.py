@@ -8,8 +8,9 @@ and random draws stay random ops, so every step still draws fresh noise.
 
 The recording is kept only if three checks pass:
 
-* **Fake tensors only.** A program that reads tensor values (``.item()``, ``if tensor: ...``) cannot be
-  recorded with fake tensors, so it stays eager.
+* **Fake tensors only.** A program that reads tensor values (``.item()``, ``if tensor: ...``,
+  ``F.one_hot`` without ``num_classes``, a spline's bin search) cannot be recorded with fake tensors, so it
+  stays eager. Any failure while recording counts the same, and the module keeps its own tensors.
 * **No captured trainable tensors.** A captured tensor that needs a gradient (a ``pyro.param`` living
   outside the module) would be frozen into the graph, so the recording is refused.
 * **Same value and gradients.** The first replay of each signature is run against the eager program on the
@@ -25,13 +26,11 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, fx, nn
-from torch.fx.experimental.proxy_tensor import make_fx
 
 from ..rng import set_torch_rng_state, torch_rng_state
+from . import compat
 
 Key = Tuple[Any, ...]
-_VIEWS = {torch.ops.aten.expand.default, torch.ops.aten.view.default, torch.ops.aten.alias.default,
-          torch.ops.aten._unsafe_view.default}
 
 
 def _key(x: Tensor, y: Optional[Tensor], training: bool) -> Key:
@@ -40,17 +39,22 @@ def _key(x: Tensor, y: Optional[Tensor], training: bool) -> Key:
             torch.is_grad_enabled())
 
 
+def _why(e: Exception) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
 def _drop_noop_views(gm: fx.GraphModule) -> None:
     """Remove ``expand``/``view``/``alias`` nodes whose output has its input's shape and strides."""
     for node in list(gm.graph.nodes):
-        if node.op != "call_function" or node.target not in _VIEWS or not isinstance(node.args[0], fx.Node):
+        if node.op != "call_function" or node.target not in compat.NOOP_VIEWS or not isinstance(node.args[0], fx.Node):
             continue
         src, out = node.args[0].meta.get("val"), node.meta.get("val")
         if not (isinstance(src, Tensor) and isinstance(out, Tensor)):
             continue
         same = src.shape == out.shape and src.stride() == out.stride()
-        read_only = all(u.op != "call_function" or not getattr(u.target, "_schema", None)
-                        or not u.target._schema.is_mutable for u in node.users)
+        read_only = all(u.op != "call_function" or not compat.mutates(u.target) for u in node.users)
         if same and read_only:
             node.replace_all_uses_with(node.args[0])
             gm.graph.erase_node(node)
@@ -60,7 +64,7 @@ def _drop_noop_views(gm: fx.GraphModule) -> None:
 
 def record(fn: Callable[..., Tensor], inputs: tuple) -> fx.GraphModule:
     """The tensor ops ``fn(*inputs)`` runs, recorded with fake tensors, with no-op views removed."""
-    gm = make_fx(fn, tracing_mode="fake")(*inputs)
+    gm = compat.make_fx_fake(fn, inputs)
     for node in gm.graph.nodes:
         if node.op == "get_attr":
             value = getattr(gm, node.target)
@@ -72,7 +76,7 @@ def record(fn: Callable[..., Tensor], inputs: tuple) -> fx.GraphModule:
 
 
 class ReplayedLoss:
-    """``loss(x, y)`` (a module, e.g. :class:`~pyro_vae.train.engine.ELBOLoss`) run as recorded graphs.
+    """``loss(x, y)`` (a module, e.g. :class:`~pyro_vae.fast.loss.FastLoss`) run as recorded graphs.
 
     ``disabled`` is None while replay is on, else the reason it stays eager (e.g. a value-dependent program).
     """
@@ -85,7 +89,6 @@ class ReplayedLoss:
         self.params: List[Tuple[str, Tensor]] = [(n, t) for n, t in named.items() if t.requires_grad]
         self.graphs: Dict[Key, fx.GraphModule] = {}
         self.disabled: Optional[str] = None
-
 
     def graph_for(self, x: Tensor, y: Optional[Tensor] = None) -> Optional[fx.GraphModule]:
         """The graph recorded for this input signature, if any (call it as ``graph(self.tensors, x, y)``)."""
@@ -104,6 +107,7 @@ class ReplayedLoss:
     def _record(self, key: Key, x: Tensor, y: Optional[Tensor]) -> Tensor:
         """Record a graph for ``key``, check it against the eager program and return this step's loss."""
         state = torch_rng_state()
+        slots = compat.tensor_slots(self.loss)
         try:
             names, module = self.names, self.loss
 
@@ -112,21 +116,32 @@ class ReplayedLoss:
 
             graph = record(functional, (self.tensors, x, y))
         except Exception as e:  # any failure to record (value-dependent control flow, ...) means: stay eager
-            self.disabled = f"not recorded: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            set_torch_rng_state(state)
-            return self.loss(x, y)
+            self.disabled = f"not recorded: {_why(e)}"
+            return self._eager(slots, state, x, y)
+        finally:
+            compat.restore_slots(slots)
         set_torch_rng_state(state)
         eager = self.loss(x, y)
         after = torch_rng_state()
         set_torch_rng_state(state)
-        replayed = graph(self.tensors, x, y)
-        problem = self._compare(eager, replayed)
+        try:
+            replayed = graph(self.tensors, x, y)
+            problem = self._compare(eager, replayed)
+        except Exception as e:  # the recorded graph does not run: stay eager
+            replayed, problem = eager, f"the recorded graph failed: {_why(e)}"
         set_torch_rng_state(after)
         if problem is not None:
             self.disabled = problem
             return eager
         self.graphs[key] = graph
         return replayed
+
+    def _eager(self, slots: List[compat.Slot], state: Any, x: Tensor, y: Optional[Tensor]) -> Tensor:
+        """After a failed recording: the module's own tensors back in place, the random stream rewound, and
+        this step's loss from the eager program."""
+        compat.restore_slots(slots)
+        set_torch_rng_state(state)
+        return self.loss(x, y)
 
     def _compare(self, eager: Tensor, replayed: Tensor) -> Optional[str]:
         """None when value and gradients agree, else what differs."""

@@ -1,4 +1,4 @@
-"""Replay (pyro_vae.train.replay): recorded graphs give the eager program's numbers, and refuse what they can't."""
+"""Replay (pyro_vae.fast.replay): recorded graphs give the eager program's numbers, and refuse what they can't."""
 
 from __future__ import annotations
 
@@ -12,33 +12,39 @@ from pyro_vae import load_config
 from pyro_vae.config.schema import from_dict
 from pyro_vae.data import load_data
 from pyro_vae.models import build_model
-from pyro_vae.train import engine as engines
+from pyro_vae.fast.replay import ReplayedLoss
+from pyro_vae.train import factory as engines
 from pyro_vae.train.config import TrainConfig
-from pyro_vae.train.replay import ReplayedLoss
 
 
-def _engine(replay: bool, objective: str = "elbo"):
+def _engine(replay: bool, objective: str = "elbo", **options):
     config = load_config(None, tiny_overrides())
     data = load_data(config.data, config.seed)
     pyro.set_rng_seed(0)
     pyro.clear_param_store()
     model = build_model(config.model, data.shape, data.num_classes)
-    cfg = from_dict(TrainConfig, {"objective": {"type": objective}, "batch_size": 32, "replay": replay})
+    cfg = from_dict(TrainConfig, {"objective": {"type": objective, **options}, "batch_size": 32, "replay": replay})
     return model, data, engines.build_engine(model, cfg)
 
 
-@pytest.mark.parametrize("objective", ["elbo", "meanfield"])
-def test_replayed_steps_equal_eager_steps_bit_for_bit(objective):
-    """Same seed: every loss and every final weight identical with and without replay, across two batch shapes."""
+WEIGHTED = {"beta": 0.5, "warmup_steps": 3, "free_bits": 0.1}
+
+
+@pytest.mark.parametrize("objective,options", [("elbo", {}), ("meanfield", {}), ("elbo", WEIGHTED),
+                                               ("meanfield", WEIGHTED)])
+def test_replayed_steps_equal_eager_steps_bit_for_bit(objective, options):
+    """Same seed: every loss and every final weight identical with and without replay, across two batch shapes
+    (with β, KL warm-up and free bits too: the warm-up weight is an input of the recorded graph)."""
     runs = []
     for replay in (False, True):
-        model, data, eng = _engine(replay, objective)
+        model, data, eng = _engine(replay, objective, **options)
         batches = data.batches("train", 300, shuffle=True, generator=torch.Generator().manual_seed(1))
         losses = [eng.step(x, y) for _ in range(2) for x, y in batches]  # 300, ..., a smaller last batch, twice
         runs.append((losses, [p.detach().clone() for p in model.parameters()], eng))
     (eager, w_eager, e_eng), (replayed, w_replayed, r_eng) = runs
-    assert e_eng.replay is None and r_eng.replay.disabled is None
-    assert len(r_eng.replay.graphs) == 2  # the full and the last, smaller minibatch
+    assert e_eng.loss.replay is None and r_eng.loss.replay.disabled is None
+    assert e_eng.describe()["path"] == "one-pass" and r_eng.describe()["path"] == "replay"
+    assert len(r_eng.loss.replay.graphs) == 2  # the full and the last, smaller minibatch
     assert replayed == eager
     assert all(torch.equal(a, b) for a, b in zip(w_eager, w_replayed))
 
@@ -109,17 +115,20 @@ def test_replay_refuses_what_it_cannot_reproduce(mode, reason):
 
 def test_engine_replays_only_one_pass_objectives():
     _, data, eng = _engine(True, "elbo")
-    assert eng._replayable() is False  # nothing ran yet: the objective has not shown it is one-pass
+    assert eng.describe()["reason"] == "not recorded yet"  # nothing ran: the one pass has not run yet
     x, y = next(iter(data.batches("train", 32, shuffle=False)))
-    for _ in range(3):
+    eng.step(x, y)
+    assert not eng.loss.replay.graphs  # the first step runs eagerly (validated)
+    for _ in range(2):
         eng.step(x, y)
-    assert eng._replayable() and len(eng.replay.graphs) == 1
+    assert eng.describe() == {"path": "replay", "reason": "1 recorded graph(s)", "elbo": "Trace_ELBO"}
     config = from_dict(TrainConfig, {"objective": {"type": "elbo", "fused": False}})
     model, _, _ = _engine(True)
     unfused = engines.build_engine(model, config)
     for _ in range(3):
         unfused.step(x, y)
-    assert not unfused._replayable() and not unfused.replay.graphs
+    assert unfused.loss.replay is None
+    assert unfused.describe() == {"path": "pyro", "reason": "train.objective.fused=false", "elbo": "Trace_ELBO"}
 
 
 CASES = [("vae", []), ("vae", ["model.prior.type=gmm"]), ("vae", ["model.prior.type=vamp"]),
@@ -148,4 +157,79 @@ def test_every_model_replays_with_the_same_steps(model_type, extra):
     (eager, w_eager, _), (replayed, w_replayed, eng) = runs
     assert replayed == pytest.approx(eager, rel=1e-6, abs=1e-4)
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(w_eager, w_replayed))
-    assert eng.elbo.fused and not eng.replay.disabled and len(eng.replay.graphs) == 1, eng.replay.disabled
+    assert eng.loss.fused and not eng.loss.replay.disabled and len(eng.loss.replay.graphs) == 1, eng.describe()
+
+
+class Shared(nn.Module):
+    """One submodule registered under two names (as Pyro's spline transforms hold their network twice), and a
+    program replay cannot record (its control flow reads a tensor value)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(2, 1)
+        self.again = self.net
+
+    def forward(self, x, y=None):
+        out = self.again(x).square().sum()
+        return out * 2 if out > 0 else out
+
+
+def test_a_failed_recording_leaves_the_module_its_own_tensors():
+    loss = Shared()
+    before = [(n, p) for n, p in loss.named_parameters(remove_duplicate=False)]
+    replayed = ReplayedLoss(loss)
+    x = torch.randn(4, 2)
+    value = replayed(x)
+    assert replayed.disabled is not None and "not recorded" in replayed.disabled
+    assert all(p is q for (_, p), (_, q) in zip(before, loss.named_parameters(remove_duplicate=False)))
+    assert torch.equal(value, loss(x))
+
+
+def test_spline_flow_prior_trains_with_the_default_engine():
+    """A spline-autoregressive flow prior (its module is registered twice, its bins are searched) trains under
+    the default engine: recorded where it can be, else eager, never an error."""
+    config = load_config(None, tiny_overrides("model.prior.type=flow", "model.prior.transform=spline_autoregressive"))
+    data = load_data(config.data, config.seed)
+    model = build_model(config.model, data.shape, data.num_classes)
+    eng = engines.build_engine(model, from_dict(TrainConfig, {"batch_size": 32}))
+    batches = data.batches("train", 32, shuffle=False)
+    losses = [eng.step(x, y) for (x, y), _ in zip(batches, range(3))]
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses)
+    assert eng.describe()["path"] in ("replay", "one-pass"), eng.describe()
+    assert all(type(p) is nn.Parameter for p in model.parameters())
+
+
+class OneHotModel(nn.Module):
+    """A conditional toy whose model reads label values (``F.one_hot`` without ``num_classes``)."""
+
+    max_plate_nesting = 1
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Linear(3, 2)
+
+    def model(self, x, y=None):
+        pyro.module("toy", self)
+        c = torch.nn.functional.one_hot(y).float()
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", pyro.distributions.Normal(self.w(c), 1.0).to_event(1))
+            pyro.sample("x", pyro.distributions.Normal(z, 1.0).to_event(1), obs=x)
+
+    def guide(self, x, y=None):
+        pyro.module("toy", self)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", pyro.distributions.Normal(x, 1.0).to_event(1))
+
+
+def test_value_reading_models_fall_back_to_eager_and_say_so_once():
+    from pyro_vae.fast import compile_loss
+
+    model = OneHotModel()
+    notes = []
+    loss = compile_loss(model, from_dict(TrainConfig, {}).objective, notify=notes.append)
+    x, y = torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2])
+    values = [loss.loss(x, y) for _ in range(4)]
+    assert all(torch.isfinite(v) for v in values)
+    described = loss.describe()
+    assert described["path"] == "one-pass" and described["reason"].startswith("replay off: not recorded"), described
+    assert len(notes) == 1 and notes[0].startswith("pyro-vae: replay off: not recorded") and "eagerly" in notes[0]

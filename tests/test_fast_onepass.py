@@ -1,4 +1,4 @@
-"""One-pass ELBO (pyro_vae.infer.fused, .kernels): the same loss and gradients as Pyro's own ELBO classes."""
+"""One-pass ELBO (pyro_vae.fast.onepass, .kernels): the same loss and gradients as Pyro's own ELBO classes."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ from torch import nn
 
 from pyro_vae.config.schema import from_dict
 from pyro_vae.errors import DataError
-from pyro_vae.infer.fused import FusedTrace_ELBO, FusedTraceMeanField_ELBO
-from pyro_vae.infer.kernels import neg_log_prob_sum, rsample_scored
+from pyro_vae.fast import FastLoss, compile_loss
+from pyro_vae.fast.kernels import Constants, neg_log_prob_sum, rsample_scored
+from pyro_vae.infer.objectives import build_elbo
 from pyro_vae.models import build_model
-from pyro_vae.priors.normal import StandardNormal
-from pyro_vae.registry import LIKELIHOODS, MODELS, PRIORS
+from pyro_vae.registry import LIKELIHOODS, MODELS, OBJECTIVES, PRIORS
 
 SHAPE = (1, 6, 6)
-PAIRS = [(pyro.infer.Trace_ELBO, FusedTrace_ELBO), (pyro.infer.TraceMeanField_ELBO, FusedTraceMeanField_ELBO)]
+PAIRS = ["elbo", "meanfield"]  # the objectives with a one-pass form (Trace_ELBO, TraceMeanField_ELBO)
+
+
+def objective(name: str = "elbo", **options):
+    return OBJECTIVES.get(name).config_cls(**options)
 
 
 def tiny(model_type: str = "vae", **fields) -> nn.Module:
@@ -34,19 +38,26 @@ def data(n: int = 5):
     return x, torch.randint(0, 4, (n,), generator=g)
 
 
-def loss_and_grads(elbo, model: nn.Module, x, y, seed: int = 3):
+def loss_and_grads(loss_fn, model: nn.Module, x, y, seed: int = 3):
     pyro.set_rng_seed(seed)
     with pyro.validation_enabled(False):
-        loss = elbo.differentiable_loss(model.model, model.guide, x, y)
+        loss = loss_fn(x, y)
     params = [p for p in model.parameters() if p.requires_grad]
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     return loss, grads
 
 
-def assert_same(model, x, y, pyro_cls, fused_cls, **kwargs) -> FusedTrace_ELBO:
-    fused = fused_cls(max_plate_nesting=1, **kwargs)
-    a, ga = loss_and_grads(pyro_cls(max_plate_nesting=1, **kwargs), model, x, y)
-    b, gb = loss_and_grads(fused, model, x, y)
+def one_pass(model, name: str = "elbo", **options) -> FastLoss:
+    """The speed layer's loss without replay (the one-pass program, eager), quiet."""
+    return compile_loss(model, objective(name, **options), max_plate_nesting=1, replay=False, notify=None)
+
+
+def assert_same(model, x, y, name: str = "elbo", **options) -> FastLoss:
+    """Loss and gradients of the one-pass path equal Pyro's own ELBO class (same objective config)."""
+    fused = one_pass(model, name, **options)
+    elbo = build_elbo(objective(name, **options), 1)
+    a, ga = loss_and_grads(lambda x, y: elbo.differentiable_loss(model.model, model.guide, x, y), model, x, y)
+    b, gb = loss_and_grads(fused.loss, model, x, y)
     assert b.item() == pytest.approx(a.item(), rel=1e-5, abs=1e-4)
     for u, v in zip(ga, gb):
         assert (u is None) == (v is None)
@@ -55,18 +66,18 @@ def assert_same(model, x, y, pyro_cls, fused_cls, **kwargs) -> FusedTrace_ELBO:
     return fused
 
 
-@pytest.mark.parametrize("pyro_cls,fused_cls", PAIRS)
+@pytest.mark.parametrize("name", PAIRS)
 @pytest.mark.parametrize("prior", [p for p in PRIORS.names() if p not in {"conditional", "flat"}])
-def test_every_prior_same_loss_and_gradients(prior, pyro_cls, fused_cls):
+def test_every_prior_same_loss_and_gradients(prior, name):
     model = tiny(prior={"type": prior})
     x, y = data()
-    fused = assert_same(model, x, y, pyro_cls, fused_cls)
+    fused = assert_same(model, x, y, name)
     assert fused.fused is True, fused.reason
 
 
-@pytest.mark.parametrize("pyro_cls,fused_cls", PAIRS)
+@pytest.mark.parametrize("name", PAIRS)
 @pytest.mark.parametrize("likelihood", LIKELIHOODS.names())
-def test_every_likelihood_same_loss_and_gradients(likelihood, pyro_cls, fused_cls):
+def test_every_likelihood_same_loss_and_gradients(likelihood, name):
     model = tiny(likelihood={"type": likelihood})
     x, y = data()
     try:
@@ -74,7 +85,7 @@ def test_every_likelihood_same_loss_and_gradients(likelihood, pyro_cls, fused_cl
     except DataError:
         x = x * 2 - 1  # a likelihood on [-1, 1]
         model.likelihood.validate(x)
-    fused = assert_same(model, x, y, pyro_cls, fused_cls)
+    fused = assert_same(model, x, y, name)
     assert fused.fused is True, fused.reason
 
 
@@ -83,15 +94,14 @@ def test_every_model_same_loss_and_gradients(model_type):
     """Conditional models, the deterministic baseline and the autoencoder family (Delta guides, factors)."""
     model = tiny(model_type)
     x, y = data()
-    assert_same(model, x, y, pyro.infer.Trace_ELBO, FusedTrace_ELBO)
+    assert_same(model, x, y)
 
 
 @pytest.mark.parametrize("vectorize", [True, False])
 def test_particles_same_loss_and_gradients(vectorize):
     model = tiny()
     x, y = data()
-    fused = assert_same(model, x, y, pyro.infer.Trace_ELBO, FusedTrace_ELBO, num_particles=4,
-                        vectorize_particles=vectorize)
+    fused = assert_same(model, x, y, num_particles=4, vectorize_particles=vectorize)
     assert fused.fused is True
 
 
@@ -101,7 +111,7 @@ def test_same_random_numbers_as_pyro():
     x, y = data()
     pyro.set_rng_seed(7)
     pyro_z = pyro.poutine.trace(model.guide).get_trace(x, y).nodes["z"]["value"]
-    from pyro_vae.infer.fused import GuideRun
+    from pyro_vae.fast.onepass import GuideRun
     pyro.set_rng_seed(7)
     with GuideRun() as run:
         model.guide(x, y)
@@ -130,8 +140,8 @@ def test_subsampled_plate_scale_and_mask():
                 pyro.sample("z", dist.Normal(2 * self.w, 0.7).to_event(1))
 
     toy = Toy()
-    for pyro_cls, fused_cls in PAIRS:
-        fused = assert_same(toy, x, None, pyro_cls, fused_cls)
+    for name in PAIRS:
+        fused = assert_same(toy, x, None, name)
         assert fused.fused is True
 
 
@@ -168,13 +178,18 @@ def test_unsupported_programs_fall_back_to_pyro():
 
     x = torch.randn(4, 2)
     for program, site in ((ModelOnlyLatent(), "u"), (DiscreteGuide(), "k")):
-        fused = FusedTrace_ELBO(max_plate_nesting=1)
+        notes = []
+        fused = compile_loss(program, objective(), max_plate_nesting=1, notify=notes.append)
         pyro.set_rng_seed(0)
         a = pyro.infer.Trace_ELBO(max_plate_nesting=1).differentiable_loss(program.model, program.guide, x)
         pyro.set_rng_seed(0)
-        b = fused.differentiable_loss(program.model, program.guide, x)
+        b = fused.loss(x)
         assert fused.fused is False and repr(site) in fused.reason
+        assert fused.describe()["path"] == "pyro" and repr(site) in fused.describe()["reason"]
+        assert len(notes) == 1 and notes[0].startswith("pyro-vae: fast path off (") and "Trace_ELBO" in notes[0]
         assert b.item() == pytest.approx(a.item(), rel=1e-6)  # the failed first try drew nothing
+        fused.loss(x)
+        assert len(notes) == 1  # said once
 
 
 def test_validation_errors_keep_pyro_messages():
@@ -190,7 +205,7 @@ def test_validation_errors_keep_pyro_messages():
 
     m = Mismatch()
     with pyro.validation_enabled(True), pytest.warns(UserWarning, match="Found non-auxiliary vars in guide"):
-        FusedTrace_ELBO(max_plate_nesting=1).differentiable_loss(m.model, m.guide, torch.zeros(3, 2))
+        compile_loss(m, objective(), max_plate_nesting=1, notify=None).loss(torch.zeros(3, 2))
 
 
 def test_kernels_match_distributions():
@@ -207,11 +222,59 @@ def test_kernels_match_distributions():
         tensor, const = log_q(s, m)
         ref = (q.log_prob(z) * s * (m if m is not None else 1)).sum()
         assert (tensor + const).item() == pytest.approx(ref.item(), rel=1e-5)
-    p = StandardNormal(torch.zeros(3), torch.ones(3)).to_event(1).expand([4])
-    tensor, const = neg_log_prob_sum(p, z, 1.0, None)
-    assert (tensor + const).item() == pytest.approx(-dist.Normal(0.0, 1.0).log_prob(z).sum().item(), rel=1e-6)
+    prior = nn.Module()
+    prior.register_buffer("loc", torch.zeros(3))
+    prior.register_buffer("scale", torch.ones(3))
+    constants = Constants(prior)
+    assert constants.zeros == ("loc",) and constants.ones == ("scale",)
+    p = dist.Normal(prior.loc, prior.scale).to_event(1).expand([4])
+    expected = -dist.Normal(0.0, 1.0).log_prob(z).sum().item()
+    for known in (constants.current(), (frozenset(), frozenset())):  # the N(0, 1) kernel, and the general one
+        tensor, const = neg_log_prob_sum(p, z, 1.0, None, constants=known)
+        assert (tensor + const).item() == pytest.approx(expected, rel=1e-6)
+    with torch.no_grad():
+        prior.loc.add_(0.5)  # written in place: read again, no longer a zero buffer
+    assert constants.refresh() and constants.zeros == () and constants.ones == ("scale",)
+    assert not constants.refresh()  # nothing changed since
     logits = torch.randn(2, 4, 5)  # particles × batch × pixels against data of batch × pixels
     xb = torch.bernoulli(torch.full((4, 5), 0.4))
     b = dist.Bernoulli(logits=logits).to_event(1)
     tensor, const = neg_log_prob_sum(b, xb, 1.0, None)
     assert tensor.item() + const == pytest.approx(-b.log_prob(xb).sum().item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", PAIRS)
+@pytest.mark.parametrize("options", [{"beta": 0.5}, {"beta": 0.0}, {"beta": 2.0, "free_bits": 0.3},
+                                     {"free_bits": 0.2, "num_particles": 3}])
+def test_latent_weight_and_free_bits_on_the_one_pass_path(name, options):
+    """β-VAE weight and free bits run on the one pass, with Pyro's weighted class's loss and gradients."""
+    model = tiny()
+    x, y = data()
+    fused = assert_same(model, x, y, name, **options)
+    assert fused.fused is True and fused.describe()["path"] == "one-pass", fused.describe()
+
+
+def test_kl_warmup_follows_the_step_on_the_one_pass_path():
+    model = tiny()
+    x, y = data()
+    fused = one_pass(model, "meanfield", beta=2.0, warmup_steps=4)
+    elbo = build_elbo(objective("meanfield", beta=2.0, warmup_steps=4), 1)
+    for step in (0, 2, 7):
+        fused.set_step(step)
+        elbo.step = step
+        assert float(fused.latent_weight) == elbo.weight() == 2.0 * min(1.0, (step + 1) / 4)
+        a, _ = loss_and_grads(lambda x, y: elbo.differentiable_loss(model.model, model.guide, x, y), model, x, y)
+        b, _ = loss_and_grads(fused.loss, model, x, y)
+        assert b.item() == pytest.approx(a.item(), rel=1e-5), step
+
+
+def test_objective_without_a_one_pass_form_says_so_once():
+    model = tiny()
+    notes = []
+    loss = compile_loss(model, objective("enum"), max_plate_nesting=1, notify=notes.append)
+    assert loss.describe() == {"path": "pyro", "reason": "objective 'enum' (TraceEnum_ELBO) has no one-pass form",
+                               "elbo": "TraceEnum_ELBO"}
+    assert notes == ["pyro-vae: fast path off (objective 'enum' (TraceEnum_ELBO) has no one-pass form); "
+                     "using Pyro's TraceEnum_ELBO"]
+    quiet = compile_loss(model, objective("elbo", fused=False), max_plate_nesting=1, notify=notes.append)
+    assert quiet.describe()["reason"] == "train.objective.fused=false" and len(notes) == 1  # asked for: no notice

@@ -1,0 +1,34 @@
+"""Typed config of the training loop (``train:`` in YAML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
+
+from .schema import component, opt, positive
+from ..registry import OBJECTIVES
+
+
+def _default_objective() -> Any:
+    return OBJECTIVES.get("elbo").config_cls()
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = opt(100, "passes over the training set", positive, "an integer >= 1")
+    batch_size: int = opt(64, "datapoints per SVI step", positive, "an integer >= 1")
+    lr: float = opt(1e-3, "Adam learning rate", positive, "a number > 0")
+    clip_norm: Optional[float] = opt(10.0, "gradient-norm clipping (null: off)", positive, "a number > 0 or null")
+    objective: Any = component(OBJECTIVES, _default_objective, "the variational objective fitted by SVI")
+    eval_samples: int = opt(10, "samples of z per test point for the per-epoch test ELBO", positive, "an integer >= 1")
+    device: Literal["auto", "cpu", "cuda"] = opt("auto", "auto picks CUDA when present")
+    engine: Literal["auto", "torch", "svi"] = opt(
+        "auto", "how a step is taken: torch (differentiable_loss + torch Adam), svi (pyro SVI); auto: torch "
+                "when the objective has differentiable_loss, else svi")
+    replay: bool = opt(True, "torch engine, fused objectives: record the loss's tensor ops once per batch shape and "
+                             "replay them (checked against the eager program first; stays eager if they differ "
+                             "or the program reads tensor values)")
+    progress: bool = opt(True, "show a tqdm progress bar")
+    tensorboard: bool = opt(False, "also log ELBO parts, evaluation numbers and image grids to RUN_DIR/tensorboard "
+                                   "(optional extra: pip install 'pyro-vae[tensorboard]')")
+    num_images: int = opt(64, "images in samples.png / reconstructions.png", positive, "an integer >= 1")

@@ -1,0 +1,88 @@
+"""Every private Pyro/torch name the speed layer relies on, in one place (tested in ``tests/test_fast_compat.py``).
+
+Tested with torch 2.14.1 and pyro-ppl 1.9.2; ``pyproject.toml`` bounds the versions (``torch>=2.4,<=2.14.1``,
+``pyro-ppl>=1.8.6,<1.10``). Each helper names the private attribute it reads; when a release renames one, this
+is the only file to change, and the compatibility test says which helper broke.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.distributions.utils import _standard_normal, _sum_rightmost
+
+def standard_normal(shape: torch.Size, like: Tensor) -> Tensor:
+    """ε ~ N(0, I) of ``shape``, drawn exactly as ``torch.distributions.Normal.rsample`` draws it
+    (``torch.distributions.utils._standard_normal``), so the one-pass guide and Pyro's draw the same ε."""
+    return _standard_normal(shape, dtype=like.dtype, device=like.device)
+
+
+def extended_shape(fn: Any) -> torch.Size:
+    """``sample_shape + batch_shape + event_shape`` for one draw (``Distribution._extended_shape()``)."""
+    return fn._extended_shape()
+
+
+def sum_rightmost(value: Tensor, dim: int) -> Tensor:
+    """Sum of the ``dim`` rightmost dims (``torch.distributions.utils._sum_rightmost``)."""
+    return _sum_rightmost(value, dim)
+
+
+def is_family(fn: Any, family: type) -> bool:
+    """``fn`` is ``family`` itself or Pyro's thin wrapper of it (``pyro.distributions.Normal`` subclasses
+    ``torch.distributions.Normal`` and ``TorchDistributionMixin`` and changes no math), not a user subclass that
+    may change ``log_prob``: the wrapper's first base class (``type(fn).__mro__[1]``) is ``family``."""
+    cls = type(fn)
+    return cls is family or (cls.__module__.startswith("pyro.distributions") and cls.__mro__[1] is family)
+
+
+def vectorized_particles(elbo: Any, fn: Callable) -> Callable:
+    """``fn`` inside the outermost particle plate Pyro's ELBO would put it in (``ELBO._vectorized_num_particles``)."""
+    return elbo._vectorized_num_particles(fn)
+
+
+def view_base(t: Tensor) -> Tensor:
+    """The tensor ``t`` is a view of (``Tensor._base``), or ``t`` itself: a buffer seen through ``expand``/broadcast."""
+    base = t._base
+    return t if base is None else base
+
+
+def version(t: Tensor) -> int:
+    """In-place modification counter of ``t`` (``Tensor._version``): it changes when the values may have changed."""
+    return t._version
+
+
+Slot = Tuple[nn.Module, str, str, Tensor]  # (module, "_parameters" | "_buffers", name, tensor)
+
+
+def tensor_slots(module: nn.Module) -> List[Slot]:
+    """Every parameter and buffer entry of every submodule, tied ones included (``Module._parameters``/``_buffers``)."""
+    return [(m, kind, name, t) for m in module.modules() for kind in ("_parameters", "_buffers")
+            for name, t in getattr(m, kind).items() if t is not None]
+
+
+def restore_slots(slots: List[Slot]) -> None:
+    """Put back every tensor of :func:`tensor_slots` that a failed ``functional_call`` left swapped (it leaves
+    fake tensors in modules that are registered twice, e.g. Pyro's spline transforms)."""
+    for m, kind, name, t in slots:
+        if getattr(m, kind).get(name) is not t:
+            getattr(m, kind)[name] = t
+
+
+def make_fx_fake(fn: Callable, inputs: tuple) -> Any:
+    """``torch.fx.experimental.proxy_tensor.make_fx`` with fake tensors: the tensor ops ``fn(*inputs)`` runs."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    return make_fx(fn, tracing_mode="fake")(*inputs)
+
+
+NOOP_VIEWS = frozenset({torch.ops.aten.expand.default, torch.ops.aten.view.default, torch.ops.aten.alias.default,
+                        torch.ops.aten._unsafe_view.default})  # view ops an FX graph may drop when shapes agree
+
+
+def mutates(target: Any) -> bool:
+    """An aten op that writes into one of its arguments (its schema's ``is_mutable``, ``OpOverload._schema``)."""
+    schema = getattr(target, "_schema", None)
+    return schema is not None and schema.is_mutable
+

@@ -1,0 +1,76 @@
+"""The one model body of the VAE, the CVAE, the deterministic baseline and the autoencoder family.
+
+    c ~ condition(x, y)                               # None for an unconditional model
+    z ~ p(z|c)                                        # site "z" (no z in the baseline)
+    factor −Ω(x)                                      # site penalty_site, when penalty(x) is not None
+    x ~ observed(likelihood(params(z, c)))            # site "x", observed when x is given
+
+all inside ``pyro.plate("data")``. The members differ only in the hooks: :meth:`DecoderModel.condition`
+(the CVAE's label or visible quadrants), :meth:`DecoderModel.penalty` (the contractive penalty),
+:meth:`DecoderModel.observed` (the quadrant mask: visible pixels leave log p(x|z,c)) and
+:meth:`DecoderModel.params` (the decoder; the baseline's has no z). The guide's hooks (what it encodes,
+x̃ = corrupt(x), and its family) live with the guide, in :class:`~pyro_vae.models.vae.VAE`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import pyro
+from pyro.distributions import TorchDistribution
+from torch import Tensor, nn
+
+from ..priors.base import Prior
+from .base import GenerativeModel
+
+if TYPE_CHECKING:
+    from .cvae import Condition
+
+
+class DecoderModel(GenerativeModel):
+    """x ~ likelihood(decoder(z, c)) with z ~ p(z|c): the shared :meth:`model` (see the module docstring).
+
+    Subclasses set ``likelihood``, ``decoder``, ``prior`` (None: no latent) and ``cond`` (None: no condition)
+    in ``__init__`` (as instance attributes: a class-level default would shadow nn.Module's submodules).
+    """
+
+    prior: Optional[Prior]
+    cond: Optional["Condition"]
+    likelihood: nn.Module
+    decoder: nn.Module
+    #: name of the ``pyro.factor`` site carrying −Ω(x) (see :meth:`penalty`)
+    penalty_site: str = "penalty"
+
+    def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
+        """p(z|c) p(x|z,c) exp(−Ω(x)), c = condition(x, y); with ``x=None`` draws ``num_samples`` datapoints."""
+        pyro.module("vae", self)
+        c = self.condition(x, y, num_samples)
+        size = c.shape[0] if c is not None else x.shape[0] if x is not None else num_samples
+        with pyro.plate("data", size):
+            z = pyro.sample("z", self.prior.site_distribution(c)) if self.prior is not None else None
+            omega = self.penalty(x) if x is not None else None
+            if omega is not None:
+                pyro.factor(self.penalty_site, -omega)
+            return pyro.sample("x", self.observed(self.likelihood.distribution(self.params(z, c))), obs=x)
+
+    @property
+    def label_conditional(self) -> bool:  # type: ignore[override]
+        """True when the condition c is the class label (``generate(n, y)`` draws class ``y``)."""
+        return self.cond is not None and self.cond.visible is None
+
+    # ---- hooks ----
+    def condition(self, x: Optional[Tensor], y: Optional[Tensor] = None, num_samples: int = 1) -> Optional[Tensor]:
+        """c = c(x, y), shape ``(B, cond_dim)`` (without data: ``num_samples`` rows); None when unconditional."""
+        return None if self.cond is None else self.cond(x, y, num_samples)
+
+    def penalty(self, x: Tensor) -> Optional[Tensor]:
+        """Per-datapoint penalty Ω(x) subtracted from log p(x, z), shape ``(B,)``; None for no penalty."""
+        return None
+
+    def observed(self, d: TorchDistribution) -> TorchDistribution:
+        """p(x|z,c) as scored at site ``x`` (a conditional model masks out the pixels it conditions on)."""
+        return d if self.cond is None else self.cond.observed(d)
+
+    def params(self, z: Optional[Tensor], c: Optional[Tensor]) -> Tensor:
+        """Likelihood parameters ``(..., B, num_params, *data_shape)`` of p(x|z,c)."""
+        return self.decoder(z, c)
