@@ -35,6 +35,7 @@ from torch import Tensor
 from ..config.schema import opt
 from ..errors import ConfigError
 from ..nets.base import mlp_classifier
+from ..priors.base import ConditionalPrior, EncoderPrior
 from ..registry import MODELS, NETWORKS, PRIORS
 from .vae import VAE, VAEConfig
 
@@ -72,7 +73,8 @@ class M2(VAE):
         if num_classes < 1:
             raise ConfigError(f"model.type: m2 needs a dataset with class labels (got {num_classes} classes)")
         prior = PRIORS.get(config.prior.type, key="model.prior.type").cls
-        if (getattr(prior, "needs_encoder", False) or getattr(prior, "conditional", False)
+        if (issubclass(prior, (EncoderPrior, ConditionalPrior)) or getattr(prior, "needs_encoder", False)
+                or getattr(prior, "conditional", False)
                 or getattr(config.prior, "form", "marginal") == "enumerate"):
             raise ConfigError(f"model.prior.type: m2 needs an unconditional p(z) with no sites of its own (normal, "
                               f"laplace, flat, flow, gmm with form marginal), got {config.prior.type!r}")
