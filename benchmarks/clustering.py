@@ -255,7 +255,7 @@ def figure(cache: Dict[str, Any], path: Path, datasets=DATASETS) -> None:
         ax.set_yticklabels([LABELS[r] for r in rows])
         ax.invert_yaxis()
         ax.set_xlim(0, 100)
-        ax.set_xlabel("held-out cluster accuracy, % (Hungarian; bars: mean ± sd, dots: seeds)")
+        ax.set_xlabel("held-out cluster accuracy, % (mean ± sd; dots: seeds)")
         ax.set_title(ds)
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
