@@ -117,7 +117,8 @@ class Run:
         r = E[x | z = μ(x̃)] on a grid (for a denoising autoencoder, g(f(x̃)) − x̃ points back to the data),
         plus ``latent.png`` and ``elbo.png``."""
         data = self.data()
-        points = data.train_x
+        points = getattr(data, "train_x", None)
+        points = data.test_x if points is None else points  # a streamed dataset: the held-out points
         if data.shape == (2,):
             lo, hi = points.min(0).values, points.max(0).values
             pad = 0.25 * (hi - lo)

@@ -1,14 +1,18 @@
-"""Datasets: each loader returns an :class:`ImageData` (train/test tensors, labels, binarization)."""
+"""Datasets: each loader returns a :class:`Dataset` (see :mod:`pyro_vae.data.base` for the batch convention):
+in-memory :class:`ImageData`, or :class:`~pyro_vae.data.streaming.StreamData` read through a DataLoader."""
 
 from ..registry import DATASETS
 from . import digits, idx  # noqa: F401  (register the loaders)
 from . import toy  # noqa: F401  (2-D toy manifolds: vectors, not images)
-from .base import DataConfigBase, ImageData, make_image_data
+from . import array  # noqa: F401  (your own data: .npy/.npz)
+from .base import DataConfigBase, Dataset, ImageData, Standardizer, make_image_data
+from .streaming import StreamData
 
 
-def load_data(config, seed: int) -> ImageData:
+def load_data(config, seed: int) -> Dataset:
     """Load the dataset named by ``config.type`` (a config from the DATASETS registry)."""
     return DATASETS.build(config).load(seed)
 
 
-__all__ = ["DATASETS", "DataConfigBase", "ImageData", "load_data", "make_image_data"]
+__all__ = ["DATASETS", "DataConfigBase", "Dataset", "ImageData", "Standardizer", "StreamData", "load_data",
+           "make_image_data"]

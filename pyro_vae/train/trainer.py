@@ -16,7 +16,7 @@ try:  # notebook bars need ipywidgets; without it tqdm.auto warns at import (and
 except ImportError:
     from tqdm import tqdm
 
-from ..data.base import ImageData
+from ..data.base import Dataset
 from ..errors import TrainingError
 from ..evaluation.bounds import test_elbo
 from .config import TrainConfig
@@ -50,7 +50,7 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     """Fits ``model.model``/``model.guide`` to ``data``, one engine step (SVI by default) per minibatch."""
 
-    def __init__(self, model: nn.Module, data: ImageData, config: TrainConfig, seed: int = 0) -> None:
+    def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0) -> None:
         self.model, self.data, self.config = model, data, config
         self.engine = build_engine(model, config)
         self.generator = torch.Generator().manual_seed(seed)  # the batch order (one permutation per epoch)
@@ -88,8 +88,7 @@ class Trainer:
     # --- the loop ----------------------------------------------------------------------------------
     def validate_data(self) -> None:
         """DataError when the data is outside the likelihood's support (before anything is trained or written)."""
-        self.model.likelihood.validate(self.data.train_x)
-        self.model.likelihood.validate(self.data.test_x)
+        self.data.validate(self.model.likelihood.validate)
 
     def _check(self, loss: float) -> None:
         if not math.isfinite(loss):
@@ -131,7 +130,7 @@ class Trainer:
         :class:`TrainingError` naming epoch and step before ``on_epoch_end`` could save bad weights.
         """
         self.validate_data()
-        steps_per_epoch = math.ceil(self.data.train_x.shape[0] / self.config.batch_size)
+        steps_per_epoch = math.ceil(self.data.num_train / self.config.batch_size)
         remaining = (self.config.epochs - self.epoch) * steps_per_epoch - self.batch
         show = self.config.progress and distributed.is_main()  # one bar under torchrun: rank 0's
         with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc="train",
@@ -170,12 +169,13 @@ def nonfinite_message(trainer: Trainer, value: float, bad_params: Optional[List[
     if bad_params:
         shown = ", ".join(bad_params[:4]) + (f" and {len(bad_params) - 4} more" if len(bad_params) > 4 else "")
         lines.append(f"non-finite weights after the update (NaN/Inf gradients): {shown}")
-    x = trainer.data.train_x
+    x = getattr(trainer.data, "train_x", None)  # in memory (a streamed dataset has no range at hand)
     causes = [f"a learning rate too high (train.lr={trainer.config.lr})"]
     sigma = getattr(getattr(getattr(trainer.model, "likelihood", None), "config", None), "sigma", None)
     if sigma is not None:
         causes.append(f"a Gaussian sigma too small (model.likelihood.sigma={sigma:g})")
-    causes.append(f"data outside the likelihood's range (training data in [{float(x.min()):g}, {float(x.max()):g}])")
+    if x is not None:
+        causes.append(f"data outside the likelihood's range (training data in [{float(x.min()):g}, {float(x.max()):g}])")
     if trainer.config.clip_norm is None:
         causes.append("no gradient clipping (train.clip_norm=null)")
     lines.append("likely causes: " + "; ".join(causes))
