@@ -4,7 +4,7 @@ in-memory :class:`ImageData`, or :class:`~pyro_vae.data.streaming.StreamData` re
 from ..registry import DATASETS
 from . import digits, idx  # noqa: F401  (register the loaders)
 from . import toy  # noqa: F401  (2-D toy manifolds: vectors, not images)
-from . import array  # noqa: F401  (your own data: .npy/.npz)
+from . import array, image_folder, table  # noqa: F401  (your own data: .npy/.npz, image folders, CSV/TSV)
 from .base import DataConfigBase, Dataset, ImageData, Standardizer, make_image_data
 from .streaming import StreamData
 

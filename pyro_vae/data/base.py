@@ -210,7 +210,8 @@ class ImageData:
             yield xb, y[idx]
 
 
-def split_order(n: int, config: DataConfigBase, seed: int, name: str) -> Tuple[Tensor, Tensor, torch.Generator]:
+def split_order(n: int, config: DataConfigBase, seed: int, name: str,
+                noun: str = "datapoints") -> Tuple[Tensor, Tensor, torch.Generator]:
     """Train and test row indices: a seeded permutation of ``n`` rows, cut to ``limit``, the first
     ``test_fraction`` held out. Returns the generator too (its later draws binarize the test split)."""
     if n == 0:
@@ -221,7 +222,7 @@ def split_order(n: int, config: DataConfigBase, seed: int, name: str) -> Tuple[T
         order = order[: config.limit]
     n_test = max(1, int(round(config.test_fraction * order.shape[0])))
     if n_test >= order.shape[0]:
-        raise DataError(f"dataset {name!r}: {order.shape[0]} datapoints leave none for training "
+        raise DataError(f"dataset {name!r}: {order.shape[0]} {noun} leave none for training "
                         f"with test_fraction={config.test_fraction}")
     return order[n_test:], order[:n_test], gen
 
@@ -259,7 +260,8 @@ def make_image_data(
         return x / max_value if config.scale else x
 
     if test is None:
-        train_idx, test_idx, gen = split_order(images.shape[0], config, seed, name)
+        noun = "images" if images.dim() == 4 else "datapoints"
+        train_idx, test_idx, gen = split_order(images.shape[0], config, seed, name, noun)
         train = (prepare(images[train_idx]), labels[train_idx].long())
         test = (prepare(images[test_idx]), labels[test_idx].long())
     else:  # an official test split: the permutation only subsamples (limit) and shuffles the training part
