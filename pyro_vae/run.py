@@ -136,9 +136,10 @@ class Run:
 
 
 def _resolve_paths(config: RunConfig) -> RunConfig:
-    root = getattr(config.data, "root", None)
-    if root is not None:
-        config.data.root = str(Path(root).expanduser().resolve())
+    for key in ("root", "path"):  # data folders/files: absolute, so that a run folder works from anywhere
+        value = getattr(config.data, key, None)
+        if value:
+            setattr(config.data, key, str(Path(value).expanduser().resolve()))
     return config
 
 
