@@ -4,13 +4,16 @@ in-memory :class:`ImageData`, or :class:`~pyro_vae.data.streaming.StreamData` re
 from ..registry import DATASETS
 from . import digits, idx  # noqa: F401  (register the loaders)
 from . import toy  # noqa: F401  (2-D toy manifolds: vectors, not images)
-from . import array, image_folder, table  # noqa: F401  (your own data: .npy/.npz, image folders, CSV/TSV)
+from . import array, image_folder, python, table  # noqa: F401  (your own data: .npy/.npz, image folders, CSV/TSV)
 from .base import DataConfigBase, Dataset, ImageData, Standardizer, make_image_data
 from .streaming import StreamData
 
 
-def load_data(config, seed: int) -> Dataset:
-    """Load the dataset named by ``config.type`` (a config from the DATASETS registry)."""
+def load_data(config, seed: int, data=None) -> Dataset:
+    """Load the dataset named by ``config.type`` (a config from the DATASETS registry); ``data``: the
+    Python objects of a ``data.type: python`` run (forms in :mod:`pyro_vae.data.python`)."""
+    if config.type == "python":
+        return python.from_python(data, config, seed)
     return DATASETS.build(config).load(seed)
 
 

@@ -109,8 +109,9 @@ def npz_arrays(config: ArrayConfig, path: Path) -> Tuple[np.ndarray, Optional[np
 
 
 def from_arrays(name: str, x: np.ndarray, labels: Optional[np.ndarray], covariates: Optional[np.ndarray],
-                config: FileDataConfig, seed: int, where: str = "") -> Dataset:
-    """Checked, split in-memory data from NumPy arrays (shared by the array and table readers)."""
+                config: FileDataConfig, seed: int, where: str = "", split=None) -> Dataset:
+    """Checked, split in-memory data from NumPy arrays (shared by the array, table and Python readers);
+    ``split``: given ``(train rows, test rows)`` instead of the seeded ``test_fraction`` split."""
     where = where or name
     if x.ndim < 2:
         raise DataError(f"{where}: data of shape {x.shape}; expected (N, D) vectors or (N, [C,] H, W) images")
@@ -134,7 +135,7 @@ def from_arrays(name: str, x: np.ndarray, labels: Optional[np.ndarray], covariat
         cov = torch.from_numpy(covariates.astype(np.float32))
         check_finite(cov, f"{where} covariates")
     return make_image_data(name, xt, y, config, seed, max_value(config, x.dtype), num_classes=num_classes,
-                           covariates=cov, standardize=config.standardize)
+                           covariates=cov, standardize=config.standardize, split=split)
 
 
 def stream_npy(name: str, path: Path, labels: Optional[np.ndarray], covariates: Optional[np.ndarray],

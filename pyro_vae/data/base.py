@@ -231,6 +231,7 @@ def make_image_data(
     name: str, images: Tensor, labels: Optional[Tensor], config: DataConfigBase, seed: int,
     max_value: float, test: Optional[Tuple[Tensor, Tensor]] = None, num_classes: int = 10,
     covariates: Optional[Tensor] = None, standardize: bool = False,
+    split: Optional[Tuple[Tensor, Tensor]] = None,
 ) -> ImageData:
     """Scale, subsample, split (``test_fraction``, or the given ``test`` split) and binarize raw data.
 
@@ -238,6 +239,7 @@ def make_image_data(
     ``[0, max_value]`` (``max_value`` divides when ``config.scale``). ``labels``: ``(N,)`` integers or None.
     ``covariates``: ``(N, C)`` floats, carried as ``y`` (labels are then kept for pictures only).
     ``standardize``: subtract the training split's per-feature mean and divide by its std.
+    ``split``: given ``(train rows, test rows)`` instead of a seeded ``test_fraction`` split.
     """
     if images.dim() == 3:
         images = images.unsqueeze(1)
@@ -259,7 +261,11 @@ def make_image_data(
         x = x.float()
         return x / max_value if config.scale else x
 
-    if test is None:
+    if split is not None:
+        (train_idx, test_idx), gen = split, torch.Generator().manual_seed(seed)
+        train = (prepare(images[train_idx]), labels[train_idx].long())
+        test = (prepare(images[test_idx]), labels[test_idx].long())
+    elif test is None:
         noun = "images" if images.dim() == 4 else "datapoints"
         train_idx, test_idx, gen = split_order(images.shape[0], config, seed, name, noun)
         train = (prepare(images[train_idx]), labels[train_idx].long())
@@ -289,7 +295,7 @@ def make_image_data(
         return ImageData(name, train[0], train[1], test[0], test[1], num_classes, binarize,
                          standardizer=standardizer)
     if test_idx is None:
-        raise DataError(f"dataset {name!r}: covariates need a split by test_fraction")
+        raise DataError(f"dataset {name!r}: covariates need a split by test_fraction or given rows")
     cov = covariates.float()
     return ImageData(name, train[0], cov[train_idx], test[0], cov[test_idx], num_classes, binarize,
                      covariate_dim=int(cov.shape[1]), train_labels=train[1] if num_classes else None,

@@ -62,6 +62,11 @@ class RowReader(TorchDataset):
         return self.read(np.asarray(rows, dtype=np.int64))
 
 
+def split_xy(out) -> Tuple[Tensor, Optional[Tensor]]:
+    """A reader's output: ``x``, or ``(x, y)`` from a reader that carries its own labels/covariates."""
+    return (out[0], out[1]) if isinstance(out, (tuple, list)) else (out, None)
+
+
 class NpyRows(RowReader):
     """Rows of a ``.npy`` file through ``np.load(mmap_mode="r")``: each worker maps the file once and
     copies only the rows asked for (sorted, for sequential reads), as float32."""
@@ -96,14 +101,15 @@ class NpyRows(RowReader):
 @dataclass
 class StreamData:
     """Rows read on demand by ``reader`` (a :class:`RowReader`), split by ``train_rows``/``test_rows``;
-    ``y`` (labels ``(N,)`` or covariates ``(N, C)``) in memory. Satisfies :class:`~pyro_vae.data.base.Dataset`.
+    ``y`` (labels ``(N,)`` or covariates ``(N, C)``) in memory, or None when the reader returns ``(x, y)``
+    (a user's ``torch.utils.data.Dataset``). Satisfies :class:`~pyro_vae.data.base.Dataset`.
 
     Each batch is prepared in the main process: x / ``max_value`` (when ``scale``), standardised, then
     re-binarized (``binarize: dynamic``, the training split only), exactly as :class:`ImageData` does."""
 
     name: str
     reader: RowReader
-    y: Tensor
+    y: Optional[Tensor]
     train_rows: Tensor
     test_rows: Tensor
     num_classes: int
@@ -138,7 +144,7 @@ class StreamData:
         rows = rows.sort().values
         for start in range(0, rows.shape[0], CHUNK_ROWS):
             part = rows[start:start + CHUNK_ROWS]
-            yield part, self._prepare(self.reader.read(part.numpy()))
+            yield part, self._prepare(split_xy(self.reader.read(part.numpy()))[0])
 
     def fit_standardizer(self) -> Standardizer:
         """Per-feature mean and std of the training split, in one streamed pass (float64 sums)."""
@@ -163,11 +169,12 @@ class StreamData:
 
     def _held_out(self) -> Tuple[Tensor, Tensor]:
         if self._test is None:
-            x = torch.cat([self._prepare(self.reader.read(part.numpy()))
-                           for part in self.test_rows.split(CHUNK_ROWS)]) if self.num_test else torch.empty(0)
+            parts = [split_xy(self.reader.read(part.numpy())) for part in self.test_rows.split(CHUNK_ROWS)]
+            x = self._prepare(torch.cat([p[0] for p in parts]))
+            y = torch.cat([p[1] for p in parts]) if self.y is None else self.y[self.test_rows]
             if self.binarize != "none":
                 x = torch.bernoulli(x, generator=self.test_generator)
-            self._test = (x.to(self.device), self.y[self.test_rows].to(self.device))
+            self._test = (x.to(self.device), y.to(self.device))
         return self._test
 
     @property
@@ -181,6 +188,8 @@ class StreamData:
 
     def labels(self, split: Split) -> Optional[Tensor]:
         rows = self.test_rows if split == "test" else self.train_rows
+        if self.y is None:  # labels inside the reader's items: the held-out ones are in memory
+            return self.test_y if split == "test" and self.num_classes and not self.covariate_dim else None
         if self.covariate_dim:
             return self.labels_all[rows].to(self.device) if self.labels_all is not None else None
         return self.y[rows].to(self.device) if self.num_classes else None
@@ -207,8 +216,9 @@ class StreamData:
                             prefetch_factor=4 if self.num_workers else None,
                             generator=torch.Generator())  # its own seed draw: the global RNG stays untouched
 
-        for chunk, xb in zip(chunks, loader):
+        for chunk, out in zip(chunks, loader):
+            xb, yb = split_xy(out)
             xb = self._prepare(xb.to(self.device, non_blocking=True))
             if split == "train" and self.binarize == "dynamic":
                 xb = torch.bernoulli(xb)
-            yield xb, self.y[chunk].to(self.device)
+            yield xb, (self.y[chunk] if yb is None else yb).to(self.device)
