@@ -55,6 +55,17 @@ def _array(value: Any, what: str) -> np.ndarray:
     return array
 
 
+def _xy(item: Any) -> Tuple[Any, Any]:
+    """An item ``x``, ``(x,)`` (e.g. ``TensorDataset(x)``) or ``(x, y)`` as ``(x, y or None)``."""
+    if isinstance(item, (tuple, list)):
+        if len(item) == 1:
+            return item[0], None
+        if len(item) == 2:
+            return item[0], item[1]
+        raise DataError(f"data: a torch Dataset item of {len(item)} parts; expected x, (x,) or (x, y)")
+    return item, None
+
+
 class TorchRows(RowReader):
     """Rows of a user's ``torch.utils.data.Dataset`` (items ``x`` or ``(x, y)``), rows ``n0..`` of ``parts[1]``
     following those of ``parts[0]`` (a given held-out part)."""
@@ -62,8 +73,7 @@ class TorchRows(RowReader):
     def __init__(self, *parts: TorchDataset) -> None:
         self.parts = parts
         self.sizes = [len(p) for p in parts]
-        first = parts[0][0]
-        x, y = (first[0], first[1]) if isinstance(first, (tuple, list)) else (first, None)
+        x, y = _xy(parts[0][0])
         self.shape = tuple(torch.as_tensor(x).shape)
         self.has_y = y is not None
         self.y_shape = tuple(torch.as_tensor(y).shape) if y is not None else ()
@@ -79,10 +89,10 @@ class TorchRows(RowReader):
         return self.parts[part][row]
 
     def read(self, rows: np.ndarray):
-        items = [self.item(int(r)) for r in rows]
-        if not self.has_y:
-            return torch.stack([torch.as_tensor(i).float() for i in items])
+        items = [_xy(self.item(int(r))) for r in rows]
         x = torch.stack([torch.as_tensor(i[0]).float() for i in items])
+        if not self.has_y:
+            return x
         y = torch.stack([torch.as_tensor(i[1]) for i in items])
         return x, (y.float() if self.y_float else y.long())
 
@@ -120,7 +130,8 @@ def _dataset_part(p: Tuple[Any, Any, Any], what: str) -> Optional[TorchDataset]:
 def from_python(data: Any, config: FileDataConfig, seed: int) -> Dataset:
     """The :class:`~pyro_vae.data.base.Dataset` for ``data`` (forms in the module docstring)."""
     if data is None:
-        raise DataError("data.type: python: this run's data was given from Python; pass it again as data=...")
+        raise DataError("data.type: python: this run's data was given from Python and is not stored in the run; "
+                        "pass it again (load_run(run_dir, data=...), resume(run_dir, data=...))")
     train, test = _parts(data)
     ds_train, ds_test = _dataset_part(train, "train"), _dataset_part(test, "test") if test is not None else None
     if ds_train is not None or ds_test is not None:
@@ -174,7 +185,8 @@ def _from_torch(train: TorchDataset, test: Optional[TorchDataset], config: FileD
         train_rows, test_rows, gen = split_order(n, config, seed, "python")
     num_classes = len(getattr(train, "classes", [])) if reader.has_y and not reader.y_float else 0
     cov_dim = int(np.prod(reader.y_shape)) if reader.y_float else 0
-    data = StreamData("python", reader, None, train_rows, test_rows, num_classes, config.binarize, cov_dim,
+    y = None if reader.has_y else torch.zeros(n, dtype=torch.long)  # None: y comes with each item
+    data = StreamData("python", reader, y, train_rows, test_rows, num_classes, config.binarize, cov_dim,
                       num_workers=config.num_workers, test_generator=gen)
     if config.standardize:
         data.standardizer = data.fit_standardizer()
@@ -189,5 +201,4 @@ class PythonData:
         self.config = config
 
     def load(self, seed: int) -> Dataset:
-        raise DataError("data.type: python: this run's data was given from Python and is not stored in the run; "
-                        "pass it again (load_run(run_dir, data=...), resume(run_dir, data=...))")
+        return from_python(None, self.config, seed)  # a DataError: the data must be given again
