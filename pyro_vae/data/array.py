@@ -195,6 +195,10 @@ class ArrayData:
         labels, cov = side_arrays(c, path)
         header = NpyRows(path)
         if choose_in_memory(c.in_memory, 4 * header.rows * int(np.prod(header.shape or (1,)))):
-            x = numeric(np.load(path, allow_pickle=False), str(path))
-            return from_arrays(name, x, labels, cov, c, seed, where=str(path))
+            try:
+                x = numeric(np.load(path, allow_pickle=False), str(path))
+                return from_arrays(name, x, labels, cov, c, seed, where=str(path))
+            except MemoryError:
+                raise DataError(f"{path}: {header.rows} rows of shape {header.shape} do not fit in memory; "
+                                "set data.in_memory: false (or auto) to stream them") from None
         return stream_npy(name, path, labels, cov, c, seed)

@@ -29,15 +29,32 @@ from .base import Batch, Split, Standardizer, check_finite
 CHUNK_ROWS = 4096  # rows per read in sequential passes (statistics, validation, the held-out split)
 
 
-def available_memory() -> int:
-    """Bytes of memory available to new allocations (``MemAvailable``; all physical memory as a fallback)."""
+def _proc_kb(file: str, key: str) -> Optional[int]:
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
+        for line in Path(file).read_text().splitlines():
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
+def available_memory() -> int:
+    """Bytes this process can still allocate: the machine's ``MemAvailable`` (all physical memory as a
+    fallback), lowered by the process's own limits: ``RLIMIT_DATA`` minus its data segment, ``RLIMIT_AS``
+    minus its address space (e.g. ``ulimit -d`` / ``ulimit -v``)."""
+    free = _proc_kb("/proc/meminfo", "MemAvailable")
+    if free is None:
+        free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return free
+    for limit, used in ((resource.RLIMIT_DATA, "VmData"), (resource.RLIMIT_AS, "VmSize")):
+        soft = resource.getrlimit(limit)[0]
+        if soft != resource.RLIM_INFINITY:
+            free = min(free, max(soft - (_proc_kb("/proc/self/status", used) or 0), 0))
+    return free
 
 
 def choose_in_memory(setting, nbytes: int) -> bool:
@@ -122,6 +139,7 @@ class StreamData:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     test_generator: Optional[torch.Generator] = None  # draws the held-out split's one binarization
     _test: Optional[Tuple[Tensor, Tensor]] = None
+    _validated: List[Callable] = field(default_factory=list)
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -156,7 +174,10 @@ class StreamData:
         return Standardizer.from_moments(total, total_sq, self.num_train)
 
     def validate(self, check: Callable[[Tensor], None]) -> None:
-        """One sequential pass over both splits: finite values, then ``check`` on each chunk."""
+        """One sequential pass over both splits: finite values, then ``check`` on each chunk (once per check:
+        training validates before writing the run folder and again when it starts)."""
+        if check in self._validated:
+            return
         for split, rows in (("train", self.train_rows), ("test", self.test_rows)):
             for part, x in self._chunks(rows):
                 try:
@@ -166,6 +187,7 @@ class StreamData:
                     raise DataError(f"{self.name}: row {bad} holds NaN or inf values; expected finite numbers") \
                         from None
                 check(x)
+        self._validated.append(check)
 
     def _held_out(self) -> Tuple[Tensor, Tensor]:
         if self._test is None:
