@@ -43,7 +43,7 @@ def _sample(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise PyroVAEError(f"-n: expected a number of samples >= 1, got {args.num}")
     out = Path(args.output) if args.output else fresh_samples_path(run.path, args.num)
-    plots.save_grid(run.sample(args.num, args.label), out)
+    plots.save_samples(run.sample(args.num, args.label), out)
     print(f"wrote {args.num} samples{'' if args.label is None else f' of class {args.label}'} to {out}")
     return 0
 

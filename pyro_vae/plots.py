@@ -231,22 +231,36 @@ def save_feature_scatter(x: Tensor, recon: Tensor, path: PathLike, max_features:
     plt.close(fig)
 
 
-def save_feature_histograms(data: Tensor, samples: Tensor, path: PathLike, max_features: int = 8,
+def save_feature_histograms(data: Optional[Tensor], samples: Tensor, path: PathLike, max_features: int = 8,
                             names: Optional[Sequence[str]] = None, bins: int = 30) -> None:
-    """Per feature of vector data ``(N, D)``: the histogram of held-out data against that of model samples
-    E[x|z], z ~ p(z) (the marginals a good generative model matches)."""
-    data, samples = data.detach().float().cpu().flatten(1), samples.detach().float().cpu().flatten(1)
-    fig, axes, shown = _feature_axes(data.shape[1], max_features)
+    """Per feature of vector data ``(N, D)``: the histogram of held-out data (when given) against that of
+    model samples E[x|z], z ~ p(z) (the marginals a good generative model matches)."""
+    samples = samples.detach().float().cpu().flatten(1)
+    data = data.detach().float().cpu().flatten(1) if data is not None else None
+    both = torch.cat([data, samples]) if data is not None else samples
+    fig, axes, shown = _feature_axes(samples.shape[1], max_features)
     for d, ax in enumerate(axes):
-        lo = float(min(data[:, d].min(), samples[:, d].min()))
-        hi = float(max(data[:, d].max(), samples[:, d].max()))
+        lo, hi = float(both[:, d].min()), float(both[:, d].max())
         edges = torch.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1).numpy()
-        ax.hist(data[:, d].numpy(), bins=edges, alpha=0.5, density=True, label="data")
+        if data is not None:
+            ax.hist(data[:, d].numpy(), bins=edges, alpha=0.5, density=True, label="data")
         ax.hist(samples[:, d].numpy(), bins=edges, alpha=0.5, density=True, label="samples")
         ax.set_title(names[d] if names is not None else f"feature {d}", fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"held-out data vs samples E[x|z], z ~ p(z) (first {shown} of {data.shape[1]} features)",
-                 fontsize=10)
+    fig.suptitle(f"{'held-out data vs ' if data is not None else ''}samples E[x|z], z ~ p(z) "
+                 f"(first {shown} of {samples.shape[1]} features)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def save_samples(samples: Tensor, path: PathLike) -> None:
+    """Samples as a picture: an image grid for images; for vectors ``(N, D)`` per-feature histograms, with
+    the values themselves in a CSV beside it (``path`` with suffix ``.csv``, one row per sample)."""
+    if samples.dim() > 2:
+        save_grid(samples, path)
+        return
+    save_feature_histograms(None, samples, path)
+    import numpy as np
+
+    np.savetxt(Path(path).with_suffix(".csv"), samples.detach().float().cpu().numpy(), delimiter=",", fmt="%.6g")

@@ -109,6 +109,16 @@ def test_bad_arrays(tmp_path):
         load_data(load_config(None, ["data.type=array"]).data, 0)
 
 
+def test_cli_samples_vectors_as_histograms_and_csv(arrays, tmp_path):
+    root = arrays[0]
+    train(config(root / "x.npy", "data.standardize=true", *TINY), tmp_path / "run")
+    assert main(["sample", str(tmp_path / "run"), "-n", "7"]) == 0
+    (csv,) = (tmp_path / "run").glob("samples-7-*.csv")
+    samples = np.loadtxt(csv, delimiter=",")
+    assert samples.shape == (7, 4) and csv.with_suffix(".png").is_file()
+    assert abs(samples.mean() - 2.0) < 1.0  # the data's units (mean 2, sd 3); standardised ones are near 0
+
+
 def test_cli_reports_bad_data_in_one_line_with_status_2(tmp_path, capsys):
     np.savez(tmp_path / "d.npz", a=np.ones((20, 3)))
     code = main(["train", "--out", str(tmp_path / "run"), "data.type=array", f"data.path={tmp_path / 'd.npz'}"])

@@ -145,7 +145,8 @@ def from_python(data: Any, config: FileDataConfig, seed: int) -> Dataset:
     if test is not None:
         xt = _array(test[0], "test")
         if xt.shape[1:] != x.shape[1:]:
-            raise DataError(f"data: test datapoints of shape {xt.shape[1:]}, train of {x.shape[1:]}; expected the same")
+            raise DataError(f"data: test datapoints of shape {xt.shape[1:]}, train of {x.shape[1:]}; expected the same "
+                            "(a pair is (train, test); labels go in ((x, labels), test) or {'train': x, 'labels': y})")
         for name, a, b in (("labels", labels, test[1]), ("covariates", cov, test[2])):
             if (a is None) != (b is None):
                 raise DataError(f"data: {name} given for {'train' if a is not None else 'test'} only; "
