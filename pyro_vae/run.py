@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import pyro
 import torch
@@ -25,7 +25,7 @@ from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
 from .data import Dataset, Standardizer, load_data
 from .data.python import PythonDataConfig
-from .errors import ConfigError, PyroVAEError, RunDirError, TrainingError
+from .errors import ConfigError, ImportPathError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.clustering import clustering_metrics
 from .evaluation.report import evaluate as evaluation_report
 from .evaluation.report import write_pictures as write_latent_pictures
@@ -66,10 +66,26 @@ class Run:
         return self._data
 
     @torch.no_grad()
-    def sample(self, num_samples: int, label: Optional[int] = None) -> torch.Tensor:
-        """E[x|z] for ``num_samples`` prior draws z ~ p(z) (a label-conditional model: z ~ p(z|c = ``label``)),
+    def sample(self, num_samples: int, label: Optional[int] = None,
+               condition: Optional[Sequence[float]] = None) -> torch.Tensor:
+        """E[x|z] for ``num_samples`` prior draws z ~ p(z) (a label-conditional model: z ~ p(z|c = ``label``);
+        a covariate-conditional model: z ~ p(z|c) at covariates ``condition``, by default at the test split's),
         in the data's units (a standardised run's samples are mapped back: x = μ + s·x')."""
         self.model.eval()
+        width = int(getattr(self.model, "covariate_dim", 0))
+        if condition is not None:
+            if not width:
+                raise ConfigError(f"condition: this run's model ({self.config.model.type}) is not conditioned on "
+                                  "covariates (train a model.type: cvae with condition: covariates)")
+            c = torch.as_tensor(condition, dtype=torch.float32, device=self.device).reshape(-1)
+            if c.numel() != width:
+                raise ConfigError(f"condition: got {c.numel()} values, but this run is conditioned on {width} "
+                                  f"covariates; expected {width} numbers")
+            return self.to_data_units(self.model.generate(num_samples, c.expand(num_samples, width)))
+        if width:  # no c given: the held-out covariates, in turn
+            covariates = self.data().test_y
+            c = covariates[torch.arange(num_samples, device=covariates.device) % covariates.shape[0]]
+            return self.to_data_units(self.model.generate(num_samples, c))
         if label is None:
             return self.to_data_units(self.model.generate(num_samples))
         if not self.model.label_conditional:
@@ -105,19 +121,23 @@ class Run:
             self.write_vector_pictures()
             return
         with torch.no_grad():
-            plots.save_grid(self.sample(n), self.path / "samples.png")
             x, y = data.test_x[:n], data.test_y[:n]
-            plots.save_reconstructions(self.to_data_units(x), self.to_data_units(self.model.reconstruct(x, y)),
-                                       self.path / "reconstructions.png")
+            samples = _unless_unsupported(lambda: self.sample(n))  # a model may leave out generate/reconstruct
+            if samples is not None:
+                plots.save_grid(samples, self.path / "samples.png")
+            recons = _unless_unsupported(lambda: self.model.reconstruct(x, y))
+            if recons is not None:
+                plots.save_reconstructions(self.to_data_units(x), self.to_data_units(recons),
+                                           self.path / "reconstructions.png")
             latent = isinstance(self.model, LatentModel)  # a model without a latent (the baseline): no latent.png
-            means = self.model.encode(data.test_x, data.test_y)[0] if latent else None
+            means = _unless_unsupported(lambda: self.model.encode(data.test_x, data.test_y)[0]) if latent else None
             extra = self.model.pictures(x, y)  # model-level pictures
             mixture = latent and isinstance(self.model.prior, MixturePrior)
             components = self.model.prior.components() if mixture else None
         for name, (images, per_row) in extra.items():
             plots.save_grid(images, self.path / name, nrow=per_row)
         if means is not None:
-            plots.save_latent(means, data.test_y, self.path / "latent.png", components=components)
+            plots.save_latent(means, _latent_colours(data), self.path / "latent.png", components=components)
         write_latent_pictures(self.model, data, self.path)  # interpolation.png, traversal.png
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")
@@ -132,30 +152,47 @@ class Run:
         x, y = data.test_x[:n], data.test_y[:n]
         points = getattr(data, "train_x", None)
         points = data.test_x if points is None else points  # a streamed dataset: the held-out points
-        if data.shape == (2,) and self.standardizer is None:
+        if data.shape == (2,) and self.standardizer is None and not data.covariate_dim:  # the grid has no c
             lo, hi = points.min(0).values, points.max(0).values
             pad = 0.25 * (hi - lo)
             axes = [torch.linspace(float(a), float(b), steps, device=points.device) for a, b in zip(lo - pad, hi + pad)]
             grid = torch.cartesian_prod(*axes)
             with torch.no_grad():
-                field = self.model.reconstruct(grid) - grid
-            plots.save_vector_field(points, grid, field, self.path / "vector_field.png")
+                recons = _unless_unsupported(lambda: self.model.reconstruct(grid))
+            if recons is not None:
+                plots.save_vector_field(points, grid, recons - grid, self.path / "vector_field.png")
         with torch.no_grad():
-            recon = self.model.reconstruct(x, y)
-            conditional = self.model.label_conditional or data.covariate_dim
-            samples = self.sample(data.num_test) if not conditional else None
-        plots.save_feature_scatter(self.to_data_units(x), self.to_data_units(recon),
-                                   self.path / "reconstruction_scatter.png")
+            recon = _unless_unsupported(lambda: self.model.reconstruct(x, y))
+            # held-out data against samples: unconditional models, and covariate models at the test covariates
+            samples = None if self.model.label_conditional else _unless_unsupported(lambda: self.sample(data.num_test))
+        if recon is not None:
+            plots.save_feature_scatter(self.to_data_units(x), self.to_data_units(recon),
+                                       self.path / "reconstruction_scatter.png")
         if samples is not None:
             plots.save_feature_histograms(self.to_data_units(data.test_x), samples, self.path / "sample_histograms.png")
         if isinstance(self.model, LatentModel):
             with torch.no_grad():
-                means = self.model.encode(data.test_x, data.test_y)[0]
-            labels = data.labels("test")
-            plots.save_latent(means, labels if labels is not None else torch.zeros(means.shape[0], dtype=torch.long),
-                              self.path / "latent.png")
+                means = _unless_unsupported(lambda: self.model.encode(data.test_x, data.test_y)[0])
+            if means is not None:
+                plots.save_latent(means, _latent_colours(data), self.path / "latent.png")
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")
+
+
+def _latent_colours(data: Any) -> torch.Tensor:
+    """What colours the latent plot: the test labels, else the first covariate, else one colour."""
+    labels = data.labels("test")
+    if labels is not None:
+        return labels
+    return data.test_y[:, 0] if data.covariate_dim else torch.zeros(data.num_test)
+
+
+def _unless_unsupported(make: Callable[[], torch.Tensor]) -> Optional[torch.Tensor]:
+    """``make()``, or None when the model does not implement it (the contract's optional methods)."""
+    try:
+        return make()
+    except NotImplementedError:
+        return None
 
 
 def _resolve_paths(config: RunConfig) -> RunConfig:
@@ -259,7 +296,7 @@ def _build(config: RunConfig, out: Path, python_data: Any = None) -> Tuple[Run, 
     pyro.clear_param_store()
     device = distributed.setup(resolve_device(config.train.device))  # joins torchrun's process group, if any
     data = load_data(config.data, config.seed, python_data).to(device)
-    model = build_model(config.model, data.shape, data.num_classes).to(device)
+    model = build_model(config.model, data.shape, data.num_classes, covariate_dim=data.covariate_dim).to(device)
     trainer = Trainer(model, data, config.train, seed=config.seed)
     return Run(out, config, model, _data=data, standardizer=getattr(data, "standardizer", None)), trainer
 
@@ -334,6 +371,8 @@ def _run_dir(run_dir: PathLike) -> Path:
 def _config_of(payload: Dict[str, Any], file: Path) -> RunConfig:
     try:
         return from_dict(RunConfig, payload["config"])
+    except ImportPathError as e:  # the run names the user's own module, which is not importable here
+        raise ImportPathError(f"{file}: {e}") from None
     except (KeyError, PyroVAEError) as e:
         raise RunDirError(f"{file}: inconsistent checkpoint ({str(e).splitlines()[0]})") from None
 

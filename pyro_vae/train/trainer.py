@@ -19,6 +19,7 @@ except ImportError:
 from ..data.base import Dataset
 from ..errors import TrainingError
 from ..evaluation.bounds import test_elbo
+from ..likelihoods.base import Likelihood
 from .config import TrainConfig
 from . import distributed
 from .checkpoint import rng_state, set_rng_state
@@ -87,8 +88,11 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------------------------
     def validate_data(self) -> None:
-        """DataError when the data is outside the likelihood's support (before anything is trained or written)."""
-        self.data.validate(self.model.likelihood.validate)
+        """DataError when the data is outside the likelihood's support (before anything is trained or written);
+        a model without a :class:`~pyro_vae.likelihoods.base.Likelihood` attribute ``likelihood`` checks its own."""
+        likelihood = getattr(self.model, "likelihood", None)
+        if isinstance(likelihood, Likelihood):
+            self.data.validate(likelihood.validate)
 
     def _check(self, loss: float) -> None:
         if not math.isfinite(loss):
