@@ -376,3 +376,35 @@ def test_model_without_the_optional_methods(plugin, tmp_path, capsys):
 def test_list_import_of_a_missing_module(capsys):
     assert main(["list", "--import", "no_such_module_xyz"]) == 2
     assert "--import: cannot import module 'no_such_module_xyz'" in capsys.readouterr().err
+
+
+def test_docs_extending_examples_run(tmp_path, monkeypatch, capsys):
+    """docs/extending.md: its Python block is the module my_project.components; each YAML block trains."""
+    import re
+
+    from conftest import REPO
+
+    text = (REPO / "docs" / "extending.md").read_text()
+    (python_block,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    yaml_blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    package = tmp_path / "my_project"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "components.py").write_text(python_block)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert len(yaml_blocks) == 2
+        for i, block in enumerate(yaml_blocks):
+            (tmp_path / f"c{i}.yaml").write_text(block)
+            out = tmp_path / f"run{i}"
+            overrides = ["train.epochs=1", "train.progress=false", "data.limit=200", "train.eval_samples=2",
+                         "train.num_images=8"]
+            assert main(["train", str(tmp_path / f"c{i}.yaml"), *overrides, "--out", str(out)]) == 0
+            assert math.isfinite(load_run(out).evaluate(num_samples=2)["test_iwae"])
+        capsys.readouterr()
+        assert main(["list", "--import", "my_project.components"]) == 0
+        listed = capsys.readouterr().out
+        assert all(f"my_project.components:{n}:" in listed for n in ("StudentT", "Robust", "Slim", "LinearVAE"))
+    finally:
+        for name in ("my_project.components", "my_project"):
+            sys.modules.pop(name, None)
