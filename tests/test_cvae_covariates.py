@@ -44,6 +44,14 @@ def test_samples_at_c_have_mean_a_c(linear_run):
         assert np.abs(mean - A @ np.array(c, dtype=np.float32)).max() < 0.25, (c, mean)
 
 
+def test_log_likelihood_is_close_to_the_true_one(linear_run):
+    """Importance-sampled log p(x|c) against the exact log N(x; A c, 0.1² I) of the same test points."""
+    data = linear_run.data()
+    exact = torch.distributions.Normal(data.test_y @ torch.as_tensor(A).T, 0.1).log_prob(data.test_x).sum(-1).mean()
+    report = linear_run.evaluate(num_samples=20)
+    assert abs(report["test_log_likelihood"] - float(exact)) < 0.3, (report["test_log_likelihood"], float(exact))
+
+
 def test_decoder_and_prior_respond_to_c(linear_run):
     model = linear_run.model
     c1, c2 = torch.tensor([[1.0, -0.5]]), torch.tensor([[-1.0, 1.0]])

@@ -260,6 +260,25 @@ def test_each_kind_registers_from_python():
     assert from_dict(RunConfig, to_dict(config)) == config
 
 
+def test_defining_the_same_class_again_replaces_it():
+    """A notebook cell run twice registers the new definition; another class under a taken name is refused."""
+    @dataclass
+    class AgainConfig:
+        type: str = "again"
+
+    def define(doc):
+        class Again(Prior):
+            pass
+        Again.__doc__ = doc
+        return PRIORS.register("again", AgainConfig)(Again)
+
+    define("first")
+    second = define("second")
+    assert PRIORS.get("again").cls is second and PRIORS.get("again").doc == "second"
+    with pytest.raises(KeyError, match="prior 'normal' is already registered"):
+        PRIORS.register("normal", PRIORS.get("normal").config_cls)(second)
+
+
 # ---- from YAML: import paths ------------------------------------------------------------------------------
 
 def test_components_by_import_path_round_trip(plugin, tmp_path):
@@ -408,3 +427,16 @@ def test_docs_extending_examples_run(tmp_path, monkeypatch, capsys):
     finally:
         for name in ("my_project.components", "my_project"):
             sys.modules.pop(name, None)
+
+
+def test_cli_finds_modules_in_the_current_folder(tmp_path, monkeypatch, capsys):
+    """The `pyro-vae` command (unlike a bare console script) imports `type: module:Class` from the current folder."""
+    (tmp_path / "cwd_plugin_mod.py").write_text(PLUGIN)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    try:
+        assert main(["list", "--import", "cwd_plugin_mod"]) == 0
+        assert "cwd_plugin_mod:StudentT" in capsys.readouterr().out
+        assert sys.path[-1] == str(tmp_path)  # last: a local file never shadows an installed module
+    finally:
+        sys.modules.pop("cwd_plugin_mod", None)
