@@ -131,3 +131,15 @@ def test_baseline_regresses_on_covariates(tmp_path):
                                 "model.network.hidden_dims=[16]", "train.epochs=1", "train.progress=false"])
     run = train(config, tmp_path / "b")
     assert run.model.covariate_dim == 2 and run.sample(4, condition=[1.0, 0.0]).shape == (4, 4)
+
+
+def test_covariates_from_python_data(tmp_path):
+    """train(config, out, data={...covariates...}): the same CVAE from arrays in memory; sampling after
+    load_run needs no data."""
+    rng = np.random.default_rng(1)
+    c = rng.standard_normal((300, 2)).astype(np.float32)
+    x = c @ A.T + 0.1 * rng.standard_normal((300, 4)).astype(np.float32)
+    config = load_config(None, ["model.type=cvae", "model.condition=covariates", "train.epochs=1", *TRAIN])
+    train(config, tmp_path / "py", data={"train": x, "covariates": c})
+    run = load_run(tmp_path / "py")
+    assert run.config.model.covariate_dim == 2 and run.sample(3, condition=[1.0, 2.0]).shape == (3, 4)

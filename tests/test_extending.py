@@ -371,6 +371,14 @@ def test_user_model_trains_from_yaml_loads_back_and_evaluates(plugin, tmp_path, 
     assert f"{plugin}:NoConfig" not in listed and f"{plugin}:NotAPrior" not in listed
 
 
+@pytest.mark.parametrize("engine, objective", [("torch", "elbo"), ("svi", "elbo"), ("auto", "iwae"),
+                                               ("torch", "meanfield")])
+def test_user_model_trains_with_every_engine_and_objective(plugin, tmp_path, engine, objective):
+    run = train(None, tmp_path / "r", _digits(f"model.type={plugin}:TinyVAE", "data.limit=100", f"train.engine={engine}",
+                                            f"train.objective={objective}"))
+    assert math.isfinite(run.history[-1]["train_elbo"]) and math.isfinite(run.history[-1]["test_elbo"])
+
+
 def test_run_of_a_module_not_importable_here_is_one_line(plugin, tmp_path, capsys):
     out = tmp_path / "run"
     train(None, out, _digits(f"model.prior={plugin}:StudentT"))
