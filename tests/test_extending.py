@@ -121,7 +121,7 @@ class TinyVAE(LatentModel):
     def model(self, x=None, y=None, num_samples=1):
         pyro.module("tiny", self)
         with pyro.plate("data", x.shape[0] if x is not None else num_samples):
-            z = self.prior()
+            z = pyro.sample("z", self.prior.distribution())
             logits = self.dec(z).unflatten(-1, self.data_shape)
             return pyro.sample("x", dist.Bernoulli(logits=logits).to_event(len(self.data_shape)), obs=x)
 
