@@ -26,6 +26,7 @@ from .config.schema import from_dict, to_dict
 from .data import Dataset, Standardizer, load_data
 from .data.python import PythonDataConfig
 from .errors import ConfigError, ImportPathError, PyroVAEError, RunDirError, TrainingError
+from .evaluation.classification import classification_metrics
 from .evaluation.clustering import clustering_metrics
 from .evaluation.report import evaluate as evaluation_report
 from .evaluation.report import write_pictures as write_latent_pictures
@@ -106,6 +107,7 @@ class Run:
         result["epoch"] = len(self.history)
         if self.data().labels("test") is not None and not self.data().covariate_dim:
             result.update(clustering_metrics(self.model, self.data()))  # mixture priors: cluster accuracy
+            result.update(classification_metrics(self.model, self.data()))  # a classifier q(y|x): held-out accuracy
         # (further evaluations merge their numbers into `result` here)
         if self.config.train.tensorboard:
             from .tracking import log_evaluation

@@ -16,6 +16,7 @@ so on the same data and seed they give the same batches.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Literal, Optional, Protocol, Tuple, runtime_checkable
 
@@ -23,7 +24,12 @@ import torch
 from torch import Tensor
 
 from ..config.schema import fraction, opt, positive
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from .labels import choose_labeled, hidden_indices, mixed_batch_indices, seen_labels
+
+
+def _non_negative(x) -> bool:
+    return x is not None and x >= 0
 
 Split = Literal["train", "test"]
 Batch = Tuple[Tensor, Tensor]
@@ -39,6 +45,13 @@ class DataConfigBase:
     )
     scale: bool = opt(True, "scale pixel values to [0, 1]")
     limit: Optional[int] = opt(None, "use at most this many images (before the split)", positive, "an integer >= 1")
+    labeled: Optional[int] = opt(
+        None, "semi-supervised (model.type: m2): keep the labels of this many class-balanced training points "
+              "(chosen by the seed) and hide all others, test labels included; null: every label is seen",
+        positive, "an integer >= 1")
+    labeled_per_batch: int = opt(
+        16, "with labeled: labelled points added to every training batch (cycled through the labelled set, "
+            "so few labels recur often); 0: they are shuffled in with the rest", _non_negative, "an integer >= 0")
 
 
 @runtime_checkable
@@ -157,6 +170,10 @@ class ImageData:
     train_labels: Optional[Tensor] = None  # class labels when y holds covariates (for pictures)
     test_labels: Optional[Tensor] = None
     standardizer: Optional[Standardizer] = None
+    #: semi-supervised: indices of the training points whose labels the model sees (None: all of them);
+    #: batches carry y = −1 for every hidden label (the test split's included). train_y/test_y stay true.
+    labeled: Optional[Tensor] = None
+    labeled_per_batch: int = 0
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -187,8 +204,21 @@ class ImageData:
         keys = ("train_x", "train_y", "test_x", "test_y", "train_labels", "test_labels")
         move = {k: getattr(self, k) for k in keys}
         move = {k: v.to(device) if v is not None else None for k, v in move.items()}
+        labeled = None if self.labeled is None else self.labeled.to(device)
         return ImageData(self.name, num_classes=self.num_classes, binarize=self.binarize,
-                         covariate_dim=self.covariate_dim, standardizer=self.standardizer, **move)
+                         covariate_dim=self.covariate_dim, standardizer=self.standardizer, labeled=labeled,
+                         labeled_per_batch=self.labeled_per_batch, **move)
+
+    def _mixing(self, split: str, shuffle: bool) -> bool:
+        """Training batches of hidden-label points, each topped up with ``labeled_per_batch`` labelled ones."""
+        return (split == "train" and shuffle and self.labeled is not None and self.labeled_per_batch > 0
+                and 0 < self.labeled.numel() < self.train_x.shape[0])
+
+    def num_batches(self, split: Split, batch_size: int, shuffle: bool = False) -> int:
+        """How many batches :meth:`batches` yields (one epoch)."""
+        if self._mixing(split, shuffle):
+            return math.ceil((self.train_x.shape[0] - self.labeled.numel()) / batch_size)
+        return math.ceil((self.train_x if split == "train" else self.test_x).shape[0] / batch_size)
 
     def batches(
         self, split: Split, batch_size: int, shuffle: bool = False,
@@ -200,10 +230,19 @@ class ImageData:
         (resuming an epoch that was interrupted after ``skip`` steps).
         """
         x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
+        if self.labeled is not None:  # semi-supervised: the labels the model may see, −1 where hidden
+            y = seen_labels(y, self.labeled if split == "train" else None)
         n = x.shape[0]
-        order = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
-        for start in range(skip * batch_size, n, batch_size):
-            idx = order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
+        if self._mixing(split, shuffle):
+            hidden = hidden_indices(n, self.labeled)
+            indices = mixed_batch_indices(hidden, self.labeled, batch_size, self.labeled_per_batch, generator)
+        else:
+            order = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
+            indices = (order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
+                       for start in range(0, n, batch_size))
+        for number, idx in enumerate(indices):
+            if number < skip:
+                continue
             xb = x[idx]
             if split == "train" and self.binarize == "dynamic":
                 xb = torch.bernoulli(xb)
@@ -231,7 +270,7 @@ def make_image_data(
     name: str, images: Tensor, labels: Optional[Tensor], config: DataConfigBase, seed: int,
     max_value: float, test: Optional[Tuple[Tensor, Tensor]] = None, num_classes: int = 10,
     covariates: Optional[Tensor] = None, standardize: bool = False,
-    split: Optional[Tuple[Tensor, Tensor]] = None,
+    split: Optional[Tuple[Tensor, Tensor]] = None, class_labels: bool = True,
 ) -> ImageData:
     """Scale, subsample, split (``test_fraction``, or the given ``test`` split) and binarize raw data.
 
@@ -240,6 +279,8 @@ def make_image_data(
     ``covariates``: ``(N, C)`` floats, carried as ``y`` (labels are then kept for pictures only).
     ``standardize``: subtract the training split's per-feature mean and divide by its std.
     ``split``: given ``(train rows, test rows)`` instead of a seeded ``test_fraction`` split.
+    ``class_labels``: False when ``labels`` are no classes (e.g. bins of a position, for colouring only).
+    ``config.labeled``: keep the labels of that many class-balanced training points (:func:`with_labeled`).
     """
     if images.dim() == 3:
         images = images.unsqueeze(1)
@@ -291,12 +332,26 @@ def make_image_data(
             raise DataError(f"dataset {name!r}: standardize: true needs binarize: none")
         standardizer = Standardizer.fit(train[0])
         train, test = (standardizer.apply(train[0]), train[1]), (standardizer.apply(test[0]), test[1])
+    labeled = getattr(config, "labeled", None)
+    if labeled is not None and (covariates is not None or not class_labels or not num_classes):
+        raise ConfigError(f"data.labeled: dataset {name!r} has no class labels to keep (semi-supervised "
+                          "training needs class labels, not covariates or position bins)")
     if covariates is None:
-        return ImageData(name, train[0], train[1], test[0], test[1], num_classes, binarize,
+        data = ImageData(name, train[0], train[1], test[0], test[1], num_classes, binarize,
                          standardizer=standardizer)
+        if labeled is not None:
+            data = with_labeled(data, labeled, config.labeled_per_batch, seed)
+        return data
     if test_idx is None:
         raise DataError(f"dataset {name!r}: covariates need a split by test_fraction or given rows")
     cov = covariates.float()
     return ImageData(name, train[0], cov[train_idx], test[0], cov[test_idx], num_classes, binarize,
                      covariate_dim=int(cov.shape[1]), train_labels=train[1] if num_classes else None,
                      test_labels=test[1] if num_classes else None, standardizer=standardizer)
+
+
+def with_labeled(data: ImageData, count: int, per_batch: int, seed: int) -> ImageData:
+    """``data`` with the labels of ``count`` class-balanced training points seen and every other label hidden."""
+    data.labeled = choose_labeled(data.train_y, count, data.num_classes, seed)
+    data.labeled_per_batch = per_batch
+    return data

@@ -49,4 +49,5 @@ class Toy:
         points = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], -1)
         points = points + c.noise * torch.randn(points.shape, generator=gen)
         labels = (t * c.num_classes).long().clamp(max=c.num_classes - 1)
-        return make_image_data(f"toy-{c.manifold}", points, labels, c, seed, max_value=1.0, num_classes=c.num_classes)
+        return make_image_data(f"toy-{c.manifold}", points, labels, c, seed, max_value=1.0, num_classes=c.num_classes,
+                               class_labels=False)

@@ -11,6 +11,7 @@ from . import vae  # noqa: F401  (register the models)
 from . import baseline, cvae  # noqa: F401  (conditional VAE and its deterministic baseline)
 from . import autoencoders  # noqa: F401  (autoencoder, denoising, sparse, contractive)
 from . import gmvae  # noqa: F401  (mixture prior with a cluster guide q(y|x))
+from . import m2  # noqa: F401  (semi-supervised M2: partly observed class y, style z)
 from .base import Clusterer, GenerativeModel, LatentModel
 from .program import DecoderModel
 from .vae import VAE, VAEConfig

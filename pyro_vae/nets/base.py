@@ -8,6 +8,7 @@ any leading (particle) dims pass through.
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -44,3 +45,9 @@ def with_condition(h: Tensor, c: Optional[Tensor]) -> Tensor:
         return h
     c = c.to(h.dtype).expand(*h.shape[:-1], c.shape[-1])
     return torch.cat([h, c], dim=-1)
+
+
+def mlp_classifier(data_shape: Sequence[int], hidden_dims: Sequence[int], num_classes: int, activation: str) -> nn.Sequential:
+    """Logits ``(B, num_classes)`` of a datapoint ``(B, *data_shape)``: flatten, hidden layers, linear output."""
+    dims = [math.prod(data_shape), *hidden_dims]
+    return nn.Sequential(nn.Flatten(-len(data_shape)), mlp(dims, activation), nn.Linear(dims[-1], num_classes))

@@ -17,7 +17,7 @@ except ImportError:
     from tqdm import tqdm
 
 from ..data.base import Dataset
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 from ..evaluation.bounds import test_elbo
 from ..likelihoods.base import Likelihood
 from .config import TrainConfig
@@ -53,6 +53,9 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0) -> None:
         self.model, self.data, self.config = model, data, config
+        if getattr(data, "labeled", None) is not None and not getattr(model, "partial_labels", False):
+            raise ConfigError(f"data.labeled: {type(model).__name__} does not learn from partly labelled data "
+                              "(model.type: m2 does); remove data.labeled")
         self.engine = build_engine(model, config)
         self.generator = torch.Generator().manual_seed(seed)  # the batch order (one permutation per epoch)
         self.epoch, self.step = 0, 0  # finished epochs, optimizer steps taken
@@ -134,7 +137,10 @@ class Trainer:
         :class:`TrainingError` naming epoch and step before ``on_epoch_end`` could save bad weights.
         """
         self.validate_data()
-        steps_per_epoch = math.ceil(self.data.num_train / self.config.batch_size)
+        if getattr(self.data, "labeled", None) is None:
+            steps_per_epoch = math.ceil(self.data.num_train / self.config.batch_size)
+        else:  # partly labelled: batches of unlabelled points topped up with labelled ones
+            steps_per_epoch = self.data.num_batches("train", self.config.batch_size, shuffle=True)
         remaining = (self.config.epochs - self.epoch) * steps_per_epoch - self.batch
         show = self.config.progress and distributed.is_main()  # one bar under torchrun: rank 0's
         with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc="train",

@@ -1,0 +1,35 @@
+"""Held-out accuracy of a model that predicts class labels (a semi-supervised model's classifier q(y|x))."""
+
+from __future__ import annotations
+
+from typing import Dict, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from ..data.base import ImageData
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """A model with a classifier over the dataset's classes (not clusters: its classes are the labels)."""
+
+    def class_probs(self, x: Tensor) -> Tensor:
+        """q(y|x), shape ``(B, num_classes)``."""
+        ...
+
+
+@torch.no_grad()
+def predict(model: Classifier, x: Tensor, batch_size: int = 1000) -> Tensor:
+    """argmax_y q(y|x), shape ``(N,)``."""
+    return torch.cat([model.class_probs(x[i:i + batch_size]).argmax(-1) for i in range(0, x.shape[0], batch_size)])
+
+
+def classification_metrics(model: nn.Module, data: ImageData, split: str = "test") -> Dict[str, float]:
+    """``classifier_accuracy``: mean[argmax_y q(y|x) == label] over ``split`` (the true labels, also where
+    training hid them); ``{}`` for a model that is no :class:`Classifier`."""
+    if not isinstance(model, Classifier):
+        return {}
+    model.eval()
+    x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    return {"classifier_accuracy": float((predict(model, x) == y).float().mean())}
