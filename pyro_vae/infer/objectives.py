@@ -240,7 +240,7 @@ def check_enumerated(sites: Tuple[str, ...], config: Any) -> None:
     if sites and config.type != "enum":
         names = ", ".join(repr(s) for s in sites)
         raise ConfigError(f"train.objective.type: {config.type!r} cannot train a model with the enumerated site(s) "
-                          f"{names} (model.prior.form: enumerate, or model.type: gmvae): it would sample them, not sum them "
+                          f"{names} (model.prior.form: enumerate, model.type: gmvae or m2): it would sample them, not sum them "
                           "out; use train.objective.type=enum (TraceEnum_ELBO)")
 
 
