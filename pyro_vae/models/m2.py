@@ -1,7 +1,9 @@
 """M2 (Kingma et al. 2014): semi-supervised learning with a class y and a style z that generate x.
 
     model:  y ~ Cat(1/K),  z ~ p(z),  x ~ p(x | z, y)               (the decoder reads [z, onehot y])
-    guide:  y ~ q(y|x) = Cat(softmax(g(x)))  (hidden labels only),  z ~ q(z | x, y) (the encoder reads [x, onehot y])
+    guide:  y ~ q(y|x) = Cat(softmax(W h(x)))  (hidden labels only),  z ~ q(z | x, y) = N(μ, σ)(h(x), onehot y)
+
+h(x) is an MLP of the image; with ``shared_features: false`` the z-encoder reads x itself instead.
 
 A batch carries its labels with ``y = −1`` where a label is hidden (``data.labeled``), and the program
 splits it in two: labelled points (``y_labeled`` observed, ``z_labeled``, ``x_labeled`` in
@@ -20,6 +22,7 @@ A step costs K decoder passes per unlabelled point.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -32,7 +35,7 @@ from torch import Tensor
 from ..config.schema import opt
 from ..errors import ConfigError
 from ..nets.base import mlp_classifier
-from ..registry import MODELS, PRIORS
+from ..registry import MODELS, NETWORKS, PRIORS
 from .vae import VAE, VAEConfig
 
 Grids = Dict[str, Tuple[Tensor, int]]  # picture file name -> (images, images per row)
@@ -46,6 +49,10 @@ def _non_negative(x: float) -> bool:
 class M2Config(VAEConfig):
     type: str = "m2"
     classifier_dims: List[int] = opt([256], "hidden widths of the classifier q(y|x) (an MLP on flattened x)")
+    shared_features: bool = opt(True, "q(z|x,y) reads the classifier's hidden features h(x) instead of x: one "
+                                      "network h serves both guides, so the classifier also learns from every "
+                                      "image's reconstruction (and h runs once per x, not once per y); needs "
+                                      "network: mlp (it reads the vector h)")
     alpha: float = opt(0.1, "weight of the labelled classification term per datapoint of the ELBO: α/N in "
                             "Kingma's J^α = J + α·E_labelled[−log q(y|x)] (0.1: Kingma's α = 0.1·N)",
                        _non_negative, "a number >= 0")
@@ -68,9 +75,16 @@ class M2(VAE):
                 or getattr(config.prior, "form", "marginal") == "enumerate"):
             raise ConfigError(f"model.prior.type: m2 needs an unconditional p(z) with no sites of its own (normal, "
                               f"laplace, flat, flow, gmm with form marginal), got {config.prior.type!r}")
+        if config.shared_features and config.network.type != "mlp":
+            raise ConfigError(f"model.network.type: m2 with shared_features: true encodes the feature vector h(x), "
+                              f"which needs network mlp, got {config.network.type!r} (or set shared_features: false)")
         super().__init__(config, data_shape, num_classes, cond_dim=num_classes)  # encoder and decoder read onehot y
         activation = getattr(config.network, "activation", "relu")
-        self.classifier = mlp_classifier(self.data_shape, config.classifier_dims, num_classes, activation)
+        classifier = mlp_classifier(self.data_shape, config.classifier_dims, num_classes, activation)
+        self.features, self.head = classifier[:-1], classifier[-1]  # q(y|x) = softmax(head(h(x)))
+        if config.shared_features:  # q(z|x,y) = encoder(h(x), onehot y)
+            width = config.classifier_dims[-1] if config.classifier_dims else math.prod(self.data_shape)
+            self.encoder = NETWORKS.get("mlp").cls.encoder(config.network, (width,), config.latent_dim, num_classes)
         self.register_buffer("label_logits", torch.zeros(num_classes))  # p(y) = 1/K
 
     # ---- the Pyro program ----
@@ -111,17 +125,25 @@ class M2(VAE):
                 pyro.sample("z_labeled", dist.Normal(loc, scale).to_event(1))
         if hidden is not None:
             x_u = x[hidden]
+            h = self.features(x_u)
             with pyro.plate("data", x_u.shape[0]):
-                k = pyro.sample("y", dist.Categorical(logits=self.classifier(x_u)), infer={"enumerate": "parallel"})
-                loc, scale = self.encode_given(x_u, k)
+                k = pyro.sample("y", dist.Categorical(logits=self.head(h)), infer={"enumerate": "parallel"})
+                loc, scale = self.encode_given(x_u, k, h)
                 pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     # ---- networks ----
     def onehot(self, y: Tensor) -> Tensor:
         return F.one_hot(y, self.num_classes).to(self.label_logits.dtype)
 
-    def encode_given(self, x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
-        """Mean and standard deviation of q(z|x, y), broadcast over y's shape (e.g. ``(K, 1)`` enumerated)."""
+    def classifier(self, x: Tensor) -> Tensor:
+        """The logits of q(y|x), shape ``(B, K)``."""
+        return self.head(self.features(x))
+
+    def encode_given(self, x: Tensor, y: Tensor, h: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Mean and standard deviation of q(z|x, y), broadcast over y's shape (e.g. ``(K, 1)`` enumerated);
+        ``h``: the features h(x), when already computed."""
+        if self.config.shared_features:
+            x = self.features(x) if h is None else h
         lead = torch.broadcast_shapes(y.shape, x.shape[:1])
         c = self.onehot(y).expand(*lead, self.num_classes)
         return self.encoder(x.expand(*lead, *x.shape[1:]), c)
