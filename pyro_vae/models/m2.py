@@ -48,7 +48,8 @@ def _non_negative(x: float) -> bool:
 @dataclass
 class M2Config(VAEConfig):
     type: str = "m2"
-    classifier_dims: List[int] = opt([256], "hidden widths of the classifier q(y|x) (an MLP on flattened x)")
+    classifier_dims: List[int] = opt([256], "hidden widths of h(x), the MLP on flattened x under the classifier "
+                                            "q(y|x) = softmax(W h(x))")
     shared_features: bool = opt(True, "q(z|x,y) reads the classifier's hidden features h(x) instead of x: one "
                                       "network h serves both guides, so the classifier also learns from every "
                                       "image's reconstruction (and h runs once per x, not once per y); needs "
