@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -36,15 +37,31 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from . import plots
     from .run import load_run
 
     run = load_run(args.run_dir)
     if args.num < 1:
         raise PyroVAEError(f"-n: expected a number of samples >= 1, got {args.num}")
+    condition = _numbers(args.condition, "--condition") if args.condition is not None else None
     out = Path(args.output) if args.output else fresh_samples_path(run.path, args.num)
-    plots.save_grid(run.sample(args.num, args.label), out)
-    print(f"wrote {args.num} samples{'' if args.label is None else f' of class {args.label}'} to {out}")
+    try:
+        samples = run.sample(args.num, args.label, condition)
+    except NotImplementedError:
+        raise PyroVAEError(f"model.type: {run.config.model.type} does not generate samples (no generate method)") \
+            from None
+    values = samples.cpu().numpy()
+    if out.suffix == ".npy":  # the values themselves
+        np.save(out, values)
+    elif out.suffix == ".csv":  # one sample a row (images flattened)
+        np.savetxt(out, values.reshape(len(values), -1), delimiter=",", fmt="%.6g")
+    else:  # an image grid; for vectors per-feature histograms with a CSV of the values beside them
+        plots.save_samples(samples, out)
+    what = f" of class {args.label}" if args.label is not None else f" at c = {args.condition}" if condition else \
+        " at the test split's covariates" if getattr(run.model, "covariate_dim", 0) else ""
+    print(f"wrote {args.num} samples{what} to {out}")
     return 0
 
 
@@ -56,6 +73,17 @@ def fresh_samples_path(run_dir: Path, num: int) -> Path:
         i += 1
         path = run_dir / f"{stem}-{i}.png"
     return path
+
+
+def _numbers(text: str, key: str) -> List[float]:
+    """``"1.5,-2,0"`` -> [1.5, -2.0, 0.0]; anything else is a one-line error naming ``key``."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise PyroVAEError(f"{key}: expected comma-separated numbers c1,c2,..., got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise PyroVAEError(f"{key}: expected finite numbers, got {text!r}")
+    return values
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -82,9 +110,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from .config.schema import describe
 
-    tables = [registry.MODELS, registry.DATASETS, registry.NETWORKS, registry.PRIORS, registry.LIKELIHOODS,
-              registry.OBJECTIVES]
-    for table in tables:
+    for module in args.imports:  # the user's own components: registered on import, or found by kind and Config
+        registry.import_components(module)
+    for table in registry.REGISTRIES:
         print(f"{table.kind}s:")
         for entry in table.entries():
             print(f"  {entry.name}: {entry.doc}")
@@ -107,12 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run from RUN_DIR/model.pt (same metrics as if never stopped)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("sample", help="decode prior draws of a trained run into an image grid")
+    p = sub.add_parser("sample", help="decode prior draws of a trained run into an image grid (or .npy/.csv values)")
     p.add_argument("run_dir")
     p.add_argument("-n", "--num", type=int, default=64, help="number of samples")
     p.add_argument("-o", "--output", default=None,
-                   help="PNG file (default: a new RUN_DIR/samples-N-TIME.png; the run's samples.png is kept)")
+                   help="PNG image grid, or .npy/.csv for the values (default: a new RUN_DIR/samples-N-TIME.png; "
+                        "the run's samples.png is kept)")
     p.add_argument("--label", type=int, default=None, help="class to draw (label-conditional models, e.g. cvae)")
+    p.add_argument("--condition", default=None, metavar="C1,C2,...",
+                   help="covariates to draw at (covariate-conditional models; default: the test split's)")
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("evaluate", help="held-out bounds of a trained run, as JSON")
@@ -129,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("list", help="every model, dataset, network, prior, likelihood and objective")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="also list the components of your own module (repeatable), e.g. my_project.priors")
     p.set_defaults(func=_list)
     return parser
 
@@ -148,6 +181,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[List[str]] = None
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(build_parser(), argv)
+    if os.getcwd() not in sys.path:  # `type: my_project.priors:StudentT` finds my_project/ in the current folder
+        sys.path.append(os.getcwd())  # (last: a local file never shadows an installed module)
     try:
         return args.func(args)
     except PyroVAEError as e:

@@ -11,6 +11,11 @@ class ConfigError(PyroVAEError, ValueError):
     """A config key is unknown, has the wrong type, or names an unknown component."""
 
 
+class ImportPathError(ConfigError):
+    """A component named by import path (``type: my_project.priors:StudentT``) does not import, or does not
+    name a class of the right kind with a typed config."""
+
+
 class DataError(PyroVAEError, ValueError):
     """A dataset file is missing, truncated, or holds data of the wrong shape or range."""
 

@@ -206,3 +206,68 @@ def save_singular_values(spectra: Dict[str, Tensor], path: PathLike, normalize: 
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _feature_axes(num: int, max_features: int) -> Tuple["plt.Figure", List["plt.Axes"], int]:
+    """A grid of up to ``max_features`` small panels (4 per row), one per feature."""
+    shown = min(num, max_features)
+    cols = min(4, shown)
+    rows = (shown + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[shown:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:shown]), shown
+
+
+def save_feature_scatter(x: Tensor, recon: Tensor, path: PathLike, max_features: int = 8,
+                         names: Optional[Sequence[str]] = None) -> None:
+    """Per feature of vector data ``(N, D)``: observed x_d against its reconstruction E[x_d | z = μ(x)],
+    with the diagonal x̂ = x (points on it are reconstructed exactly)."""
+    x, recon = x.detach().float().cpu().flatten(1), recon.detach().float().cpu().flatten(1)
+    fig, axes, shown = _feature_axes(x.shape[1], max_features)
+    for d, ax in enumerate(axes):
+        ax.scatter(x[:, d], recon[:, d], s=4, alpha=0.5)
+        lo, hi = float(min(x[:, d].min(), recon[:, d].min())), float(max(x[:, d].max(), recon[:, d].max()))
+        ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+        ax.set_title(names[d] if names is not None else f"feature {d}", fontsize=9)
+        ax.set_xlabel("x", fontsize=8)
+        ax.set_ylabel("reconstruction", fontsize=8)
+    fig.suptitle(f"held-out reconstructions (first {shown} of {x.shape[1]} features)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_feature_histograms(data: Optional[Tensor], samples: Tensor, path: PathLike, max_features: int = 8,
+                            names: Optional[Sequence[str]] = None, bins: int = 30) -> None:
+    """Per feature of vector data ``(N, D)``: the histogram of held-out data (when given) against that of
+    model samples E[x|z], z ~ p(z) (the marginals a good generative model matches)."""
+    samples = samples.detach().float().cpu().flatten(1)
+    data = data.detach().float().cpu().flatten(1) if data is not None else None
+    both = torch.cat([data, samples]) if data is not None else samples
+    fig, axes, shown = _feature_axes(samples.shape[1], max_features)
+    for d, ax in enumerate(axes):
+        lo, hi = float(both[:, d].min()), float(both[:, d].max())
+        edges = torch.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1).numpy()
+        if data is not None:
+            ax.hist(data[:, d].numpy(), bins=edges, alpha=0.5, density=True, label="data")
+        ax.hist(samples[:, d].numpy(), bins=edges, alpha=0.5, density=True, label="samples")
+        ax.set_title(names[d] if names is not None else f"feature {d}", fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{'held-out data vs ' if data is not None else ''}samples E[x|z], z ~ p(z) "
+                 f"(first {shown} of {samples.shape[1]} features)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_samples(samples: Tensor, path: PathLike) -> None:
+    """Samples as a picture: an image grid for images; for vectors ``(N, D)`` per-feature histograms, with
+    the values themselves in a CSV beside it (``path`` with suffix ``.csv``, one row per sample)."""
+    if samples.dim() > 2:
+        save_grid(samples, path)
+        return
+    save_feature_histograms(None, samples, path)
+    import numpy as np
+
+    np.savetxt(Path(path).with_suffix(".csv"), samples.detach().float().cpu().numpy(), delimiter=",", fmt="%.6g")

@@ -5,6 +5,12 @@ Adding a component is one file and one line::
     @PRIORS.register("laplace", LaplacePriorConfig)
     class LaplacePrior(Prior): ...
 
+A component in the user's own module needs no registration: ``type: my_project.priors:StudentT`` (an
+import path ``module:Class``) imports ``my_project.priors`` and takes ``StudentT``, which must be of the
+registry's kind (e.g. a subclass of :class:`~pyro_vae.priors.base.Prior`) and carry its typed config,
+either as a dataclass attribute ``Config`` with a field ``type: str`` or by registering itself on import.
+The import path is what ``config.yaml`` keeps, so a run loads back wherever the module is importable.
+
 The built-in components register when their packages are imported; the first lookup in any registry
 imports them (so ``import pyro_vae`` stays light: torch and Pyro load when a component is first needed).
 """
@@ -13,12 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Generic, List, Type, TypeVar
+from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, Type, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, ImportPathError
 
 T = TypeVar("T")
+IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 #: the packages whose modules register the built-in components
 COMPONENT_PACKAGES = ("pyro_vae.data", "pyro_vae.nets", "pyro_vae.priors", "pyro_vae.likelihoods", "pyro_vae.models",
@@ -46,12 +54,50 @@ class Entry(Generic[T]):
     doc: str
 
 
-class Registry(Generic[T]):
-    """A name -> (class, config dataclass) table for one kind of component."""
+def is_import_path(name: str) -> bool:
+    """True for ``module.sub:Class`` (a component named by where it is defined)."""
+    return ":" in name
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+
+def import_module(module_name: str, key: str, what: str = "") -> Any:
+    """Import ``module_name``; any failure (missing, a SyntaxError, anything its code raises) is a one-line ConfigError."""
+    try:
+        return importlib.import_module(module_name)
+    except (Exception, SystemExit) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ImportPathError(f"{key}: cannot import module {module_name!r}{what} ({type(e).__name__}: {reason}); "
+                          "expected a module on the Python path (PYTHONPATH, the current folder or installed)") from None
+
+
+def import_object(path: str, key: str = "type") -> Any:
+    """The object ``Name`` of ``module:Name``, importing the module; any failure is a one-line ConfigError."""
+    if not IMPORT_PATH.match(path):
+        raise ImportPathError(f"{key}: {path!r} is not an import path; expected module:Class, e.g. my_project.priors:StudentT")
+    module_name, _, attr = path.partition(":")
+    obj = import_module(module_name, key, f" of {path!r}")
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ImportPathError(f"{key}: module {module_name!r} has no {attr!r} (import path {path!r})")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _doc(cls: type) -> str:
+    lines = (cls.__doc__ or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+class Registry(Generic[T]):
+    """A name -> (class, config dataclass) table for one kind of component.
+
+    ``base`` (an import path, resolved lazily) and ``needs`` (attribute names) say what a class given by
+    import path must be: a subclass of ``base`` and/or have each attribute in ``needs``.
+    """
+
+    def __init__(self, kind: str, base: str = "", needs: Sequence[str] = ()) -> None:
+        self.kind, self.base, self.needs = kind, base, tuple(needs)
         self._entries: Dict[str, Entry[T]] = {}
+        self._imported: Dict[str, Entry[T]] = {}  # import path -> entry, for `pyro-vae list`
 
     def register(self, name: str, config_cls: type) -> Callable[[Type[T]], Type[T]]:
         """Class decorator: register ``cls`` under ``name`` with config dataclass ``config_cls``."""
@@ -62,10 +108,11 @@ class Registry(Generic[T]):
             raise TypeError(f"{self.kind} {name!r}: {config_cls.__name__} needs a field `type: str = {name!r}`")
 
         def decorator(cls: Type[T]) -> Type[T]:
-            if name in self._entries:
-                raise KeyError(f"{self.kind} {name!r} is already registered")
-            doc = (cls.__doc__ or "").strip().splitlines()
-            self._entries[name] = Entry(name, cls, config_cls, doc[0] if doc else "")
+            old = self._entries.get(name)
+            if old is not None and (old.cls.__module__, old.cls.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise KeyError(f"{self.kind} {name!r} is already registered (by {old.cls.__module__}."
+                               f"{old.cls.__qualname__})")  # the same class defined again (a re-run cell) replaces it
+            self._entries[name] = Entry(name, cls, config_cls, _doc(cls))
             return cls
 
         return decorator
@@ -79,26 +126,87 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     def entries(self) -> List[Entry[T]]:
-        return [self._entries[n] for n in self.names()]
+        """The registered entries by name, then those resolved from import paths (``module:Class``)."""
+        return [self._entries[n] for n in self.names()] + [self._imported[p] for p in sorted(self._imported)]
 
     def get(self, name: str, key: str = "type") -> Entry[T]:
-        """The entry for ``name``; an unknown name is a :class:`ConfigError` listing the allowed ones."""
+        """The entry for ``name`` or import path ``module:Class``; anything else is a :class:`ConfigError`."""
         load_components()
-        try:
+        if name in self._entries:
             return self._entries[name]
-        except KeyError:
-            raise ConfigError(
-                f"{key}: unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}"
-            ) from None
+        if is_import_path(name):
+            return self.resolve(name, key)
+        raise ConfigError(f"{key}: unknown {self.kind} {name!r}; allowed: {', '.join(self.names())} "
+                          f"(or an import path module:Class)")
+
+    def resolve(self, path: str, key: str = "type") -> Entry[T]:
+        """The entry for the class at import path ``path`` (imported now; checked to be of this kind)."""
+        cls = import_object(path, key)
+        cached = self._imported.get(path)
+        if cached is not None and cached.cls is cls:
+            return cached
+        problem = self.mismatch(cls)
+        if problem:
+            raise ImportPathError(f"{key}: {path} {problem}")
+        config_cls = self.config_of(cls)
+        if config_cls is None:
+            raise ImportPathError(f"{key}: {path} has no typed config; expected a dataclass attribute `Config` with a "
+                              f"field `type: str`, or registration with pyro_vae.{self.kind.upper()}S.register(name, ConfigClass)")
+        entry = Entry(path, cls, config_cls, _doc(cls))
+        self._imported[path] = entry
+        return entry
+
+    def mismatch(self, cls: Any) -> str:
+        """Why ``cls`` is not a component of this kind ('' if it is one)."""
+        if not isinstance(cls, type):
+            return f"is not a class (got {type(cls).__name__}); expected a {self.kind} class"
+        if self.base:
+            base = import_object(self.base)
+            if not issubclass(cls, base):
+                return f"is not a {self.kind}: expected a subclass of {self.base.replace(':', '.')}"
+        missing = [n for n in self.needs if not callable(getattr(cls, n, None))]
+        if missing:
+            return f"is not a {self.kind}: expected a class with {' and '.join(missing)}"
+        return ""
+
+    def config_of(self, cls: type) -> Optional[type]:
+        """``cls``'s typed config: the one it was registered with, else its dataclass ``Config`` with a ``type``."""
+        load_components()
+        for entry in self._entries.values():
+            if entry.cls is cls:
+                return entry.config_cls
+        config_cls = getattr(cls, "Config", None)
+        if isinstance(config_cls, type) and dataclasses.is_dataclass(config_cls) and \
+                "type" in {f.name for f in dataclasses.fields(config_cls)}:
+            return config_cls
+        return None
 
     def build(self, config: Any, *args: Any, **kwargs: Any) -> T:
         """Instantiate the class registered for ``config.type`` as ``cls(config, *args, **kwargs)``."""
         return self.get(config.type).cls(config, *args, **kwargs)
 
 
-PRIORS: Registry = Registry("prior")
-LIKELIHOODS: Registry = Registry("likelihood")
-NETWORKS: Registry = Registry("network")
-MODELS: Registry = Registry("model")
-DATASETS: Registry = Registry("dataset")
-OBJECTIVES: Registry = Registry("objective")
+PRIORS: Registry = Registry("prior", base="pyro_vae.priors.base:Prior")
+LIKELIHOODS: Registry = Registry("likelihood", base="pyro_vae.likelihoods.base:Likelihood")
+NETWORKS: Registry = Registry("network", needs=("encoder", "decoder"))
+MODELS: Registry = Registry("model", base="pyro_vae.models.base:GenerativeModel")
+DATASETS: Registry = Registry("dataset", needs=("load",))
+OBJECTIVES: Registry = Registry("objective", needs=("build",))
+REGISTRIES = (MODELS, DATASETS, NETWORKS, PRIORS, LIKELIHOODS, OBJECTIVES)
+
+
+def import_components(module_name: str) -> List[Entry]:
+    """Import ``module_name`` (its decorators register what it registers) and add every class it defines
+    that is a component of some kind with a typed config, under its import path; the entries added."""
+    load_components()
+    module = import_module(module_name, key="--import")
+    found: List[Entry] = []
+    for attr, obj in sorted(vars(module).items()):
+        if not isinstance(obj, type) or obj.__module__ != module.__name__:
+            continue
+        for table in REGISTRIES:
+            if any(e.cls is obj for e in table._entries.values()):
+                continue  # registered by name: listed under it
+            if not table.mismatch(obj) and table.config_of(obj) is not None:
+                found.append(table.resolve(f"{module_name}:{attr}"))
+    return found

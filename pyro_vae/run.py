@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import pyro
 import torch
@@ -23,8 +23,9 @@ from . import plots
 from .config.loading import apply_overrides
 from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
-from .data import ImageData, load_data
-from .errors import ConfigError, PyroVAEError, RunDirError, TrainingError
+from .data import Dataset, Standardizer, load_data
+from .data.python import PythonDataConfig
+from .errors import ConfigError, ImportPathError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.classification import classification_metrics
 from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
 from .evaluation.report import evaluate as evaluation_report
@@ -51,28 +52,51 @@ class Run:
     config: RunConfig
     model: GenerativeModel
     history: List[Dict[str, Any]] = field(default_factory=list)
-    _data: Optional[ImageData] = None
+    _data: Optional[Dataset] = None
+    standardizer: Optional[Standardizer] = None  # data.standardize: the training split's mean/std
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def data(self) -> ImageData:
-        """The run's dataset (same seed, hence the same split and test binarization)."""
+    def data(self) -> Dataset:
+        """The run's dataset (same seed, hence the same split and test binarization); a ``data.type: python``
+        run has it only when given again (``load_run(run_dir, data=...)``)."""
         if self._data is None:
             self._data = load_data(self.config.data, self.config.seed).to(self.device)
         return self._data
 
     @torch.no_grad()
-    def sample(self, num_samples: int, label: Optional[int] = None) -> torch.Tensor:
-        """E[x|z] for ``num_samples`` prior draws z ~ p(z) (a label-conditional model: z ~ p(z|c = ``label``))."""
+    def sample(self, num_samples: int, label: Optional[int] = None,
+               condition: Optional[Sequence[float]] = None) -> torch.Tensor:
+        """E[x|z] for ``num_samples`` prior draws z ~ p(z) (a label-conditional model: z ~ p(z|c = ``label``);
+        a covariate-conditional model: z ~ p(z|c) at covariates ``condition``, by default at the test split's),
+        in the data's units (a standardised run's samples are mapped back: x = μ + s·x')."""
         self.model.eval()
+        width = int(getattr(self.model, "covariate_dim", 0))
+        if condition is not None:
+            if not width:
+                raise ConfigError(f"condition: this run's model ({self.config.model.type}) is not conditioned on "
+                                  "covariates (train a model.type: cvae with condition: covariates)")
+            c = torch.as_tensor(condition, dtype=torch.float32, device=self.device).reshape(-1)
+            if c.numel() != width:
+                raise ConfigError(f"condition: got {c.numel()} values, but this run is conditioned on {width} "
+                                  f"covariates; expected {width} numbers")
+            return self.to_data_units(self.model.generate(num_samples, c.expand(num_samples, width)))
+        if width:  # no c given: the held-out covariates, in turn
+            covariates = self.data().test_y
+            c = covariates[torch.arange(num_samples, device=covariates.device) % covariates.shape[0]]
+            return self.to_data_units(self.model.generate(num_samples, c))
         if label is None:
-            return self.model.generate(num_samples)
+            return self.to_data_units(self.model.generate(num_samples))
         if not self.model.label_conditional:
             raise ConfigError(f"label {label}: this run's model ({self.config.model.type}) is not conditioned on "
                               "class labels (train a model.type: cvae with condition: label)")
-        return self.model.generate(num_samples, torch.full((num_samples,), label, device=self.device))
+        return self.to_data_units(self.model.generate(num_samples, torch.full((num_samples,), label, device=self.device)))
+
+    def to_data_units(self, x: torch.Tensor) -> torch.Tensor:
+        """Undo ``data.standardize`` (identity for other runs)."""
+        return self.standardizer.undo(x) if self.standardizer is not None else x
 
     def evaluate(self, num_samples: int = 100) -> Dict[str, Any]:
         """The evaluation report (:func:`pyro_vae.evaluation.report.evaluate`): test ELBO and its parts,
@@ -81,8 +105,9 @@ class Run:
         pyro.set_rng_seed(self.config.seed)
         result = evaluation_report(self.model, self.data(), num_samples)
         result["epoch"] = len(self.history)
-        result.update(clustering_metrics(self.model, self.data()))  # mixture priors: cluster accuracy
-        result.update(classification_metrics(self.model, self.data()))  # a classifier q(y|x): held-out accuracy
+        if self.data().labels("test") is not None and not self.data().covariate_dim:
+            result.update(clustering_metrics(self.model, self.data()))  # mixture priors: cluster accuracy
+            result.update(classification_metrics(self.model, self.data()))  # a classifier q(y|x): held-out accuracy
         # (further evaluations merge their numbers into `result` here)
         if self.config.train.tensorboard:
             from .tracking import log_evaluation
@@ -98,11 +123,16 @@ class Run:
             self.write_vector_pictures()
             return
         with torch.no_grad():
-            plots.save_grid(self.sample(n), self.path / "samples.png")
             x, y = data.test_x[:n], data.test_y[:n]
-            plots.save_reconstructions(x, self.model.reconstruct(x, y), self.path / "reconstructions.png")
+            samples = _unless_unsupported(lambda: self.sample(n))  # a model may leave out generate/reconstruct
+            if samples is not None:
+                plots.save_grid(samples, self.path / "samples.png")
+            recons = _unless_unsupported(lambda: self.model.reconstruct(x, y))
+            if recons is not None:
+                plots.save_reconstructions(self.to_data_units(x), self.to_data_units(recons),
+                                           self.path / "reconstructions.png")
             latent = isinstance(self.model, LatentModel)  # a model without a latent (the baseline): no latent.png
-            means = self.model.encode(data.test_x, data.test_y)[0] if latent else None
+            means = _unless_unsupported(lambda: self.model.encode(data.test_x, data.test_y)[0]) if latent else None
             extra = self.model.pictures(x, y)  # model-level pictures
             mixture = latent and isinstance(self.model.prior, MixturePrior)
             components = self.model.prior.components() if mixture else None
@@ -111,37 +141,70 @@ class Run:
         if means is not None:
             with torch.no_grad():
                 clusters = assign_clusters(self.model, data.test_x) if has_clusters(self.model) else None
-            plots.save_latent(means, data.test_y, self.path / "latent.png", components=components, clusters=clusters)
+            plots.save_latent(means, _latent_colours(data), self.path / "latent.png", components=components,
+                              clusters=clusters)
         write_latent_pictures(self.model, data, self.path)  # interpolation.png, traversal.png
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")
 
     def write_vector_pictures(self, steps: int = 17) -> None:
-        """For 2-D point data: ``vector_field.png``, the arrows r(x̃) − x̃ of the reconstruction map
-        r = E[x | z = μ(x̃)] on a grid (for a denoising autoencoder, g(f(x̃)) − x̃ points back to the data),
-        plus ``latent.png`` and ``elbo.png``."""
-        data = self.data()
-        points = data.train_x
-        if data.shape == (2,):
+        """For vector data ``(N, D)``, in the data's units: ``latent.png`` (held-out posterior means coloured by
+        label), ``reconstruction_scatter.png`` (x against E[x|z = μ(x)] per feature), ``sample_histograms.png``
+        (held-out data against prior samples per feature), ``elbo.png``; for 2-D points also
+        ``vector_field.png``, the arrows r(x̃) − x̃ of the reconstruction map r = E[x | z = μ(x̃)] on a grid
+        (for a denoising autoencoder, g(f(x̃)) − x̃ points back to the data)."""
+        data, n = self.data(), max(self.config.train.num_images, 256)
+        x, y = data.test_x[:n], data.test_y[:n]
+        points = getattr(data, "train_x", None)
+        points = data.test_x if points is None else points  # a streamed dataset: the held-out points
+        if data.shape == (2,) and self.standardizer is None and not data.covariate_dim:  # the grid has no c
             lo, hi = points.min(0).values, points.max(0).values
             pad = 0.25 * (hi - lo)
             axes = [torch.linspace(float(a), float(b), steps, device=points.device) for a, b in zip(lo - pad, hi + pad)]
             grid = torch.cartesian_prod(*axes)
             with torch.no_grad():
-                field = self.model.reconstruct(grid) - grid
-            plots.save_vector_field(points, grid, field, self.path / "vector_field.png")
+                recons = _unless_unsupported(lambda: self.model.reconstruct(grid))
+            if recons is not None:
+                plots.save_vector_field(points, grid, recons - grid, self.path / "vector_field.png")
+        with torch.no_grad():
+            recon = _unless_unsupported(lambda: self.model.reconstruct(x, y))
+            # held-out data against samples: unconditional models, and covariate models at the test covariates
+            samples = None if self.model.label_conditional else _unless_unsupported(lambda: self.sample(data.num_test))
+        if recon is not None:
+            plots.save_feature_scatter(self.to_data_units(x), self.to_data_units(recon),
+                                       self.path / "reconstruction_scatter.png")
+        if samples is not None:
+            plots.save_feature_histograms(self.to_data_units(data.test_x), samples, self.path / "sample_histograms.png")
         if isinstance(self.model, LatentModel):
             with torch.no_grad():
-                means = self.model.encode(data.test_x, data.test_y)[0]
-            plots.save_latent(means, data.test_y, self.path / "latent.png")
+                means = _unless_unsupported(lambda: self.model.encode(data.test_x, data.test_y)[0])
+            if means is not None:
+                plots.save_latent(means, _latent_colours(data), self.path / "latent.png")
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")
 
 
+def _latent_colours(data: Any) -> torch.Tensor:
+    """What colours the latent plot: the test labels, else the first covariate, else one colour."""
+    labels = data.labels("test")
+    if labels is not None:
+        return labels
+    return data.test_y[:, 0] if data.covariate_dim else torch.zeros(data.num_test)
+
+
+def _unless_unsupported(make: Callable[[], torch.Tensor]) -> Optional[torch.Tensor]:
+    """``make()``, or None when the model does not implement it (the contract's optional methods)."""
+    try:
+        return make()
+    except NotImplementedError:
+        return None
+
+
 def _resolve_paths(config: RunConfig) -> RunConfig:
-    root = getattr(config.data, "root", None)
-    if root is not None:
-        config.data.root = str(Path(root).expanduser().resolve())
+    for key in ("root", "path"):  # data folders/files: absolute, so that a run folder works from anywhere
+        value = getattr(config.data, key, None)
+        if value:
+            setattr(config.data, key, str(Path(value).expanduser().resolve()))
     return config
 
 
@@ -150,8 +213,21 @@ def _default_out(config: RunConfig) -> Path:
 
 
 def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[PathLike] = None,
-          overrides: Optional[List[str]] = None) -> Run:
+          overrides: Optional[List[str]] = None, data: Any = None) -> Run:
     """Train ``config`` (a RunConfig, a YAML path, or None for the default) into run folder ``out_dir``.
+
+    ``data``: your own data from Python instead of ``config.data`` (which then becomes ``data.type: python``
+    with default options unless it already is one, e.g. for ``data.standardize: true``):
+
+    * ``x`` — a tensor or NumPy array ``(N, *shape)``, split by ``data.test_fraction``;
+    * ``(train, test)`` — each part ``x``, ``(x, labels)`` or a ``torch.utils.data.Dataset``;
+    * ``{"train": x, "test": x, "labels": y, "test_labels": y, "covariates": c, "test_covariates": c}``
+      (only ``train`` required; labels are integers ``(N,)``, covariates floats ``(N, C)``);
+    * a ``torch.utils.data.Dataset`` with items ``x`` or ``(x, y)``, split by ``data.test_fraction``.
+
+    The run folder, evaluation, pictures and checkpoints are those of a configured dataset; the data itself
+    is not stored, so :func:`resume` and :func:`load_run` of such a run take it again as ``data=...``
+    (loading weights and sampling work without it).
 
     Every epoch atomically rewrites ``model.pt`` (the last epoch: weights + the full training state
     that :func:`resume` continues from), rewrites ``best.pt`` when the held-out ELBO improved, and
@@ -163,13 +239,15 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
         config = load_config(config, overrides or [])
     elif overrides:
         raise ConfigError("overrides apply to a config file; edit the RunConfig object directly instead")
+    if data is not None and config.data.type != "python":
+        config.data = PythonDataConfig()
     validate(config)  # cross-section rules, before any data is read
     config = _resolve_paths(config)
     out = Path(out_dir) if out_dir is not None else _default_out(config)
     if (out / CHECKPOINT).exists():
         raise RunDirError(f"{out} already holds a run ({CHECKPOINT}); choose another --out to keep it, "
                           f"or continue it with: pyro-vae train --resume {out}")
-    run, trainer = _build(config, out)
+    run, trainer = _build(config, out, data)
     trainer.validate_data()  # bad data: an error before the run folder is created
     if distributed.is_main():  # under torchrun only rank 0 writes the run folder
         out.mkdir(parents=True, exist_ok=True)
@@ -181,11 +259,11 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
 RESUMABLE_KEYS = ("train.epochs", "train.progress")  # what `--resume` may change: anything else changes the run
 
 
-def resume(run_dir: PathLike, overrides: Optional[List[str]] = None) -> Run:
+def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any = None) -> Run:
     """Continue run folder ``run_dir`` from its ``model.pt``, exactly where it stopped (mid-epoch after an
     interrupt): weights, optimizer, counters and every random stream are restored, so on CPU the metrics
     equal those of an uninterrupted run. ``overrides`` may set only ``train.epochs`` (to train longer)
-    and ``train.progress``."""
+    and ``train.progress``. ``data``: the same Python data again, for a run trained with ``train(..., data=...)``."""
     path = _run_dir(run_dir)
     payload = load_checkpoint(path / CHECKPOINT)
     if "trainer" not in payload:
@@ -203,7 +281,7 @@ def resume(run_dir: PathLike, overrides: Optional[List[str]] = None) -> Run:
     if int(state.get("epoch", 0)) >= config.train.epochs and not state.get("batch"):
         raise RunDirError(f"{path}: already finished its {config.train.epochs} epochs; to train longer: "
                           f"pyro-vae train --resume {path} train.epochs=N")
-    run, trainer = _build(config, path)
+    run, trainer = _build(config, path, data)
     try:
         run.model.load_state_dict(payload["state_dict"])
         trainer.load_state(state)
@@ -217,15 +295,15 @@ def resume(run_dir: PathLike, overrides: Optional[List[str]] = None) -> Run:
     return _fit(run, trainer)
 
 
-def _build(config: RunConfig, out: Path) -> Tuple[Run, Trainer]:
+def _build(config: RunConfig, out: Path, python_data: Any = None) -> Tuple[Run, Trainer]:
     """Seed, load the data, build model and trainer (identically for a new and a resumed run)."""
     pyro.set_rng_seed(config.seed)
     pyro.clear_param_store()
     device = distributed.setup(resolve_device(config.train.device))  # joins torchrun's process group, if any
-    data = load_data(config.data, config.seed).to(device)
-    model = build_model(config.model, data.shape, data.num_classes).to(device)
+    data = load_data(config.data, config.seed, python_data).to(device)
+    model = build_model(config.model, data.shape, data.num_classes, covariate_dim=data.covariate_dim).to(device)
     trainer = Trainer(model, data, config.train, seed=config.seed)
-    return Run(out, config, model, _data=data), trainer
+    return Run(out, config, model, _data=data, standardizer=getattr(data, "standardizer", None)), trainer
 
 
 def _fit(run: Run, trainer: Trainer) -> Run:
@@ -282,6 +360,8 @@ def checkpoint_payload(run: Run, trainer: Optional[Trainer] = None) -> Dict[str,
         "num_classes": int(run.model.num_classes),
         "history": list(run.history),
     }
+    if run.standardizer is not None:  # data.standardize: undone in samples after loading
+        payload["data_stats"] = run.standardizer.to_dict()
     if trainer is not None:
         payload["trainer"] = trainer.state()
         payload["engine"] = trainer.engine.describe()  # which path computed the loss and why
@@ -300,16 +380,19 @@ def _run_dir(run_dir: PathLike) -> Path:
 def _config_of(payload: Dict[str, Any], file: Path) -> RunConfig:
     try:
         return from_dict(RunConfig, payload["config"])
+    except ImportPathError as e:  # the run names the user's own module, which is not importable here
+        raise ImportPathError(f"{file}: {e}") from None
     except (KeyError, PyroVAEError) as e:
         raise RunDirError(f"{file}: inconsistent checkpoint ({str(e).splitlines()[0]})") from None
 
 
 def load_run(run_dir: PathLike, device: Union[str, torch.device] = "cpu",
-             which: Literal["last", "best"] = "last") -> Run:
+             which: Literal["last", "best"] = "last", data: Any = None) -> Run:
     """Load the model of run folder ``run_dir`` (weights only: never executes code from the file).
 
     ``which``: ``last`` is ``model.pt`` (the last epoch, or the step an interrupt stopped at), ``best``
-    is ``best.pt`` (the epoch with the highest held-out ELBO)."""
+    is ``best.pt`` (the epoch with the highest held-out ELBO). ``data``: for a run trained with
+    ``train(..., data=...)``, the same data again (needed by evaluation and pictures, not by sampling)."""
     path = _run_dir(run_dir)
     file = path / {"last": CHECKPOINT, "best": BEST}[which]
     payload = load_checkpoint(file)
@@ -320,4 +403,12 @@ def load_run(run_dir: PathLike, device: Union[str, torch.device] = "cpu",
     except (KeyError, TypeError, ValueError, RuntimeError, PyroVAEError) as e:
         raise RunDirError(f"{file}: inconsistent checkpoint ({str(e).splitlines()[0]})") from None
     model.to(device).eval()
-    return Run(path, config, model, list(payload.get("history", [])))
+    stats = payload.get("data_stats")
+    run = Run(path, config, model, list(payload.get("history", [])),
+              standardizer=Standardizer.from_dict(stats) if stats else None)
+    if data is not None:
+        if config.data.type != "python":
+            raise ConfigError(f"data: this run reads its data from data.type {config.data.type!r}; "
+                              "data=... is for runs trained with train(..., data=...)")
+        run._data = load_data(config.data, config.seed, data).to(device)
+    return run

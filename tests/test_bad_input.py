@@ -49,7 +49,7 @@ def train_argv(tmp_path, *overrides):
     ("train.lr=fast", ["train.lr: expected a number, got 'fast'"]),
     ("train.engine=gpu", ["train.engine: got 'gpu'", "allowed: auto, torch, svi"]),
     ("data.test_fraction=1.5", ["data.test_fraction: got 1.5", "(0, 1)"]),
-    ("model.likelihood=poisson", ["model.likelihood.type: unknown likelihood 'poisson'"]),
+    ("model.likelihood=zipf", ["model.likelihood.type: unknown likelihood 'zipf'"]),
     ("seed=-1", ["seed: got -1", "[0, 2**32)"]),
     ("train.epochs=" + "9" * 5000, ["train.epochs: expected an integer"]),
     ("train=5", ["train: expected a mapping"]),

@@ -46,7 +46,7 @@ def test_shorthand_component_name():
     (["model.prior=wishart"], "model.prior.type", "unknown prior 'wishart'; allowed:"),
     (["model.likelihood=gaussian", "model.likelihood.learn=sometimes"], "model.likelihood.learn", "allowed: fixed"),
     (["model.likelihood.learn=fixed"], "model.likelihood.learn", "unknown key; allowed: type"),
-    (["data.type=cifar"], "data.type", "allowed: digits"),
+    (["data.type=cifar"], "data.type", "allowed: array, digits"),
     (["data.test_fraction=1.5"], "data.test_fraction", "(0, 1)"),
     (["train.progress=maybe"], "train.progress", "true or false"),
     (["model.network.hidden_dims=7"], "model.network.hidden_dims", "list"),

@@ -169,3 +169,11 @@ def test_train_and_evaluate_report_the_classifier_accuracy(tmp_path):
     assert report["classifier_accuracy"] == pytest.approx(expected)
     assert report["cluster_accuracy"] >= report["classifier_accuracy"] - 1e-9  # Hungarian matching can only help
     assert classification_metrics(build_model(load_config().model, data.shape, 10), data) == {}  # a plain VAE
+
+
+def test_labeled_on_data_without_labels_is_a_config_error():
+    from pyro_vae.data.base import make_image_data
+
+    with pytest.raises(ConfigError, match="data.labeled: dataset 'vectors' has no class labels"):
+        make_image_data("vectors", torch.rand(50, 3), None, from_dict(DigitsConfig, {"labeled": 10}), 0,
+                        max_value=1.0)

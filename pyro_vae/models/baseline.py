@@ -13,16 +13,19 @@ from ..config.schema import component, opt
 from ..data.quadrants import show_hidden
 from ..registry import LIKELIHOODS, MODELS, NETWORKS
 from .base import Grids
-from .cvae import CVAE, _visible, build_condition
+from .cvae import CVAE, _non_negative, _visible, build_condition
 from .program import DecoderModel
 
 
 @dataclass
 class BaselineConfig:
     type: str = "baseline"
-    condition: Literal["label", "quadrants"] = opt("quadrants", "label: c = one-hot class; quadrants: c = visible "
-                                                                "quadrants of x, x = the hidden rest")
+    condition: Literal["label", "covariates", "quadrants"] = opt(
+        "quadrants", "label: c = one-hot class; covariates: c = the data's covariate vector; quadrants: c = visible "
+                     "quadrants of x, x = the hidden rest")
     visible: int = opt(2, "visible quadrants when condition: quadrants", _visible, "1, 2 or 3")
+    covariate_dim: int = opt(0, "width of c when condition: covariates (0: taken from the data)", _non_negative,
+                             "an integer >= 0")
     network: Any = component(NETWORKS, lambda: NETWORKS.get("mlp").config_cls(), "the decoder architecture")
     likelihood: Any = component(LIKELIHOODS, lambda: LIKELIHOODS.get("bernoulli").config_cls(), "p(x|c)")
 
@@ -65,13 +68,13 @@ class Baseline(DecoderModel):
 
     @torch.no_grad()
     def generate(self, num_samples: int, y: Optional[Tensor] = None) -> Tensor:
-        """E[x|c] for class ``y`` (default: balanced classes), or for blank visible quadrants."""
+        """E[x|c] for class ``y`` (default: balanced classes), covariates ``y``, or for blank visible quadrants."""
         c = self.cond(None, y, num_samples if y is None else y.shape[0])
         return self.likelihood.mean(self.predict(c))
 
     def pictures(self, x: Tensor, y: Tensor, per_row: int = 8) -> Grids:
         """Predictions for test images (quadrants), as rows: input, truth, prediction."""
-        if self.label_conditional:
+        if self.cond.visible is None:
             return {}
         x = x[:per_row]
         return {"completions.png": (torch.cat([show_hidden(x, self.cond.visible), x, self.reconstruct(x)]), x.shape[0])}

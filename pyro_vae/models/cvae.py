@@ -1,8 +1,9 @@
 """The conditional VAE (Sohn et al. 2015): p(z|c) p(x|z,c) with guide q(z|x,c).
 
-The condition c is either the one-hot label (class-conditional generation) or the visible quadrants
-of the image itself (structured output prediction: x is the hidden rest, and only hidden pixels
-count in log p(x|z,c)). :class:`Condition` holds that choice; :class:`CVAE` reuses the VAE's
+The condition c is the one-hot label (class-conditional generation), a vector of continuous
+covariates given with each datapoint (``y`` of shape (B, C): dose, age, batch effects...), or the
+visible quadrants of the image itself (structured output prediction: x is the hidden rest, and only
+hidden pixels count in log p(x|z,c)). :class:`Condition` holds that choice; :class:`CVAE` reuses the VAE's
 construction, model and guide and only threads c through prior, encoder and decoder (the hooks
 ``build_condition``, ``condition`` and ``observed``).
 """
@@ -27,19 +28,23 @@ from .vae import VAE, VAEConfig
 
 
 class Condition(nn.Module):
-    """c as a function of (x, y): the one-hot label, or the visible quadrants of x.
+    """c as a function of (x, y): the one-hot label, the covariate vector y itself, or the visible quadrants of x.
 
     ``visible`` (quadrants only) is a boolean mask of the data shape; the pixels it marks are the
     condition and are left out of the likelihood.
     """
 
-    def __init__(self, kind: str, data_shape: Tuple[int, ...], num_classes: int, visible: int = 2) -> None:
+    def __init__(self, kind: str, data_shape: Tuple[int, ...], num_classes: int, visible: int = 2,
+                 covariate_dim: int = 0) -> None:
         super().__init__()
         self.kind, self.data_shape, self.num_classes = kind, tuple(data_shape), num_classes
         mask = visible_quadrants(self.data_shape, visible) if kind == "quadrants" else None
         self.register_buffer("visible", mask, persistent=False)
         self.register_buffer("anchor", torch.zeros(0), persistent=False)  # follows the model's device
-        self.dim = int(mask.sum()) if mask is not None else num_classes
+        self.dim = int(mask.sum()) if mask is not None else covariate_dim if kind == "covariates" else num_classes
+        if kind == "covariates" and covariate_dim < 1:
+            raise ConfigError("model.condition: covariates needs a dataset with covariates (their width fills in "
+                              "model.covariate_dim); this one has none")
 
     def labels(self, y: Tensor) -> Tensor:
         """Integer labels ``(B,)`` (or one-hot ``(B, K)``) → one-hot ``(B, K)``; anything else is a DataError."""
@@ -55,10 +60,25 @@ class Condition(nn.Module):
                 raise DataError(f"label {int(bad[0])} is outside the classes 0..{k - 1}")
         return torch.zeros(*y.shape, k, device=y.device).scatter_(-1, y.unsqueeze(-1), 1.0)
 
+    def covariates(self, y: Optional[Tensor]) -> Tensor:
+        """Covariates ``(B, C)`` as floats; missing or of another width is a DataError."""
+        if y is None:
+            raise DataError(f"a covariate-conditional model needs the covariates c of width {self.dim} "
+                            "(pyro-vae sample --condition c1,c2,...)")
+        if y.dim() != 2 or y.shape[-1] != self.dim:
+            raise DataError(f"condition: expected covariates of shape (B, {self.dim}), got {tuple(y.shape)}")
+        return y.to(self.anchor.dtype)
+
     def forward(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
-        """c of shape ``(B, dim)``; without data: balanced labels 0..K-1, or blank visible quadrants."""
+        """c of shape ``(B, dim)``; without data: balanced labels 0..K-1, or blank visible quadrants
+        (covariates are always given)."""
         if x is not None and tuple(x.shape[1:]) != self.data_shape:
             raise DataError(f"x: expected shape (B, {', '.join(map(str, self.data_shape))}), got {tuple(x.shape)}")
+        if self.kind == "covariates":
+            c = self.covariates(y)
+            if x is not None and c.shape[0] != x.shape[0]:
+                raise DataError(f"condition: {c.shape[0]} covariate rows for {x.shape[0]} datapoints")
+            return c
         if self.visible is not None:
             if x is None:
                 return torch.zeros(num_samples, self.dim, device=self.anchor.device)
@@ -86,18 +106,25 @@ class Condition(nn.Module):
 
 
 def build_condition(config: Any, data_shape: Tuple[int, ...], num_classes: int) -> Condition:
-    return Condition(config.condition, data_shape, num_classes, config.visible)
+    return Condition(config.condition, data_shape, num_classes, config.visible, config.covariate_dim)
 
 
 def _visible(x: int) -> bool:
     return x in (1, 2, 3)
 
 
+def _non_negative(x: int) -> bool:
+    return x >= 0
+
+
 @dataclass
 class CVAEConfig(VAEConfig):
     type: str = "cvae"
-    condition: Literal["label", "quadrants"] = opt(
-        "label", "label: c = one-hot class; quadrants: c = visible quadrants of x, x = the hidden rest")
+    condition: Literal["label", "covariates", "quadrants"] = opt(
+        "label", "label: c = one-hot class; covariates: c = the data's covariate vector; quadrants: c = visible "
+                 "quadrants of x, x = the hidden rest")
+    covariate_dim: int = opt(0, "width of c when condition: covariates (0: taken from the data)", _non_negative,
+                             "an integer >= 0")
     visible: int = opt(2, "visible quadrants when condition: quadrants (1 bottom-left, 2 left half, 3 all but "
                           "top-right)", _visible, "1, 2 or 3")
     prior: Any = component(PRIORS, lambda: PRIORS.get("conditional").config_cls(), "p(z|c) (or an unconditional p(z))")
@@ -105,7 +132,7 @@ class CVAEConfig(VAEConfig):
 
 @MODELS.register("cvae", CVAEConfig)
 class CVAE(VAE):
-    """Conditional VAE: z ~ p(z|c), x ~ p(x|z,c); guide q(z|x,c); c = one-hot label or visible quadrants.
+    """Conditional VAE: z ~ p(z|c), x ~ p(x|z,c); guide q(z|x,c); c = one-hot label, covariates or visible quadrants.
 
     Same sites as the VAE (``z``, ``x`` in ``pyro.plate("data")``); with quadrants, ``x`` scores only
     the hidden pixels, so importance sampling over q(z|x,c) estimates the conditional log p(x|c).
@@ -143,7 +170,8 @@ class CVAE(VAE):
 
     @torch.no_grad()
     def generate(self, num_samples: int, y: Optional[Tensor] = None) -> Tensor:
-        """E[x|z,c] for z ~ p(z|c): class ``y`` (default: balanced classes), or blank visible quadrants."""
+        """E[x|z,c] for z ~ p(z|c): class ``y`` (default: balanced classes), covariates ``y`` ``(B, C)``, or blank
+        visible quadrants."""
         c = self.cond(None, y, num_samples if y is None else y.shape[0])
         z = self.prior.distribution(c).expand(c.shape[:-1]).sample()
         return self.mean(z, c)
@@ -157,6 +185,8 @@ class CVAE(VAE):
 
     def pictures(self, x: Tensor, y: Tensor, per_row: int = 8) -> Grids:
         """Extra pictures for the run folder: a grid with one row per class, or test-image completions."""
+        if self.covariate_dim:
+            return {}
         if self.label_conditional:
             labels = torch.arange(self.num_classes, device=x.device).repeat_interleave(per_row)
             return {"samples_by_class.png": (self.generate(labels.shape[0], labels), per_row)}

@@ -72,15 +72,6 @@ class M2(VAE):
     def __init__(self, config: M2Config, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
         if num_classes < 1:
             raise ConfigError(f"model.type: m2 needs a dataset with class labels (got {num_classes} classes)")
-        prior = PRIORS.get(config.prior.type, key="model.prior.type").cls
-        if (issubclass(prior, (EncoderPrior, ConditionalPrior)) or getattr(prior, "needs_encoder", False)
-                or getattr(prior, "conditional", False)
-                or getattr(config.prior, "form", "marginal") == "enumerate"):
-            raise ConfigError(f"model.prior.type: m2 needs an unconditional p(z) with no sites of its own (normal, "
-                              f"laplace, flat, flow, gmm with form marginal), got {config.prior.type!r}")
-        if config.shared_features and config.network.type != "mlp":
-            raise ConfigError(f"model.network.type: m2 with shared_features: true encodes the feature vector h(x), "
-                              f"which needs network mlp, got {config.network.type!r} (or set shared_features: false)")
         super().__init__(config, data_shape, num_classes, cond_dim=num_classes)  # encoder and decoder read onehot y
         activation = getattr(config.network, "activation", "relu")
         classifier = mlp_classifier(self.data_shape, config.classifier_dims, num_classes, activation)
@@ -89,6 +80,21 @@ class M2(VAE):
             width = config.classifier_dims[-1] if config.classifier_dims else math.prod(self.data_shape)
             self.encoder = NETWORKS.get("mlp").cls.encoder(config.network, (width,), config.latent_dim, num_classes)
         self.register_buffer("label_logits", torch.zeros(num_classes))  # p(y) = 1/K
+
+    @classmethod
+    def check_config(cls, config: M2Config) -> None:
+        prior = PRIORS.get(config.prior.type, key="model.prior.type").cls
+        if issubclass(prior, (ConditionalPrior, EncoderPrior)) or prior.enumerated_sites_for(config.prior):
+            raise ConfigError(f"model.prior.type: m2 needs an unconditional p(z) with no sites of its own (normal, "
+                              f"laplace, flat, flow, gmm with form marginal), got {config.prior.type!r}")
+        if config.shared_features and config.network.type != "mlp":
+            raise ConfigError(f"model.network.type: m2 with shared_features: true encodes the feature vector h(x), "
+                              f"which needs network mlp, got {config.network.type!r} (or set shared_features: false)")
+        super().check_config(config)
+
+    @classmethod
+    def enumerated_sites_for(cls, config: M2Config) -> Tuple[str, ...]:
+        return cls.enumerated_sites
 
     # ---- the Pyro program ----
     def model(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:

@@ -56,7 +56,12 @@ class DecoderModel(GenerativeModel):
     @property
     def label_conditional(self) -> bool:  # type: ignore[override]
         """True when the condition c is the class label (``generate(n, y)`` draws class ``y``)."""
-        return self.cond is not None and self.cond.visible is None
+        return self.cond is not None and self.cond.kind == "label"
+
+    @property
+    def covariate_dim(self) -> int:
+        """Width C of the covariate vector c (``generate(n, c)`` draws at covariates c); 0 if c is not covariates."""
+        return self.cond.dim if self.cond is not None and self.cond.kind == "covariates" else 0
 
     # ---- hooks ----
     def condition(self, x: Optional[Tensor], y: Optional[Tensor] = None, num_samples: int = 1) -> Optional[Tensor]:

@@ -16,9 +16,10 @@ try:  # notebook bars need ipywidgets; without it tqdm.auto warns at import (and
 except ImportError:
     from tqdm import tqdm
 
-from ..data.base import ImageData
+from ..data.base import Dataset
 from ..errors import ConfigError, TrainingError
 from ..evaluation.bounds import test_elbo
+from ..likelihoods.base import Likelihood
 from .config import TrainConfig
 from . import distributed
 from .checkpoint import rng_state, set_rng_state
@@ -51,9 +52,9 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     """Fits ``model.model``/``model.guide`` to ``data``, one engine step (SVI by default) per minibatch."""
 
-    def __init__(self, model: nn.Module, data: ImageData, config: TrainConfig, seed: int = 0) -> None:
+    def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0) -> None:
         self.model, self.data, self.config = model, data, config
-        if data.labeled is not None and not getattr(model, "partial_labels", False):
+        if getattr(data, "labeled", None) is not None and not getattr(model, "partial_labels", False):
             raise ConfigError(f"data.labeled: {type(model).__name__} does not learn from partly labelled data "
                               "(model.type: m2 does); remove data.labeled")
         self.engine = build_engine(model, config)
@@ -112,9 +113,11 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------------------------
     def validate_data(self) -> None:
-        """DataError when the data is outside the likelihood's support (before anything is trained or written)."""
-        self.model.likelihood.validate(self.data.train_x)
-        self.model.likelihood.validate(self.data.test_x)
+        """DataError when the data is outside the likelihood's support (before anything is trained or written);
+        a model without a :class:`~pyro_vae.likelihoods.base.Likelihood` attribute ``likelihood`` checks its own."""
+        likelihood = getattr(self.model, "likelihood", None)
+        if isinstance(likelihood, Likelihood):
+            self.data.validate(likelihood.validate)
 
     def _check(self, loss: float) -> None:
         if not math.isfinite(loss):
@@ -166,7 +169,10 @@ class Trainer:
         self.validate_data()
         if self.phase == PRETRAIN:
             self.pretrain(on_pretrain_epoch_end)
-        steps_per_epoch = self.data.num_batches("train", self.config.batch_size, shuffle=True)
+        if getattr(self.data, "labeled", None) is None:
+            steps_per_epoch = math.ceil(self.data.num_train / self.config.batch_size)
+        else:  # partly labelled: batches of unlabelled points topped up with labelled ones
+            steps_per_epoch = self.data.num_batches("train", self.config.batch_size, shuffle=True)
         remaining = (self.config.epochs - self.epoch) * steps_per_epoch - self.batch
         show = self.config.progress and distributed.is_main()  # one bar under torchrun: rank 0's
         with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc="train",
@@ -189,7 +195,10 @@ class Trainer:
 
     def pretrain(self, on_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> None:
         """The pretraining phase (its own progress bar), then ``model.end_pretraining`` and the switch to main."""
-        steps_per_epoch = self.data.num_batches("train", self.config.batch_size, shuffle=True)
+        if getattr(self.data, "labeled", None) is None:
+            steps_per_epoch = math.ceil(self.data.num_train / self.config.batch_size)
+        else:
+            steps_per_epoch = self.data.num_batches("train", self.config.batch_size, shuffle=True)
         remaining = (self.pretrain_epochs - self.pretrain_epoch) * steps_per_epoch - self.batch
         show = self.config.progress and distributed.is_main()
         with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc=PRETRAIN,
@@ -227,12 +236,13 @@ def nonfinite_message(trainer: Trainer, value: float, bad_params: Optional[List[
     if bad_params:
         shown = ", ".join(bad_params[:4]) + (f" and {len(bad_params) - 4} more" if len(bad_params) > 4 else "")
         lines.append(f"non-finite weights after the update (NaN/Inf gradients): {shown}")
-    x = trainer.data.train_x
+    x = getattr(trainer.data, "train_x", None)  # in memory (a streamed dataset has no range at hand)
     causes = [f"a learning rate too high (train.lr={trainer.config.lr})"]
     sigma = getattr(getattr(getattr(trainer.model, "likelihood", None), "config", None), "sigma", None)
     if sigma is not None:
         causes.append(f"a Gaussian sigma too small (model.likelihood.sigma={sigma:g})")
-    causes.append(f"data outside the likelihood's range (training data in [{float(x.min()):g}, {float(x.max()):g}])")
+    if x is not None:
+        causes.append(f"data outside the likelihood's range (training data in [{float(x.min()):g}, {float(x.max()):g}])")
     if trainer.config.clip_norm is None:
         causes.append("no gradient clipping (train.clip_norm=null)")
     lines.append("likely causes: " + "; ".join(causes))

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 7. Clustering with a mixture prior: VaDE and a GMVAE that keeps its components, against k-means
+# # 8. Clustering with a mixture prior: VaDE and a GMVAE that keeps its components, against k-means
 #
 # A Gaussian-mixture prior $p(z) = \sum_c \pi_c \mathcal N(z\mid\mu_c, \operatorname{diag}\sigma_c^2)$ gives every
 # datapoint a cluster: $q(c\mid x) = p(c\mid z = \mu(x))$, the prior's responsibility at the code of $x$.
@@ -40,7 +40,7 @@ torch.set_num_threads(2)
 FAST = os.environ.get("PYRO_VAE_TUTORIAL_FAST") == "1"
 CONFIGS = Path(pyro_vae.__file__).resolve().parents[1] / "configs"  # the repository's configs/
 TINY = ["data.limit=400", "model.network.hidden_dims=[32]", "train.eval_samples=2"] if FAST else []
-OUT = Path(tempfile.mkdtemp(prefix="tutorial07-"))
+OUT = Path(tempfile.mkdtemp(prefix="tutorial08-"))
 
 # %% [markdown]
 # ## The baseline: k-means on the raw pixels

@@ -1,0 +1,204 @@
+"""``data.type: array``: a NumPy ``.npy`` file or ``.npz`` archive of datapoints (vectors or images),
+with optional labels and covariates; a large ``.npy`` is memory-mapped and streamed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+from ..config.schema import opt
+from ..errors import DataError
+from ..registry import DATASETS
+from .base import DataConfigBase, Dataset, check_finite, check_labels, make_image_data, split_order
+from .streaming import NpyRows, StreamData, choose_in_memory
+
+
+def _non_negative(x) -> bool:
+    return x is not None and x >= 0
+
+
+@dataclass
+class FileDataConfig(DataConfigBase):
+    """Options shared by the file readers (array, table, image_folder)."""
+
+    path: str = opt("", "the data file (or folder); relative paths are resolved when the run starts")
+    binarize: Literal["none", "dynamic", "static"] = opt("none", "none for real values; dynamic/static for [0, 1] data")
+    scale: bool = opt(False, "divide by the dtype's maximum (255 for uint8), mapping 8-bit values to [0, 1]")
+    standardize: bool = opt(False, "subtract the training split's per-feature mean and divide by its std "
+                                   "(stored in the run; samples are mapped back)")
+    in_memory: Union[bool, Literal["auto"]] = opt(
+        "auto", "true: load everything; false: stream through a DataLoader; auto: stream when the data "
+                "would take over half the available memory")
+    num_workers: int = opt(2, "DataLoader worker processes when streaming", _non_negative, "an integer >= 0")
+
+
+@dataclass
+class ArrayConfig(FileDataConfig):
+    type: str = "array"
+    x_key: str = opt("x", "name of the data array in an .npz (ignored for a .npy)")
+    label_key: Optional[str] = opt(None, "integer class labels: an array name in the .npz, or, beside a .npy, "
+                                         "a .npy file (relative to path's folder)")
+    covariate_key: Optional[str] = opt(None, "covariates (N, C) carried as y: an array name in the .npz, or a "
+                                             ".npy file beside a .npy")
+
+
+def require_path(config: FileDataConfig, kind: str) -> Path:
+    """``data.path`` as an existing file or folder; a DataError names it otherwise."""
+    if not config.path:
+        raise DataError(f"data.path: not set (expected {kind})")
+    path = Path(config.path).expanduser()
+    if not path.exists():
+        raise DataError(f"data.path: {str(path)!r} does not exist (expected {kind})")
+    return path
+
+
+def numeric(array: np.ndarray, where: str) -> np.ndarray:
+    """``array`` if its dtype holds numbers (bool, integer or float); a DataError naming ``where`` otherwise."""
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{where}: holds {array.dtype} values; expected numbers (bool, integer or float)")
+    return array
+
+
+def max_value(config: FileDataConfig, dtype: np.dtype) -> float:
+    """The divisor of ``scale: true``: the integer dtype's maximum (255 for uint8), 1 for floats."""
+    return float(np.iinfo(dtype).max) if config.scale and dtype.kind in "iu" else 1.0
+
+
+def side_arrays(config: ArrayConfig, path: Path) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """Labels and covariates beside a ``.npy`` (``label_key``/``covariate_key`` are .npy files)."""
+    out = []
+    for option, key in (("label_key", config.label_key), ("covariate_key", config.covariate_key)):
+        if key is None:
+            out.append(None)
+            continue
+        file = (path.parent / key).expanduser()
+        if not file.is_file():
+            raise DataError(f"data.{option}: {str(file)!r} does not exist (beside a .npy, {option} names a .npy file)")
+        try:
+            out.append(numeric(np.load(file, allow_pickle=False), str(file)))
+        except (OSError, ValueError) as e:
+            raise DataError(f"{file}: cannot read as a .npy array ({str(e).splitlines()[0]})") from None
+    return out[0], out[1]
+
+
+def npz_arrays(config: ArrayConfig, path: Path) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """x, labels and covariates from an ``.npz`` archive; a wrong key lists the keys present."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read as an .npz archive ({str(e).splitlines()[0]})") from None
+    with archive:
+        keys = list(archive.files)
+        arrays = []
+        for option, key in (("x_key", config.x_key), ("label_key", config.label_key),
+                            ("covariate_key", config.covariate_key)):
+            if key is None:
+                arrays.append(None)
+                continue
+            if key not in keys:
+                raise DataError(f"{path}: no array {key!r} (data.{option}); the archive holds: {', '.join(keys)}")
+            try:
+                arrays.append(numeric(archive[key], f"{path}[{key!r}]"))
+            except ValueError as e:  # object arrays need pickle
+                raise DataError(f"{path}[{key!r}]: cannot read ({str(e).splitlines()[0]}); expected numbers") from None
+    return arrays[0], arrays[1], arrays[2]
+
+
+def from_arrays(name: str, x: np.ndarray, labels: Optional[np.ndarray], covariates: Optional[np.ndarray],
+                config: FileDataConfig, seed: int, where: str = "", split=None) -> Dataset:
+    """Checked, split in-memory data from NumPy arrays (shared by the array, table and Python readers);
+    ``split``: given ``(train rows, test rows)`` instead of the seeded ``test_fraction`` split."""
+    where = where or name
+    if x.ndim < 2:
+        raise DataError(f"{where}: data of shape {x.shape}; expected (N, D) vectors or (N, [C,] H, W) images")
+    n = x.shape[0]
+    xt = torch.from_numpy(np.ascontiguousarray(x)).float() if x.dtype != np.float32 else torch.from_numpy(np.array(x))
+    check_finite(xt, where)
+    y = None
+    num_classes = 0
+    if labels is not None:
+        if labels.shape != (n,):
+            raise DataError(f"{where}: labels of shape {labels.shape}; expected ({n},), one per datapoint")
+        yt = torch.from_numpy(labels.astype(np.float64))
+        num_classes = check_labels(yt, f"{where} labels")
+        y = yt.long()
+    cov = None
+    if covariates is not None:
+        if covariates.ndim == 1:
+            covariates = covariates[:, None]
+        if covariates.ndim != 2 or covariates.shape[0] != n:
+            raise DataError(f"{where}: covariates of shape {covariates.shape}; expected ({n}, C), one row per datapoint")
+        cov = torch.from_numpy(covariates.astype(np.float32))
+        check_finite(cov, f"{where} covariates")
+    return make_image_data(name, xt, y, config, seed, max_value(config, x.dtype), num_classes=num_classes,
+                           covariates=cov, standardize=config.standardize, split=split)
+
+
+def stream_npy(name: str, path: Path, labels: Optional[np.ndarray], covariates: Optional[np.ndarray],
+               config: FileDataConfig, seed: int) -> StreamData:
+    """A memory-mapped ``.npy`` read through a DataLoader (the same split as the in-memory path)."""
+    reader = NpyRows(path)
+    if len(reader.shape) == 0:
+        raise DataError(f"{path}: data of shape ({reader.rows},); expected (N, D) vectors or (N, [C,] H, W) images")
+    numeric(np.empty(0, reader.dtype), str(path))
+    if config.binarize == "static":
+        raise DataError("data.binarize: static needs in_memory: true (a streamed dataset re-binarizes per batch)")
+    if config.binarize != "none" and config.standardize:
+        raise DataError(f"dataset {name!r}: standardize: true needs binarize: none")
+    n = reader.rows
+    train_rows, test_rows, gen = split_order(n, config, seed, name)
+    y, num_classes, cov_dim, labels_all = torch.zeros(n, dtype=torch.long), 0, 0, None
+    if labels is not None:
+        if labels.shape != (n,):
+            raise DataError(f"{path}: labels of shape {labels.shape}; expected ({n},), one per datapoint")
+        y = torch.from_numpy(labels.astype(np.float64))
+        num_classes = check_labels(y, f"{path} labels")
+        y = y.long()
+    if covariates is not None:
+        covariates = covariates[:, None] if covariates.ndim == 1 else covariates
+        if covariates.ndim != 2 or covariates.shape[0] != n:
+            raise DataError(f"{path}: covariates of shape {covariates.shape}; expected ({n}, C)")
+        labels_all = y if num_classes else None
+        y = torch.from_numpy(covariates.astype(np.float32))
+        check_finite(y, f"{path} covariates")
+        cov_dim = int(y.shape[1])
+    data = StreamData(name, reader, y, train_rows, test_rows, num_classes, config.binarize, cov_dim, labels_all,
+                      max_value=max_value(config, reader.dtype), num_workers=config.num_workers, test_generator=gen)
+    if config.standardize:
+        data.standardizer = data.fit_standardizer()
+    return data
+
+
+@DATASETS.register("array", ArrayConfig)
+class ArrayData:
+    """Datapoints from a .npy/.npz file (vectors (N, D) or images (N, [C,] H, W)), optional labels/covariates."""
+
+    def __init__(self, config: ArrayConfig) -> None:
+        self.config = config
+
+    def load(self, seed: int) -> Dataset:
+        c = self.config
+        path = require_path(c, "a .npy file or .npz archive")
+        name = path.stem
+        if path.suffix == ".npz":
+            if c.in_memory is False:
+                raise DataError(f"data.in_memory: false needs a .npy file ({path} is an .npz archive, which "
+                                "cannot be memory-mapped; save x with np.save)")
+            x, labels, cov = npz_arrays(c, path)
+            return from_arrays(name, x, labels, cov, c, seed, where=f"{path}[{c.x_key!r}]")
+        if path.suffix != ".npy":
+            raise DataError(f"data.path: {str(path)!r} is not a .npy or .npz file")
+        labels, cov = side_arrays(c, path)
+        header = NpyRows(path)
+        if choose_in_memory(c.in_memory, 4 * header.rows * int(np.prod(header.shape or (1,)))):
+            try:
+                x = numeric(np.load(path, allow_pickle=False), str(path))
+                return from_arrays(name, x, labels, cov, c, seed, where=str(path))
+            except MemoryError:
+                raise DataError(f"{path}: {header.rows} rows of shape {header.shape} do not fit in memory; "
+                                "set data.in_memory: false (or auto) to stream them") from None
+        return stream_npy(name, path, labels, cov, c, seed)
