@@ -9,6 +9,7 @@ from typing import Literal, Optional, Tuple, Union
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ..config.schema import opt
 from ..errors import DataError
@@ -108,6 +109,26 @@ def npz_arrays(config: ArrayConfig, path: Path) -> Tuple[np.ndarray, Optional[np
     return arrays[0], arrays[1], arrays[2]
 
 
+def side_tensors(labels: Optional[np.ndarray], covariates: Optional[np.ndarray], n: int,
+                 where: str) -> Tuple[Optional[Tensor], int, Optional[Tensor]]:
+    """Checked ``(labels (n,) long or None, number of classes, covariates (n, C) float or None)``."""
+    y, num_classes, cov = None, 0, None
+    if labels is not None:
+        if labels.shape != (n,):
+            raise DataError(f"{where}: labels of shape {labels.shape}; expected ({n},), one per datapoint")
+        yt = torch.from_numpy(labels.astype(np.float64))
+        num_classes = check_labels(yt, f"{where} labels")
+        y = yt.long()
+    if covariates is not None:
+        if covariates.ndim == 1:
+            covariates = covariates[:, None]
+        if covariates.ndim != 2 or covariates.shape[0] != n:
+            raise DataError(f"{where}: covariates of shape {covariates.shape}; expected ({n}, C), one row per datapoint")
+        cov = torch.from_numpy(covariates.astype(np.float32))
+        check_finite(cov, f"{where} covariates")
+    return y, num_classes, cov
+
+
 def from_arrays(name: str, x: np.ndarray, labels: Optional[np.ndarray], covariates: Optional[np.ndarray],
                 config: FileDataConfig, seed: int, where: str = "", split=None) -> Dataset:
     """Checked, split in-memory data from NumPy arrays (shared by the array, table and Python readers);
@@ -118,22 +139,7 @@ def from_arrays(name: str, x: np.ndarray, labels: Optional[np.ndarray], covariat
     n = x.shape[0]
     xt = torch.from_numpy(np.ascontiguousarray(x)).float() if x.dtype != np.float32 else torch.from_numpy(np.array(x))
     check_finite(xt, where)
-    y = None
-    num_classes = 0
-    if labels is not None:
-        if labels.shape != (n,):
-            raise DataError(f"{where}: labels of shape {labels.shape}; expected ({n},), one per datapoint")
-        yt = torch.from_numpy(labels.astype(np.float64))
-        num_classes = check_labels(yt, f"{where} labels")
-        y = yt.long()
-    cov = None
-    if covariates is not None:
-        if covariates.ndim == 1:
-            covariates = covariates[:, None]
-        if covariates.ndim != 2 or covariates.shape[0] != n:
-            raise DataError(f"{where}: covariates of shape {covariates.shape}; expected ({n}, C), one row per datapoint")
-        cov = torch.from_numpy(covariates.astype(np.float32))
-        check_finite(cov, f"{where} covariates")
+    y, num_classes, cov = side_tensors(labels, covariates, n, where)
     return make_image_data(name, xt, y, config, seed, max_value(config, x.dtype), num_classes=num_classes,
                            covariates=cov, standardize=config.standardize, split=split)
 
@@ -151,21 +157,12 @@ def stream_npy(name: str, path: Path, labels: Optional[np.ndarray], covariates: 
         raise DataError(f"dataset {name!r}: standardize: true needs binarize: none")
     n = reader.rows
     train_rows, test_rows, gen = split_order(n, config, seed, name)
-    y, num_classes, cov_dim, labels_all = torch.zeros(n, dtype=torch.long), 0, 0, None
-    if labels is not None:
-        if labels.shape != (n,):
-            raise DataError(f"{path}: labels of shape {labels.shape}; expected ({n},), one per datapoint")
-        y = torch.from_numpy(labels.astype(np.float64))
-        num_classes = check_labels(y, f"{path} labels")
-        y = y.long()
-    if covariates is not None:
-        covariates = covariates[:, None] if covariates.ndim == 1 else covariates
-        if covariates.ndim != 2 or covariates.shape[0] != n:
-            raise DataError(f"{path}: covariates of shape {covariates.shape}; expected ({n}, C)")
-        labels_all = y if num_classes else None
-        y = torch.from_numpy(covariates.astype(np.float32))
-        check_finite(y, f"{path} covariates")
-        cov_dim = int(y.shape[1])
+    labels_t, num_classes, cov = side_tensors(labels, covariates, n, str(path))
+    y = labels_t if labels_t is not None else torch.zeros(n, dtype=torch.long)
+    cov_dim, labels_all = 0, None
+    if cov is not None:  # batches carry the covariates; the labels stay for pictures
+        labels_all = labels_t if num_classes else None
+        y, cov_dim = cov, int(cov.shape[1])
     data = StreamData(name, reader, y, train_rows, test_rows, num_classes, config.binarize, cov_dim, labels_all,
                       max_value=max_value(config, reader.dtype), num_workers=config.num_workers, test_generator=gen)
     if config.standardize:
