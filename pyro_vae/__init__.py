@@ -12,6 +12,7 @@ do not import torch or Pyro; the built-in components register on the first regis
 
 from __future__ import annotations
 
+from . import _startup  # noqa: F401  (first: as the pyro-vae command, a signal while starting is one line)
 import importlib
 import sys
 import types

@@ -6,13 +6,58 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterable, Iterator, List, Optional
 
 from . import __version__, registry
-from .errors import PyroVAEError
+from .errors import OutputError, PyroVAEError, ResourceError, TrainingError, shown
+from .resources import memory_limit, size
+
+COMMON_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "tif", "tiff", "webp")  # listed first in errors
+PROGRESS_SAMPLES = 1_000_000  # `evaluate`: N·K importance samples from which a progress bar is shown
+
+
+def check_output_file(path: str, option: str, formats: Iterable[str]) -> Path:
+    """``path`` if a file can be written there in one of ``formats`` (extensions); else an OutputError."""
+    if not str(path).strip():
+        raise OutputError(f"{option}: empty path; give a file name, e.g. out.png")
+    if "\x00" in str(path):
+        raise OutputError(f"{option} {str(path)!r}: a path cannot contain a NUL byte")
+    out = Path(path)
+    if out.is_dir():
+        raise OutputError(f"{option} {shown(out)}: is a folder; give a file name, e.g. {shown(out / 'out.png')}")
+    parent = out.parent
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise OutputError(f"{option} {shown(out)}: folder {shown(parent)} {what} (create it first)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{option} {shown(out)}: folder {shown(parent)} is not writable")
+    allowed = sorted({f.lower().lstrip(".") for f in formats}, key=lambda f: (f not in COMMON_FORMATS, f))
+    if out.suffix.lower().lstrip(".") not in allowed:
+        listed = ", ".join("." + f for f in allowed[:8]) + (f" and {len(allowed) - 8} more" if len(allowed) > 8 else "")
+        raise OutputError(f"{option} {shown(out)}: unknown image format "
+                          f"{out.suffix if out.suffix else '(no extension)'!r}; use one of: {listed}")
+    return out
+
+
+def _image_formats() -> List[str]:
+    """What torchvision's ``save_image`` (PIL) writes: png, jpg, ..."""
+    from PIL import Image
+
+    return [ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE]
+
+
+def _figure_formats() -> List[str]:
+    """What matplotlib's ``savefig`` writes: png, pdf, svg, ..."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return list(FigureCanvasBase.get_supported_filetypes())
+
+
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -23,8 +68,11 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume is not None and (config is not None or args.out is not None):
         raise PyroVAEError("--resume RUN_DIR continues that folder with its own config: give no CONFIG or --out "
                            "(overrides allowed: train.epochs=N, train.progress=false)")
+    if args.resume is not None and args.force:
+        raise PyroVAEError("--resume continues a run and --force replaces one: give one of them")
     try:
-        run = resume(args.resume, overrides) if args.resume is not None else train(config, args.out, overrides)
+        run = (resume(args.resume, overrides) if args.resume is not None
+               else train(config, args.out, overrides, force=args.force))
     except Interrupted as e:  # SIGINT/SIGTERM: the checkpoint is saved; exit 128 + signal number
         print(f"pyro-vae: {e}", file=sys.stderr)
         return e.exit_code
@@ -42,9 +90,18 @@ def _sample(args: argparse.Namespace) -> int:
     from . import plots
     from .run import load_run
 
-    run = load_run(args.run_dir)
     if args.num < 1:
         raise PyroVAEError(f"-n: expected a number of samples >= 1, got {args.num}")
+    if args.output is not None:
+        check_output_file(args.output, "-o", [*_image_formats(), "npy", "csv"])
+    run = load_run(args.run_dir)
+    shape = run.model.data_shape
+    side = max(plots.MIN_SIDE, shape[-1]) + 2 if len(shape) == 3 else 0
+    per_sample = 4 * (math.prod(shape) + 2 * 3 * side * side)  # samples (float32) + the RGB grid and its PNG copy
+    need, limit = args.num * per_sample, memory_limit()
+    if need > limit:
+        raise ResourceError(f"-n {args.num}: needs about {size(need)} of memory for the samples and their grid "
+                            f"(limit {size(limit)}, PYRO_VAE_MEMORY_LIMIT); give -n <= {limit // per_sample}")
     condition = _numbers(args.condition, "--condition") if args.condition is not None else None
     out = Path(args.output) if args.output else fresh_samples_path(run.path, args.num)
     try:
@@ -91,7 +148,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.num_samples < 1:
         raise PyroVAEError(f"--num-samples: expected an integer >= 1, got {args.num_samples}")
-    result = load_run(args.run_dir).evaluate(args.num_samples)
+    run = load_run(args.run_dir)
+    total = args.num_samples * int(run.data().test_x.shape[0])
+    long = total >= PROGRESS_SAMPLES
+    if long:  # memory is bounded (K is drawn in chunks); the time is not: say so, and show progress
+        print(f"pyro-vae: log p(x) with K={args.num_samples} importance samples for each of "
+              f"{total // args.num_samples} test points: {total:.3g} decoder passes (chunked: memory stays "
+              "bounded); the bar shows the time estimate, Ctrl-C stops", file=sys.stderr)
+    result = run.evaluate(args.num_samples, progress=long)
+
+
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
@@ -101,7 +167,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     if args.num_samples < 0:
         raise PyroVAEError(f"--num-samples: expected an integer >= 0, got {args.num_samples}")
-    figure = Path(args.output)
+    figure = check_output_file(args.output, "-o", _figure_formats())
     print(compare_runs(args.run_dirs, figure, num_samples=args.num_samples), end="")
     print(f"wrote {figure}")
     return 0
@@ -133,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default: runs/<data>-<model>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue an interrupted run from RUN_DIR/model.pt (same metrics as if never stopped)")
+    p.add_argument("--force", action="store_true",
+                   help="write into --out even if it holds a run (its run files are replaced) or other files")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("sample", help="decode prior draws of a trained run into an image grid (or .npy/.csv values)")
@@ -179,18 +247,80 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[List[str]] = None
     return args
 
 
+_signal: List[int] = []  # the signal that raised KeyboardInterrupt (SIGINT or SIGTERM)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    _signal.append(signum)
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def interrupts_raise(command: str) -> Iterator[None]:
+    """Outside the training loop (which holds signals for a clean save): in-process, SIGTERM like SIGINT raises
+    KeyboardInterrupt; as the pyro-vae command, a signal prints one line and exits at once
+    (:mod:`pyro_vae._startup`), and from the end of the block on signals are ignored: the process is exiting,
+    its status is decided, and a late signal must neither print a traceback nor kill it by the signal."""
+    from . import _startup
+
+    if _startup.COMMAND:
+        _startup.exit_on_signals(command)
+        try:
+            yield
+        finally:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, signal.SIG_IGN)
+        return
+    try:
+        previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def interrupted_message(command: str) -> str:
+    """The one line for a signal outside the training loop (start-up, loading, evaluation, pictures)."""
+    name = signal.Signals(_signal[-1]).name if _signal else "SIGINT"
+    return (f"pyro-vae: {command}: stopped by {name}; files already written are complete (every checkpoint "
+            "is written atomically)")
+
+
+def _one_line(message: object) -> str:
+    """Messages are one line; a newline that slipped in (e.g. inside a user's path) is shown escaped."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the CLI; bad input is one ``pyro-vae: error:`` line and exit 2, a training failure exit 1."""
     args = parse_args(build_parser(), argv)
     if os.getcwd() not in sys.path:  # `type: my_project.priors:StudentT` finds my_project/ in the current folder
         sys.path.append(os.getcwd())  # (last: a local file never shadows an installed module)
+    _signal.clear()
     try:
-        return args.func(args)
+        with interrupts_raise(args.command):
+            return args.func(args)
+    except TrainingError as e:  # the run could not go on: its cause, and what was kept
+        print(f"pyro-vae: error: {_one_line(e)}", file=sys.stderr)
+        return 1
     except PyroVAEError as e:
-        print(f"pyro-vae: error: {e}", file=sys.stderr)
+        print(f"pyro-vae: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, permissions, ... anywhere: one line naming the file
+        where = f"{shown(e.filename)}: " if getattr(e, "filename", None) else ""
+        print(f"pyro-vae: error: {where}{_one_line(e.strerror or e)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"pyro-vae: error: {args.command}: out of memory (try a smaller -n, --num-samples or batch size)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("pyro-vae: interrupted; the run folder keeps its last finished epoch", file=sys.stderr)
-        return 130
+        print(interrupted_message(args.command), file=sys.stderr)
+        return 128 + (_signal[-1] if _signal else signal.SIGINT)
 
 
 if __name__ == "__main__":  # pragma: no cover

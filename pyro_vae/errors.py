@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def shown(path: Any) -> str:
+    """``path`` for a one-line message: as is when printable, else quoted with escapes (no raw newlines)."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
 
 class PyroVAEError(Exception):
     """Base class: a user-facing error with a specific, actionable message."""
@@ -26,3 +34,20 @@ class RunDirError(PyroVAEError, ValueError):
 
 class TrainingError(PyroVAEError, RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
+
+
+class CheckpointCorrupt(RunDirError):
+    """A checkpoint fails its integrity digest or its structural checks; the message names the intact
+    alternatives (``best.pt``, ``model.prev.pt``) when there are any."""
+
+
+class RunLocked(RunDirError):
+    """Another live process (PID and host in the folder's ``run.lock``) is training into this run folder."""
+
+
+class OutputError(PyroVAEError, ValueError):
+    """An output path (``--out``, ``-o``) cannot be written: missing folder, a file in the way, no permission."""
+
+
+class ResourceError(PyroVAEError, ValueError):
+    """A request would need more memory than the limit (e.g. ``sample -n``); the message gives the estimate."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, Union
@@ -25,7 +26,7 @@ from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
 from .data import Dataset, Standardizer, load_data
 from .data.python import PythonDataConfig
-from .errors import ConfigError, ImportPathError, PyroVAEError, RunDirError, TrainingError
+from .errors import ConfigError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.classification import classification_metrics
 from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
 from .evaluation.report import evaluate as evaluation_report
@@ -33,11 +34,15 @@ from .evaluation.report import write_pictures as write_latent_pictures
 from .models import build_model
 from .models.base import GenerativeModel, LatentModel
 from .priors.base import MixturePrior
+from .resources import physical_memory, size
 from .tracking import open_tracker
 from .validation import validate
 from .train import EpochMetrics, Trainer, load_checkpoint, resolve_device, save_checkpoint
 from .train import distributed
-from .train.signals import Interrupted
+from .train.checkpoint import clean_stray_temp_files, write_atomic
+from .train.runfolder import check_out, make_folder, run_files, run_lock
+from .train.signals import Interrupted, stop_on_signals
+from .train.trainer import likely_causes
 
 PathLike = Union[str, Path]
 CHECKPOINT, CONFIG, METRICS = "model.pt", "config.yaml", "metrics.jsonl"
@@ -98,12 +103,13 @@ class Run:
         """Undo ``data.standardize`` (identity for other runs)."""
         return self.standardizer.undo(x) if self.standardizer is not None else x
 
-    def evaluate(self, num_samples: int = 100) -> Dict[str, Any]:
+    def evaluate(self, num_samples: int = 100, progress: bool = False) -> Dict[str, Any]:
         """The evaluation report (:func:`pyro_vae.evaluation.report.evaluate`): test ELBO and its parts,
-        importance-sampled log p(x) with K = ``num_samples``, KL split, active units; per datapoint, nats."""
+        importance-sampled log p(x) with K = ``num_samples``, KL split, active units; per datapoint, nats.
+        ``progress``: a progress bar (with a time estimate) for the log p(x) pass."""
         self.model.eval()
         pyro.set_rng_seed(self.config.seed)
-        result = evaluation_report(self.model, self.data(), num_samples)
+        result = evaluation_report(self.model, self.data(), num_samples, progress=progress)
         result["epoch"] = len(self.history)
         if self.data().labels("test") is not None and not self.data().covariate_dim:
             result.update(clustering_metrics(self.model, self.data()))  # mixture priors: cluster accuracy
@@ -213,7 +219,7 @@ def _default_out(config: RunConfig) -> Path:
 
 
 def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[PathLike] = None,
-          overrides: Optional[List[str]] = None, data: Any = None) -> Run:
+          overrides: Optional[List[str]] = None, data: Any = None, force: bool = False) -> Run:
     """Train ``config`` (a RunConfig, a YAML path, or None for the default) into run folder ``out_dir``.
 
     ``data``: your own data from Python instead of ``config.data`` (which then becomes ``data.type: python``
@@ -234,6 +240,10 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
     appends to ``metrics.jsonl``. SIGINT/SIGTERM finish the current step, checkpoint it into
     ``model.pt`` and raise :class:`~pyro_vae.train.signals.Interrupted`; a non-finite loss raises
     :class:`~pyro_vae.errors.TrainingError` and leaves the last good ``model.pt`` in place.
+
+    ``out_dir`` must be new, empty or (``force``) anything but a folder in use: an existing run is
+    refused (continue it with :func:`resume`), and so is a non-empty folder that is not a run; with
+    ``force`` the old run files are removed first. ``run.lock`` is held while training.
     """
     if not isinstance(config, RunConfig):
         config = load_config(config, overrides or [])
@@ -243,17 +253,31 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
         config.data = PythonDataConfig()
     validate(config)  # cross-section rules, before any data is read
     config = _resolve_paths(config)
-    out = Path(out_dir) if out_dir is not None else _default_out(config)
-    if (out / CHECKPOINT).exists():
-        raise RunDirError(f"{out} already holds a run ({CHECKPOINT}); choose another --out to keep it, "
-                          f"or continue it with: pyro-vae train --resume {out}")
+    out = check_out(out_dir if out_dir is not None else _default_out(config), force)
     run, trainer = _build(config, out, data)
     trainer.validate_data()  # bad data: an error before the run folder is created
-    if distributed.is_main():  # under torchrun only rank 0 writes the run folder
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / CONFIG)
-        (out / METRICS).write_text("")
-    return _fit(run, trainer)
+    if not distributed.is_main():  # under torchrun only rank 0 writes the run folder
+        return _fit(run, trainer)
+    make_folder(out)
+    with run_lock(out):
+        check_out(out, force)  # again under the lock: a run started meanwhile is refused
+        clean_stray_temp_files(out)
+        for name in run_files(out):  # --force: the old run's files go (a half-new run never mixes with them)
+            (out / name).unlink()
+        _write(out / CONFIG, save_config, config)
+        _write(out / METRICS, lambda _, path: write_atomic(path, b""), None)
+        return _fit(run, trainer)
+
+
+def _write(path: Path, write, value) -> None:
+    """``write(value, path)``; an OSError (disk full, no permission) is one line naming the file."""
+    try:
+        write(value, path)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e}); the run folder keeps its last saved "
+                          "checkpoint") from None
+
+
 
 
 RESUMABLE_KEYS = ("train.epochs", "train.progress")  # what `--resume` may change: anything else changes the run
@@ -265,6 +289,12 @@ def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any =
     equal those of an uninterrupted run. ``overrides`` may set only ``train.epochs`` (to train longer)
     and ``train.progress``. ``data``: the same Python data again, for a run trained with ``train(..., data=...)``."""
     path = _run_dir(run_dir)
+    with run_lock(path) if distributed.is_main() else nullcontext():
+        clean_stray_temp_files(path)
+        return _resume(path, overrides, data)
+
+
+def _resume(path: Path, overrides: Optional[List[str]], data: Any) -> Run:
     payload = load_checkpoint(path / CHECKPOINT)
     if "trainer" not in payload:
         raise RunDirError(f"{path / CHECKPOINT}: holds weights only, no training state to resume from")
@@ -278,7 +308,12 @@ def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any =
         config = from_dict(RunConfig, apply_overrides(to_dict(config), overrides))
     validate(config)
     state = payload["trainer"]
-    if int(state.get("epoch", 0)) >= config.train.epochs and not state.get("batch"):
+    done = state.get("epoch", 0) + (1 if state.get("batch") else 0)  # epochs finished, or started
+    if done > config.train.epochs:
+        raise ConfigError(f"train.epochs={config.train.epochs}: {path} has already "
+                          f"{'finished' if not state.get('batch') else 'started'} epoch {done}; give "
+                          f"train.epochs >= {done} (resume never shortens a run)")
+    if state.get("epoch", 0) >= config.train.epochs:
         raise RunDirError(f"{path}: already finished its {config.train.epochs} epochs; to train longer: "
                           f"pyro-vae train --resume {path} train.epochs=N")
     run, trainer = _build(config, path, data)
@@ -289,9 +324,10 @@ def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any =
         raise RunDirError(f"{path / CHECKPOINT}: inconsistent training state ({str(e).splitlines()[0]})") from None
     run.history = [asdict(m) for m in trainer.history]
     if distributed.is_main():
-        save_config(config, path / CONFIG)
-        # metrics.jsonl := the checkpoint's history (a crash between the two writes could leave a stray row)
-        (path / METRICS).write_text("".join(json.dumps(row) + "\n" for row in run.history))
+        # metrics.jsonl := the checkpoint's history (a crash between the two writes could leave a stray row);
+        # config.yaml is rewritten with model.pt only (a changed train.epochs), so the two always agree
+        rows = "".join(json.dumps(row) + "\n" for row in run.history)
+        _write(path / METRICS, lambda text, p: write_atomic(p, text.encode()), rows)
     return _fit(run, trainer)
 
 
@@ -301,9 +337,48 @@ def _build(config: RunConfig, out: Path, python_data: Any = None) -> Tuple[Run, 
     pyro.clear_param_store()
     device = distributed.setup(resolve_device(config.train.device))  # joins torchrun's process group, if any
     data = load_data(config.data, config.seed, python_data).to(device)
-    model = build_model(config.model, data.shape, data.num_classes, covariate_dim=data.covariate_dim).to(device)
+    model = _build_model(config, data.shape, data.num_classes, data.covariate_dim).to(device)
     trainer = Trainer(model, data, config.train, seed=config.seed)
     return Run(out, config, model, _data=data, standardizer=getattr(data, "standardizer", None)), trainer
+
+
+def _build_model(config: RunConfig, shape: Tuple[int, ...], num_classes: int,
+                 covariate_dim: int = 0) -> GenerativeModel:
+    """``build_model``, after a dry run on the ``meta`` device (no memory) checks that training it fits in
+    RAM: 16 bytes per parameter (weights, gradients, Adam's two moments; float32). Sizes the components
+    reject are a ConfigError too, never a torch traceback."""
+    params = _size_bound(to_dict(config.model), math.prod(shape))
+    try:
+        with torch.device("meta"):
+            probe = build_model(config.model, shape, num_classes, covariate_dim=covariate_dim)
+            params = max(params, sum(p.numel() for p in probe.parameters()))
+    except PyroVAEError:
+        raise
+    except Exception:  # a component that cannot be built on meta (e.g. it calls .item()): the bound stands
+        pass
+    ram = physical_memory()
+    if ram is not None and 16 * params > ram // 2:
+        raise ConfigError(f"model: {params:.3g} parameters need about {size(16 * params)} to train (weights, "
+                          f"gradients, Adam moments), over half this machine's {size(ram)}; reduce model.network "
+                          "sizes (hidden_dims, channels, hidden_dim) or model.latent_dim")
+    try:
+        return build_model(config.model, shape, num_classes, covariate_dim=covariate_dim)
+    except PyroVAEError:
+        raise
+    except Exception as e:  # e.g. a size torch or pyro refuses (RuntimeError, IndexError, ...)
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        raise ConfigError(f"model: cannot be built with this config ({type(e).__name__}: {first})") from None
+
+
+def _size_bound(tree: Any, data_dim: int) -> int:
+    """A lower bound on a model's parameter count from its config alone: each list of sizes (widths,
+    channels) connects consecutive layers and the input, Σ wᵢwᵢ₊₁ + max(w)·D; each single size n adds n."""
+    if isinstance(tree, dict):
+        return sum(_size_bound(v, data_dim) for v in tree.values())
+    sizes = [v for v in tree if isinstance(v, int) and not isinstance(v, bool)] if isinstance(tree, list) else []
+    if sizes and len(sizes) == len(tree):
+        return sum(a * b for a, b in zip(sizes, sizes[1:])) + max(sizes) * data_dim
+    return max(tree, 0) if isinstance(tree, int) and not isinstance(tree, bool) else 0
 
 
 def _fit(run: Run, trainer: Trainer) -> Run:
@@ -312,18 +387,22 @@ def _fit(run: Run, trainer: Trainer) -> Run:
     tracker = open_tracker(run.config.train, out) if main else None  # train.tensorboard
     best = max((row["test_elbo"] for row in run.history), default=-math.inf)
 
+    def save_last(t: Trainer) -> None:
+        """model.pt (the one it replaces kept as model.prev.pt), then config.yaml to match it."""
+        save_checkpoint(checkpoint_payload(run, t), out / CHECKPOINT, keep_previous=True)
+        _write(out / CONFIG, save_config, run.config)
+
     def on_epoch_end(t: Trainer, metrics: EpochMetrics) -> None:
         nonlocal best
         row = asdict(metrics)
         run.history.append(row)
         if not main:
             return
-        save_checkpoint(checkpoint_payload(run, t), out / CHECKPOINT)
+        save_last(t)
         if metrics.test_elbo > best:
             best = metrics.test_elbo
             save_checkpoint(checkpoint_payload(run), out / BEST)
-        with open(out / METRICS, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        _write(out / METRICS, _append_row, row)
         if tracker is not None:
             tracker.log_epoch(t, metrics)
 
@@ -331,23 +410,41 @@ def _fit(run: Run, trainer: Trainer) -> Run:
         if main:
             save_checkpoint(checkpoint_payload(run, t), out / CHECKPOINT)
 
-    try:
-        trainer.fit(on_epoch_end, on_pretrain_epoch_end)
-    except Interrupted as e:
+    def kept() -> str:
+        return (f"{out / CHECKPOINT} keeps epoch {len(run.history)} (the last good checkpoint)" if run.history
+                else "no epoch finished, nothing saved")
+
+    with stop_on_signals() as stop:  # held until the end: a signal during a save never cuts it short
+        try:
+            trainer.fit(on_epoch_end, on_pretrain_epoch_end)
+        except Interrupted as e:
+            bad = trainer.nonfinite_params()
+            if bad:  # e.g. a signal in the first steps of a diverging run: never save those weights
+                shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+                raise TrainingError(f"{e}; not saved: non-finite weights ({shown}); likely causes: "
+                                    f"{'; '.join(likely_causes(trainer))}; {kept()}") from None
+            if main:
+                save_last(trainer)
+            finished = trainer.epoch >= run.config.train.epochs
+            raise Interrupted(f"{e}; saved {out / CHECKPOINT}" + ("" if finished else
+                              f"; continue with: pyro-vae train --resume {out}"), e.signum) from None
+        except TrainingError as e:
+            raise TrainingError(f"{e}; {kept()}") from None
         if main:
-            save_checkpoint(checkpoint_payload(run, trainer), out / CHECKPOINT)
-        raise Interrupted(f"{e}; saved {out / CHECKPOINT}; continue with: pyro-vae train --resume {out}",
-                          e.signum) from None
-    except TrainingError as e:
-        kept = f"{out / CHECKPOINT} keeps epoch {len(run.history)}" if run.history else "no epoch finished"
-        raise TrainingError(f"{e}\n  {kept} (the last good checkpoint)") from None
-    if main:
-        run.write_pictures()
-    if tracker is not None:
-        tracker.log_pictures(run, trainer.step)
-        tracker.close()
-    distributed.teardown()
+            run.write_pictures()
+        if tracker is not None:
+            tracker.log_pictures(run, trainer.step)
+            tracker.close()
+        distributed.teardown()
+        if stop:  # a signal after the last step (final evaluation, pictures): everything is written
+            raise Interrupted(f"stopped by {stop.name} after the last epoch; every file of {out} is written",
+                              stop.signum)
     return run
+
+
+def _append_row(row: Dict[str, Any], path: Path) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def checkpoint_payload(run: Run, trainer: Optional[Trainer] = None) -> Dict[str, Any]:

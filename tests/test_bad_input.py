@@ -4,7 +4,9 @@ and nothing written."""
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ import torch
 
 from conftest import tiny_overrides
 from pyro_vae.cli import main
+from pyro_vae.errors import DataError
+from pyro_vae.train.checkpoint import save_checkpoint
 
 IMAGES, LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 
@@ -28,11 +32,11 @@ def write_mnist(root, images: np.ndarray, labels: np.ndarray) -> None:
 
 
 def fails(capsys, argv, *phrases) -> str:
-    """``pyro-vae ARGV`` exits 2 and prints one ``pyro-vae: error:`` message holding every phrase."""
+    """``pyro-vae ARGV`` exits 2 and prints one ``pyro-vae: error:`` line holding every phrase."""
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, err
-    assert err.startswith("pyro-vae: error: ") and "Traceback" not in err
+    assert err.startswith("pyro-vae: error: ") and "Traceback" not in err and err.count("\n") == 1, err
     for phrase in phrases:
         assert phrase in err, err
     return err
@@ -53,16 +57,32 @@ def train_argv(tmp_path, *overrides):
     ("seed=-1", ["seed: got -1", "[0, 2**32)"]),
     ("train.epochs=" + "9" * 5000, ["train.epochs: expected an integer"]),
     ("train=5", ["train: expected a mapping"]),
+    ("model.network.hidden_dims=[-5]", ["model.network.hidden_dims: got [-5]", "integers >= 1"]),
+    ("model.network.hidden_dims=[0]", ["model.network.hidden_dims: got [0]", "integers >= 1"]),
+    ("model.network.hidden_dims=[100000, 100000]", ["parameters need about", "reduce model.network sizes"]),
+    ("model.network.hidden_dims=" + "[" * 3000 + "]" * 3000, ["nested too deeply"]),
+    (".".join(["model"] * 3000) + "=1", ["3000 levels of keys"]),
+    ("train.divergence_nats=0", ["train.divergence_nats: got 0"]),
 ])
 def test_invalid_config_keys_and_values(tmp_path, capsys, override, phrases):
     fails(capsys, train_argv(tmp_path, override), *phrases)
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("channels", ["[0, 0]", "[-1, 4]", "[8]"])
+def test_invalid_conv_channels(tmp_path, capsys, channels):
+    fails(capsys, ["train", "model.network=conv", f"model.network.channels={channels}", "--out", str(tmp_path / "r")],
+          "model.network.channels: got", "two integers >= 1")
+
+
 def test_missing_and_malformed_config_files(tmp_path, capsys):
     fails(capsys, ["train", str(tmp_path / "nope.yaml")], "nope.yaml", "does not exist")
     (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
-    fails(capsys, ["train", str(tmp_path / "bad.yaml")], "bad.yaml", "not valid YAML")
+    fails(capsys, ["train", str(tmp_path / "bad.yaml")], "bad.yaml", "not valid YAML", "at line 2, column 1")
+    (tmp_path / "indent.yaml").write_text("train:\n  epochs: 2\n lr: 1\n")
+    fails(capsys, ["train", str(tmp_path / "indent.yaml")], "not valid YAML", "at line 3, column 2")
+    (tmp_path / "deep.yaml").write_text("seed: " + "[" * 5000 + "]" * 5000 + "\n")
+    fails(capsys, ["train", str(tmp_path / "deep.yaml")], "nested too deeply")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     fails(capsys, ["train", str(tmp_path / "list.yaml")], "expected a mapping at the top level")
 
@@ -90,6 +110,54 @@ def test_truncated_and_corrupt_idx_files(tmp_path, capsys):
     fails(capsys, mnist_argv(tmp_path, root), "not an unsigned-byte IDX file")
     (root / IMAGES).write_bytes(gzip.compress(b"\x00\x00"))
     fails(capsys, mnist_argv(tmp_path, root), "truncated IDX file (2 bytes")
+    stream = bytearray(gzip.compress(whole))
+    stream[len(stream) // 2] ^= 0xFF  # corrupted inside the deflate stream (zlib.error)
+    (root / IMAGES).write_bytes(bytes(stream))
+    fails(capsys, mnist_argv(tmp_path, root), IMAGES, "cannot read IDX file")
+    huge = b"\x00\x00\x08\x03" + (2 ** 31).to_bytes(4, "big") * 2 + (4).to_bytes(4, "big")  # 2**64: np.prod overflows
+    (root / IMAGES).write_bytes(gzip.compress(huge + whole[16:]))
+    fails(capsys, mnist_argv(tmp_path, root), "IDX header claims dimensions [2147483648, 2147483648, 4]",
+          "16 GiB limit")
+
+
+def test_a_gzip_bomb_costs_at_most_the_size_its_header_states(tmp_path, capsys):
+    import tracemalloc
+
+    from pyro_vae.data.idx import read_idx
+
+    root = tmp_path / "mnist"
+    write_mnist(root, np.zeros((20, 28, 28)), np.zeros(20))
+    header = idx_bytes(np.zeros((20, 28, 28)), 2051)[:16]
+    compressor = gzip.GzipFile(root / IMAGES, "wb")  # 15,680 bytes promised, 200 MB delivered (~200 KB on disk)
+    compressor.write(header)
+    for _ in range(200):
+        compressor.write(bytes(1 << 20))
+    compressor.close()
+    assert (root / IMAGES).stat().st_size < 1 << 20
+    tracemalloc.start()
+    with pytest.raises(DataError, match="truncated or padded IDX file"):
+        read_idx(root / IMAGES)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 << 20, peak  # bytes: the promised size and the decompressor's buffers, not 200 MB
+    fails(capsys, mnist_argv(tmp_path, root), "truncated or padded IDX file")
+
+
+def test_data_root_empty_or_unreadable(tmp_path, capsys, monkeypatch):
+    fails(capsys, train_argv(tmp_path, "data.type=mnist", "data.root="), "data.root: empty path")
+    root = tmp_path / "mnist"
+    write_mnist(root, np.zeros((20, 28, 28)), np.zeros(20))
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(root) else real_access(p, mode))
+    fails(capsys, mnist_argv(tmp_path, root), "is not readable (permission denied)")
+    monkeypatch.undo()
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "is_file", denied)  # a sub-folder that cannot be searched (as root: simulated)
+    fails(capsys, mnist_argv(tmp_path, root), "cannot look for IDX files (Permission denied)")
+    assert not (tmp_path / "run").exists()
 
 
 def test_wrong_image_size(tmp_path, capsys):
@@ -150,7 +218,8 @@ def test_corrupt_checkpoints_are_named(trained, tmp_path, capsys):
     fails(capsys, ["sample", str(run)], "not a pyro-vae checkpoint")
     payload = torch.load(trained / "model.pt", weights_only=True)
     payload["state_dict"].pop(next(iter(payload["state_dict"])))  # weights that do not fit the config
-    torch.save(payload, run / "model.pt")
+    payload.pop("format")
+    save_checkpoint(payload, run / "model.pt")  # with a valid digest: the structure is what is wrong
     fails(capsys, ["sample", str(run)], "inconsistent checkpoint")
 
 
@@ -163,3 +232,21 @@ def test_resume_errors(trained, tmp_path, capsys):
     shutil.copy(run / "best.pt", run / "model.pt")
     fails(capsys, ["train", "--resume", str(run), "train.epochs=2"], "holds weights only")
 
+
+
+def test_output_paths_and_sizes(trained, tmp_path, capsys, monkeypatch):
+    fails(capsys, ["sample", str(trained), "-o", str(tmp_path / "missing" / "s.png")],
+          "folder", "missing", "does not exist")
+    fails(capsys, ["sample", str(trained), "-o", str(tmp_path / "s.xyz")], "unknown image format '.xyz'", ".png")
+    fails(capsys, ["sample", str(trained), "-o", str(tmp_path)], "is a folder")
+    fails(capsys, ["sample", str(trained), "-n", "2000000000"], "-n 2000000000: needs about", "give -n <=")
+    fails(capsys, ["compare", str(trained), str(trained), "-o", str(tmp_path / "missing" / "c.png")],
+          "does not exist")
+    fails(capsys, ["compare", str(trained), str(trained), "-o", str(tmp_path / "c.docx")], "unknown image format")
+    assert main(["sample", str(trained), "-n", "5000", "-o", str(tmp_path / "many.png")]) == 0  # under the limit: written
+    import pyro_vae.cli as cli
+
+    monkeypatch.setattr(cli, "PROGRESS_SAMPLES", 100)  # a "long" evaluation: an estimate and a progress bar
+    assert main(["evaluate", str(trained), "--num-samples", "20", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "importance samples for each of" in err and "log p(x), K=20" in err and "100%" in err

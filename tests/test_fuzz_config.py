@@ -4,6 +4,7 @@ ConfigError naming the problem — never another exception."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import tempfile
 from pathlib import Path
 
@@ -93,3 +94,167 @@ def test_python_tags_in_yaml_are_not_executed(tmp_path):
     else:  # pragma: no cover
         raise AssertionError("a python tag loaded")
     assert not marker.exists()
+
+
+# --- network sizes, deep nesting: a model or a ConfigError -------------------------------------------------
+
+SIZES = st.one_of(st.integers(-3, 24), st.integers(2 ** 31, 2 ** 62))  # tiny (fast to build) or absurd
+SIZE_OVERRIDES = st.one_of(
+    st.lists(SIZES, max_size=3).map(lambda d: [f"model.network.hidden_dims={d}"]),
+    st.tuples(st.lists(SIZES, max_size=3), SIZES).map(
+        lambda t: ["model.network=conv", f"model.network.channels={t[0]}", f"model.network.hidden_dim={t[1]}"]),
+    st.lists(SIZES, max_size=2).map(lambda d: ["model.prior=flow", f"model.prior.hidden_dims={d}"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SIZE_OVERRIDES)
+def test_any_network_size_builds_or_is_a_config_error(overrides):
+    from pyro_vae.run import _build_model
+
+    try:
+        config = load_config(None, ["model.latent_dim=2", *overrides])
+        model = _build_model(config, (1, 8, 8), 10)
+    except ConfigError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.one_of(st.integers(1, 64), st.integers(1000, 1500)), st.sampled_from(["[", "{a: "]), st.booleans())
+def test_any_nesting_depth_is_a_config_or_a_config_error(depth, opener, as_key):
+    closer = "]" if opener == "[" else "}"
+    override = (".".join(["model"] * depth) + "=1" if as_key
+                else "model.network.hidden_dims=" + opener * depth + "1" + closer * depth)
+    _loads_or_names_the_problem(lambda: load_config(None, [override]))
+
+
+# --- output paths: a path or an OutputError ------------------------------------------------------------------
+
+PATH_PARTS = st.sampled_from(["", ".", "..", "/", "missing", "a.png", "b.xyz", "c.PDF", "/dev/null", "/proc",
+                              "\x00", " ", "file.txt", "~"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(PATH_PARTS, st.text(max_size=6)), max_size=4).map("/".join))
+def test_any_output_path_is_writable_or_an_output_error(tmp_path_factory, text):
+    from pyro_vae.cli import _figure_formats, check_output_file
+    from pyro_vae.errors import OutputError, PyroVAEError
+    from pyro_vae.train.runfolder import check_out
+
+    folder = tmp_path_factory.getbasetemp() / "paths"
+    folder.mkdir(exist_ok=True)
+    (folder / "file.txt").write_text("x")
+    for relative in (text, str(folder / text)):
+        try:
+            out = check_output_file(relative, "-o", _figure_formats())
+        except OutputError as e:
+            assert str(e) and "\n" not in str(e)
+        else:
+            assert out.parent.is_dir() and not out.is_dir()
+        try:
+            check_out(relative)
+        except PyroVAEError as e:  # OutputError, or RunDirError for a folder holding a run
+            assert str(e) and "\n" not in str(e)
+
+
+# --- checkpoint payloads and bytes: a payload or a RunDirError ----------------------------------------------
+
+PAYLOAD_VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.dictionaries(st.text(max_size=5), SCALARS,
+                                                                                   max_size=3))
+PAYLOAD_KEYS = st.sampled_from(["state_dict", "config", "data_shape", "num_classes", "history", "trainer",
+                                "trainer.epoch", "trainer.step", "trainer.batch", "trainer.partial",
+                                "trainer.history", "trainer.generator", "trainer.optimizer", "history[0]",
+                                "history[0].epoch", "history[0].test_elbo"])
+
+
+def _small_payload():
+    import torch
+
+    row = {"epoch": 1, "step": 3, "train_elbo": -40.0, "test_elbo": -41.0, "seconds": 0.1}
+    return {"state_dict": {"w": torch.ones(2)}, "config": {}, "data_shape": [1, 8, 8], "num_classes": 10,
+            "history": [row], "trainer": {"optimizer": {"state": {}}, "epoch": 1, "step": 3, "history": [row],
+                                          "batch": 0, "partial": [0.0, 0],
+                                          "generator": torch.zeros(5, dtype=torch.uint8),
+                                          "rng": {}}}
+
+
+def _set(payload, key, value):
+    node, parts = payload, key.replace("[0]", ".0").split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(PAYLOAD_KEYS, PAYLOAD_VALUES), min_size=1, max_size=3))
+def test_any_checkpoint_payload_loads_valid_or_is_refused(tmp_path_factory, changes):
+    import copy
+
+    from pyro_vae.errors import RunDirError
+    from pyro_vae.train.checkpoint import check_payload, encode, load_checkpoint
+
+    payload = copy.deepcopy(_small_payload())
+    for key, value in changes:
+        try:
+            _set(payload, key, value)
+        except (KeyError, IndexError, TypeError, ValueError):  # the path no longer exists after an earlier change
+            pass
+    path = tmp_path_factory.getbasetemp() / "fuzz.pt"
+    path.write_bytes(encode(payload))
+    try:
+        loaded = load_checkpoint(path)
+    except RunDirError as e:
+        assert str(e) and "\n" not in str(e)
+    else:
+        assert check_payload(loaded) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300), st.booleans())
+def test_any_bytes_are_a_checkpoint_or_a_run_dir_error(tmp_path_factory, data, zipped):
+    import io
+    import zipfile
+
+    from pyro_vae.errors import RunDirError
+    from pyro_vae.train.checkpoint import load_checkpoint
+
+    if zipped:  # a zip archive (what torch files are) holding random members
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("archive/data.pkl", data)
+            archive.writestr("archive/version", b"3\n")
+        data = buffer.getvalue()
+    path = tmp_path_factory.getbasetemp() / "bytes.pt"
+    path.write_bytes(data)
+    try:
+        load_checkpoint(path)
+    except RunDirError as e:
+        assert str(e) and "\n" not in str(e)
+
+
+# --- IDX headers: an array or a DataError -------------------------------------------------------------------
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([2049, 2051, 2049 + 1, 0, 2 ** 32 - 1]), st.lists(st.integers(0, 2 ** 32 - 1), max_size=4),
+       st.integers(0, 64), st.booleans(), st.integers(0, 3))
+def test_any_idx_header_is_an_array_or_a_data_error(tmp_path_factory, magic, dims, extra, gz, cut):
+    from pyro_vae.data.idx import read_idx
+    from pyro_vae.errors import DataError
+
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+    body = bytes(extra)
+    raw = (header + body)[: len(header + body) - cut]
+    path = tmp_path_factory.getbasetemp() / ("x.idx.gz" if gz else "x.idx")
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    try:
+        array = read_idx(path)
+    except DataError as e:
+        assert str(e) and "\n" not in str(e)
+    else:
+        assert array.size == len(raw) - 4 - 4 * array.ndim

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
@@ -29,5 +30,12 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Iterable[str
 
 
 def save_config(config: RunConfig, path: Union[str, Path]) -> None:
-    """Write the fully resolved config as YAML (it loads back to an equal RunConfig)."""
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Write the fully resolved config as YAML (it loads back to an equal RunConfig), atomically: a temp
+    file renamed over ``path``, so a crash never leaves half a config."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

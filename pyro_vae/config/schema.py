@@ -37,6 +37,11 @@ def positive(x: Any) -> bool:
     return x is not None and x > 0
 
 
+def all_positive(xs: Any) -> bool:
+    """Every entry >= 1 (layer widths, channel counts)."""
+    return xs is not None and all(x > 0 for x in xs)
+
+
 def fraction(x: Any) -> bool:
     return x is not None and 0.0 < x < 1.0
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import math
+import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Tuple
@@ -20,24 +23,43 @@ _MAGIC = {2049: 1, 2051: 3}  # labels: 1 dim, images: 3 dims
 _PREFIX = {"train": "train", "test": "t10k"}
 
 
+MAX_IDX_BYTES = 1 << 34  # 16 GiB: a header claiming more is refused before anything is decompressed
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """The array in an IDX file (``.gz`` or raw); a truncated or malformed file is a DataError naming it."""
+    """The array in an IDX file (``.gz`` or raw); a truncated or malformed file is a DataError naming it.
+
+    The header is read first; the payload is then read (decompressed incrementally) up to the size the
+    header states and one byte more, so a gzip bomb costs at most that size, never its expanded size."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: cannot read IDX file ({e})") from None
-    if len(raw) < 8:
-        raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, expected a header of at least 8)")
-    magic = int.from_bytes(raw[:4], "big")
-    if magic not in _MAGIC:
-        raise DataError(f"{path}: not an unsigned-byte IDX file (magic number {magic}, expected 2049 or 2051)")
-    ndim = _MAGIC[magic]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    offset = 4 + 4 * ndim
-    expected = offset + int(np.prod(dims))
-    if len(raw) != expected:
-        raise DataError(f"{path}: truncated or padded IDX file ({len(raw)} bytes, header says {expected})")
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4:
+                raise DataError(f"{path}: truncated IDX file ({len(head)} bytes, expected a header of at least 8)")
+            magic = int.from_bytes(head, "big")
+            if magic not in _MAGIC:
+                raise DataError(f"{path}: not an unsigned-byte IDX file (magic number {magic}, expected 2049 or 2051)")
+            ndim = _MAGIC[magic]
+            head += f.read(4 * ndim)
+            if len(head) < 4 + 4 * ndim:
+                raise DataError(f"{path}: truncated IDX file ({len(head)} bytes, expected a header of "
+                                f"{4 + 4 * ndim})")
+            dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+            size = math.prod(dims)  # Python integers: no overflow
+            if size > MAX_IDX_BYTES:
+                raise DataError(f"{path}: IDX header claims dimensions {dims} ({size} bytes), more than the "
+                                f"{MAX_IDX_BYTES >> 30} GiB limit")
+            body = f.read(size)
+            extra = len(f.read(1))
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: cannot read IDX file ({getattr(e, 'strerror', None) or e})") from None
+    if len(body) != size or extra:
+        got = len(head) + len(body) + extra
+        raise DataError(f"{path}: truncated or padded IDX file ({got}{'+' if extra else ''} bytes, header says "
+                        f"{len(head) + size})")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 def find_idx(root: Path, stem: str) -> Path:
@@ -46,8 +68,11 @@ def find_idx(root: Path, stem: str) -> Path:
     for sub in ("MNIST/raw", "FashionMNIST/raw", "raw"):
         candidates += [root / sub / stem, root / sub / f"{stem}.gz"]
     for c in candidates:
-        if c.is_file():
-            return c
+        try:
+            if c.is_file():
+                return c
+        except OSError as e:  # e.g. a folder without read/search permission
+            raise DataError(f"{c.parent}: cannot look for IDX files ({e.strerror or e})") from None
     raise DataError(f"{root}: no IDX file {stem}[.gz] (looked in {', '.join(str(c.parent) for c in candidates[::2])})")
 
 
@@ -90,9 +115,13 @@ class _IDXDataset:
 
     def root(self) -> Path:
         if self.config.root is not None:
+            if not self.config.root.strip():
+                raise DataError("data.root: empty path; give the folder of raw IDX files (or null to download)")
             root = Path(self.config.root).expanduser()
             if not root.is_dir():
                 raise DataError(f"data.root: folder {str(root)!r} does not exist (expected raw IDX files)")
+            if not os.access(root, os.R_OK | os.X_OK):
+                raise DataError(f"data.root: folder {str(root)!r} is not readable (permission denied)")
             return root
         root = Path("~/.cache/pyro_vae").expanduser()
         if not self.config.download:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -53,7 +53,7 @@ def _chunks(total: int, size: int):
 
 @torch.no_grad()
 def log_likelihood_batch(model: nn.Module, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1000,
-                         chunk_size: Optional[int] = None) -> LogLikelihood:
+                         chunk_size: Optional[int] = None, bar: Any = None) -> LogLikelihood:
     """Importance-sampled log p(x) for one batch ``x``; K = ``num_samples`` drawn ``chunk_size`` at a time."""
     if num_samples < 1:
         raise ConfigError(f"num_samples: expected an integer >= 1, got {num_samples}")
@@ -66,15 +66,24 @@ def log_likelihood_batch(model: nn.Module, x: Tensor, y: Optional[Tensor] = None
         rec = sum(v for name, v in lw.model.items() if name not in lw.guide)
         rec_sum += rec.sum(0)
         kl_sum += (rec - lw.total).sum(0)  # log q − log p(z) over the latent sites
+        if bar is not None:
+            bar.update(k * x.shape[0])
     return LogLikelihood(log_sum - math.log(num_samples), rec_sum / num_samples, kl_sum / num_samples, num_samples)
 
 
 @torch.no_grad()
 def test_log_likelihood(model: nn.Module, data: ImageData, num_samples: int = 1000, batch_size: int = 100,
-                        split: str = "test", chunk_size: Optional[int] = None) -> LogLikelihood:
-    """Importance-sampled log p(x) of every datapoint of ``split`` (batched over data and over K)."""
-    return LogLikelihood.cat([log_likelihood_batch(model, x, y, num_samples, chunk_size)
-                              for x, y in data.batches(split, batch_size)])
+                        split: str = "test", chunk_size: Optional[int] = None,
+                        progress: bool = False) -> LogLikelihood:
+    """Importance-sampled log p(x) of every datapoint of ``split`` (batched over data and over K);
+    ``progress``: a tqdm bar over the N·K samples (with its time estimate) on stderr."""
+    from tqdm import tqdm
+
+    n = data.train_x.shape[0] if split == "train" else data.test_x.shape[0]
+    with tqdm(total=n * num_samples, disable=not progress, desc=f"log p(x), K={num_samples}", unit="z",
+              unit_scale=True, dynamic_ncols=True) as bar:
+        return LogLikelihood.cat([log_likelihood_batch(model, x, y, num_samples, chunk_size, bar)
+                                  for x, y in data.batches(split, batch_size)])
 
 
 @torch.no_grad()

@@ -30,11 +30,12 @@ from .loglik import test_log_likelihood
 
 @torch.no_grad()
 def evaluate(model: GenerativeModel, data: ImageData, num_samples: int = 100, batch_size: int = 100,
-             split_samples: int = 10, threshold: float = THRESHOLD) -> Dict[str, Any]:
-    """The evaluation report of ``model`` on ``data``'s test split (see the module docstring)."""
+             split_samples: int = 10, threshold: float = THRESHOLD, progress: bool = False) -> Dict[str, Any]:
+    """The evaluation report of ``model`` on ``data``'s test split (see the module docstring);
+    ``progress``: a progress bar for the importance-sampled log p(x)."""
     model.eval()
     start = time.perf_counter()
-    ll = test_log_likelihood(model, data, num_samples, batch_size)
+    ll = test_log_likelihood(model, data, num_samples, batch_size, progress=progress)
     report: Dict[str, Any] = {
         "test_elbo": float(ll.elbo.mean()), "test_iwae": ll.mean, "test_log_likelihood": ll.mean,
         "reconstruction": float(ll.reconstruction.mean()), "kl": float(ll.kl.mean()),

@@ -8,7 +8,7 @@ from typing import List, Literal, Optional, Tuple
 
 from torch import Tensor, nn
 
-from ..config.schema import opt, positive
+from ..config.schema import all_positive, opt, positive
 from ..errors import ConfigError
 from ..registry import NETWORKS
 from .base import ACTIVATIONS, GaussianHead, with_condition
@@ -17,7 +17,8 @@ from .base import ACTIVATIONS, GaussianHead, with_condition
 @dataclass
 class ConvConfig:
     type: str = "conv"
-    channels: List[int] = opt([32, 64], "channels of the two stride-2 conv layers")
+    channels: List[int] = opt([32, 64], "channels of the two stride-2 conv layers",
+                              lambda c: len(c) == 2 and all_positive(c), "two integers >= 1, e.g. [32, 64]")
     hidden_dim: int = opt(256, "width of the dense layer between conv stack and heads", positive, "an integer >= 1")
     activation: Literal["relu", "tanh", "elu", "softplus", "gelu"] = opt("relu", "nonlinearity")
 

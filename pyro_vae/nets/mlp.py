@@ -8,7 +8,7 @@ from typing import List, Literal, Optional, Tuple
 
 from torch import Tensor, nn
 
-from ..config.schema import opt
+from ..config.schema import all_positive, opt
 from ..registry import NETWORKS
 from .base import GaussianHead, mlp, with_condition
 
@@ -16,7 +16,8 @@ from .base import GaussianHead, mlp, with_condition
 @dataclass
 class MLPConfig:
     type: str = "mlp"
-    hidden_dims: List[int] = opt([256, 128], "encoder widths; the decoder mirrors them")
+    hidden_dims: List[int] = opt([256, 128], "encoder widths; the decoder mirrors them", all_positive,
+                                 "a list of integers >= 1 (widths of the hidden layers)")
     activation: Literal["relu", "tanh", "elu", "softplus", "gelu"] = opt("relu", "nonlinearity")
 
 

@@ -22,7 +22,7 @@ from ..evaluation.bounds import test_elbo
 from ..likelihoods.base import Likelihood
 from .config import TrainConfig
 from . import distributed
-from .checkpoint import rng_state, set_rng_state
+from .checkpoint import check_trainer_state, rng_state, set_rng_state
 from .factory import build_engine
 from .phases import MAIN, PRETRAIN, PretrainEngine, pretrain_epochs
 from .signals import Interrupted, StopFlag, stop_on_signals
@@ -73,6 +73,7 @@ class Trainer:
         self.phase = PRETRAIN if self.pretrain_epochs > 0 else MAIN
         self.pretrain_epoch, self.pretrain_history, self.main_start = 0, [], 0
         self.pretrain_engine = PretrainEngine(model, config) if self.pretrain_epochs > 0 else None
+        self.start_elbo: Optional[float] = None  # the untrained model's first-minibatch ELBO (divergence reference)
 
     # --- checkpoint state ---------------------------------------------------------------------------
     def state(self) -> Dict:
@@ -82,7 +83,7 @@ class Trainer:
                 "history": [asdict(m) for m in self.history], "batch": self.batch,
                 "partial": [float(self.partial[0]), int(self.partial[1])],
                 "generator": self.epoch_order if self.batch else self.generator.get_state(),
-                "rng": rng_state(), **self._phase_state()}
+                "rng": rng_state(), "start_elbo": self.start_elbo, **self._phase_state()}
 
     def _phase_state(self) -> Dict:
         if self.pretrain_engine is None:
@@ -92,7 +93,16 @@ class Trainer:
                              "optimizer": self.pretrain_engine.state_dict()}}
 
     def load_state(self, state: Dict) -> None:
-        """Continue from :meth:`state` (call after the model's weights are loaded)."""
+        """Continue from :meth:`state` (call after the model's weights are loaded); a state that does not fit
+        this run (position past the epoch's end, counters out of range) is a ValueError."""
+        problem = check_trainer_state(state, len(state.get("history", [])) if isinstance(state, dict) else 0)
+        steps = self.steps_per_epoch
+        if problem is None and not 0 <= state.get("batch", 0) < steps:
+            problem = f"trainer.batch: {state.get('batch')} is not a position in an epoch of {steps} steps"
+        if problem is None and state.get("step", 0) < state.get("epoch", 0) * steps:
+            problem = f"trainer.step: {state['step']} steps cannot finish {state['epoch']} epochs of {steps} steps"
+        if problem is not None:
+            raise ValueError(problem)
         self.engine.load_state_dict(state["optimizer"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = [EpochMetrics(**row) for row in state["history"]]
@@ -110,6 +120,14 @@ class Trainer:
             self.pretrain_history = [float(v) for v in pretrain.get("history", [])]
             if "optimizer" in pretrain:
                 self.pretrain_engine.load_state_dict(pretrain["optimizer"])
+        start = state.get("start_elbo")
+        self.start_elbo = float(start) if start is not None else None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        if getattr(self.data, "labeled", None) is None:
+            return math.ceil(self.data.num_train / self.config.batch_size)
+        return self.data.num_batches("train", self.config.batch_size, shuffle=True)  # partly labelled
 
     # --- the loop ----------------------------------------------------------------------------------
     def validate_data(self) -> None:
@@ -140,9 +158,18 @@ class Trainer:
                                       skip=self.batch):
             if engine is self.engine:
                 self.engine.set_step(self.step - self.main_start)  # KL warm-up β(step)
-            loss = engine.step(x, y)
+            try:
+                loss = engine.step(x, y)
+            except ValueError as e:  # e.g. pyro's SVI validating a distribution whose parameters went NaN
+                if not (self.nonfinite_params() or "invalid values" in str(e)):
+                    raise
+                self.step += 1
+                raise TrainingError(f"{nonfinite_message(self, math.nan)}; the step failed with: "
+                                    f"{str(e).splitlines()[0][:160]}") from None
             self.step += 1
             self._check(loss)
+            if self.start_elbo is None:
+                self.start_elbo = -loss / x.shape[0]
             total, count = total - loss, count + x.shape[0]
             self.batch, self.partial = self.batch + 1, (total, count)
             if bar is not None:
@@ -169,11 +196,7 @@ class Trainer:
         self.validate_data()
         if self.phase == PRETRAIN:
             self.pretrain(on_pretrain_epoch_end)
-        if getattr(self.data, "labeled", None) is None:
-            steps_per_epoch = math.ceil(self.data.num_train / self.config.batch_size)
-        else:  # partly labelled: batches of unlabelled points topped up with labelled ones
-            steps_per_epoch = self.data.num_batches("train", self.config.batch_size, shuffle=True)
-        remaining = (self.config.epochs - self.epoch) * steps_per_epoch - self.batch
+        remaining = (self.config.epochs - self.epoch) * self.steps_per_epoch - self.batch
         show = self.config.progress and distributed.is_main()  # one bar under torchrun: rank 0's
         with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc="train",
                                                  unit="step", dynamic_ncols=True) as bar:
@@ -182,6 +205,7 @@ class Trainer:
                 train_elbo = self.train_epoch(bar)
                 self.model.eval()
                 held_out = distributed.average(test_elbo(self.model, self.data, self.config.eval_samples))
+                self._check_divergence(train_elbo, held_out)
                 self.epoch += 1
                 self._check_weights(held_out)
                 metrics = EpochMetrics(self.epoch, self.step, train_elbo, held_out, time.perf_counter() - start,
@@ -191,6 +215,9 @@ class Trainer:
                                 test=f"{held_out:.2f}")
                 if on_epoch_end is not None:
                     on_epoch_end(self, metrics)
+                if self._stop_requested():  # a signal during the epoch's evaluation: stop at its boundary
+                    raise Interrupted(f"stopped by {self.stop.name} after epoch {self.epoch}, step {self.step}",
+                                      self.stop.signum)
         return self.history
 
     def pretrain(self, on_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> None:
@@ -218,9 +245,32 @@ class Trainer:
         if on_epoch_end is not None:
             on_epoch_end(self)
 
+    def nonfinite_params(self) -> List[str]:
+        """Names of the model's parameters holding NaN or ±Inf."""
+        return [name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+
+    def _check_divergence(self, train_elbo: float, held_out: float) -> None:
+        """TrainingError when an epoch's train or held-out ELBO falls more than ``divergence_nats`` per data
+        dimension below the best seen (the untrained model's first minibatch counts): a diverging run."""
+        bound = getattr(self.config, "divergence_nats", None)
+        if bound is None or not (math.isfinite(train_elbo) and math.isfinite(held_out)):
+            return
+        seen = [m.test_elbo for m in self.history] + [m.train_elbo for m in self.history]
+        seen += [self.start_elbo] if self.start_elbo is not None else []
+        if not seen:
+            return
+        best, dims = max(seen), math.prod(self.data.shape)
+        name, worst = min((("train", train_elbo), ("held-out", held_out)), key=lambda t: t[1])
+        drop = (best - worst) / dims
+        if drop > bound:
+            raise TrainingError(
+                f"training diverged at epoch {self.epoch + 1}, step {self.step}: {name} ELBO {worst:.6g} nats is "
+                f"{drop:.3g} nats per data dimension below the best so far ({best:.6g}; limit "
+                f"train.divergence_nats={bound:g}); likely causes: " + "; ".join(likely_causes(self)))
+
     def _check_weights(self, held_out: float) -> None:
         """Before an epoch is recorded (and checkpointed): finite test ELBO and finite weights."""
-        bad = [name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+        bad = self.nonfinite_params()
         if bad or not math.isfinite(held_out):
             raise TrainingError(nonfinite_message(self, held_out, bad, where="held-out evaluation after"))
 
@@ -229,13 +279,19 @@ def nonfinite_message(trainer: Trainer, value: float, bad_params: Optional[List[
                       where: str = "") -> str:
     """Where training broke (epoch, step), what is non-finite, and the likely causes with this run's values."""
     if bad_params is None:
-        bad_params = [name for name, p in trainer.model.named_parameters() if not torch.isfinite(p).all()]
+        bad_params = trainer.nonfinite_params()
     epoch = trainer.epoch if where else trainer.epoch + 1
     lines = [f"non-finite {'test ELBO' if where else 'loss'} ({value}) at {where + ' ' if where else ''}"
              f"epoch {epoch}, step {trainer.step}"]
     if bad_params:
         shown = ", ".join(bad_params[:4]) + (f" and {len(bad_params) - 4} more" if len(bad_params) > 4 else "")
         lines.append(f"non-finite weights after the update (NaN/Inf gradients): {shown}")
+    lines.append("likely causes: " + "; ".join(likely_causes(trainer)))
+    return "; ".join(lines)
+
+
+def likely_causes(trainer: Trainer) -> List[str]:
+    """Why a run blows up, most likely first, with this run's values."""
     x = getattr(trainer.data, "train_x", None)  # in memory (a streamed dataset has no range at hand)
     causes = [f"a learning rate too high (train.lr={trainer.config.lr})"]
     sigma = getattr(getattr(getattr(trainer.model, "likelihood", None), "config", None), "sigma", None)
@@ -245,5 +301,4 @@ def nonfinite_message(trainer: Trainer, value: float, bad_params: Optional[List[
         causes.append(f"data outside the likelihood's range (training data in [{float(x.min()):g}, {float(x.max()):g}])")
     if trainer.config.clip_norm is None:
         causes.append("no gradient clipping (train.clip_norm=null)")
-    lines.append("likely causes: " + "; ".join(causes))
-    return "\n  ".join(lines)
+    return causes
