@@ -21,7 +21,7 @@ class TrainConfig:
     clip_norm: Optional[float] = opt(10.0, "gradient-norm clipping (null: off)", positive, "a number > 0 or null")
     objective: Any = component(OBJECTIVES, _default_objective, "the variational objective fitted by SVI")
     divergence_nats: Optional[float] = opt(
-        10.0, "stop (exit 1) when an epoch's train or held-out ELBO falls more than this many nats per data "
+        100.0, "stop (exit 1) when an epoch's train or held-out ELBO falls more than this many nats per data "
               "dimension below the best seen, the untrained model's first minibatch included: a diverging run "
               "(null: off)", positive, "a number > 0 or null")
     eval_samples: int = opt(10, "samples of z per test point for the per-epoch test ELBO", positive, "an integer >= 1")
