@@ -168,7 +168,7 @@ class Trainer:
                                     f"{str(e).splitlines()[0][:160]}") from None
             self.step += 1
             self._check(loss)
-            if self.start_elbo is None:
+            if self.start_elbo is None and engine is self.engine:  # (not a pretraining phase's loss)
                 self.start_elbo = -loss / x.shape[0]
             total, count = total - loss, count + x.shape[0]
             self.batch, self.partial = self.batch + 1, (total, count)
