@@ -97,7 +97,7 @@ class Trainer:
         this run (position past the epoch's end, counters out of range) is a ValueError."""
         problem = check_trainer_state(state, len(state.get("history", [])) if isinstance(state, dict) else 0)
         steps = self.steps_per_epoch
-        if problem is None and not 0 <= state.get("batch", 0) < steps:
+        if problem is None and not 0 <= state.get("batch", 0) <= steps:  # (== steps: stopped before the epoch's end)
             problem = f"trainer.batch: {state.get('batch')} is not a position in an epoch of {steps} steps"
         if problem is None and state.get("step", 0) < state.get("epoch", 0) * steps:
             problem = f"trainer.step: {state['step']} steps cannot finish {state['epoch']} epochs of {steps} steps"
