@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import Callable, List
 
 import pyro
 import pytest
@@ -31,3 +31,29 @@ def tiny_overrides(*extra: str) -> List[str]:
     """Overrides for a seconds-long digits run: a small net, few epochs, no progress bar."""
     return ["train.epochs=2", "train.progress=false", "model.network.hidden_dims=[32]", "model.latent_dim=2",
             "train.num_images=16", "train.eval_samples=2", *extra]
+
+
+@pytest.fixture
+def hook_step(monkeypatch) -> Callable[[int, Callable], None]:
+    """``hook_step(n, action)``: after the trainer's optimizer step number ``n`` (1-based), the step returns
+    ``action(engine, loss)`` instead of its loss (to interrupt, poison or fail a run at a chosen point)."""
+    from pyro_vae.train import trainer as trainer_module
+
+    build = trainer_module.build_engine
+
+    def install(at_step: int, action: Callable) -> None:
+        def build_hooked(model, config):
+            engine = build(model, config)
+            step, count = engine.step, [0]
+
+            def hooked(x, y=None):
+                loss = step(x, y)
+                count[0] += 1
+                return action(engine, loss) if count[0] == at_step else loss
+
+            engine.step = hooked
+            return engine
+
+        monkeypatch.setattr(trainer_module, "build_engine", build_hooked)
+
+    return install

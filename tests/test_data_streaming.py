@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_vae.train import trainer as trainer_module
 from pyro_vae import load_config, resume, train
 from pyro_vae.data import ImageData, StreamData, load_data
 from pyro_vae.errors import DataError
@@ -57,25 +56,14 @@ def test_same_losses_as_in_memory(npy, tmp_path, workers):
     assert torch.equal(streamed.standardizer.mean, reference.standardizer.mean)
 
 
-def test_streamed_run_resumes_mid_epoch_exactly(npy, tmp_path, monkeypatch):
+def test_streamed_run_resumes_mid_epoch_exactly(npy, tmp_path, monkeypatch, hook_step):
     reference = train(config(npy, "false", *TINY), tmp_path / "ref")
-    build = trainer_module.build_engine
 
-    def interrupt_at_step_8(model, cfg):
-        engine = build(model, cfg)
-        step, count = engine.step, [0]
+    def interrupt(engine, loss):
+        os.kill(os.getpid(), signal.SIGINT)
+        return loss
 
-        def hooked(x, y=None):
-            loss = step(x, y)
-            count[0] += 1
-            if count[0] == 8:  # mid-epoch 2 (6 batches per epoch)
-                os.kill(os.getpid(), signal.SIGINT)
-            return loss
-
-        engine.step = hooked
-        return engine
-
-    monkeypatch.setattr(trainer_module, "build_engine", interrupt_at_step_8)
+    hook_step(8, interrupt)  # mid-epoch 2 (6 batches per epoch)
     with pytest.raises(Interrupted):
         train(config(npy, "false", *TINY), tmp_path / "run")
     monkeypatch.undo()

@@ -40,31 +40,12 @@ def _fast(monkeypatch):
     torch.set_num_threads(threads)
 
 
-def hook_step(monkeypatch, at_step: int, action) -> None:
-    """Make ``action(engine, loss) -> loss`` run after optimizer step number ``at_step`` (1-based)."""
-    build = trainer_module.build_engine
-
-    def build_hooked(model, config):
-        engine = build(model, config)
-        step, count = engine.step, [0]
-
-        def hooked(x, y=None):
-            loss = step(x, y)
-            count[0] += 1
-            return action(engine, loss) if count[0] == at_step else loss
-
-        engine.step = hooked
-        return engine
-
-    monkeypatch.setattr(trainer_module, "build_engine", build_hooked)
-
-
 def metrics(history):
     return [(r["epoch"], r["step"], r["train_elbo"], r["test_elbo"]) for r in history]
 
 
 @pytest.mark.parametrize("engine", ["torch", "svi"])
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, engine):
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, engine, hook_step):
     config = overrides(f"train.engine={engine}")
     reference = train(load_config(None, config), tmp_path / "ref")
 
@@ -72,7 +53,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, eng
         os.kill(os.getpid(), signal.SIGINT)  # the handler only sets a flag: the step finishes, then the loop stops
         return loss
 
-    hook_step(monkeypatch, STEPS_PER_EPOCH + 4, interrupt)  # mid-epoch 2
+    hook_step(STEPS_PER_EPOCH + 4, interrupt)  # mid-epoch 2
     with pytest.raises(Interrupted) as stopped:
         train(load_config(None, config), tmp_path / "run")
     assert stopped.value.exit_code == 130
@@ -112,8 +93,8 @@ def test_last_and_best_checkpoints(tmp_path):
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]  # no temp files left
 
 
-def test_nonfinite_loss_names_epoch_step_and_causes_and_keeps_last_good(tmp_path, monkeypatch, capsys):
-    hook_step(monkeypatch, STEPS_PER_EPOCH + 2, lambda engine, loss: float("nan"))
+def test_nonfinite_loss_names_epoch_step_and_causes_and_keeps_last_good(tmp_path, monkeypatch, capsys, hook_step):
+    hook_step(STEPS_PER_EPOCH + 2, lambda engine, loss: float("nan"))
     code = main(["train", *overrides(), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err and err.count("\n") == 1  # a training failure: one line, exit 1
@@ -125,13 +106,13 @@ def test_nonfinite_loss_names_epoch_step_and_causes_and_keeps_last_good(tmp_path
     assert all(torch.isfinite(p).all() for p in kept.model.parameters())
 
 
-def test_nan_gradients_name_the_parameters(tmp_path, monkeypatch):
+def test_nan_gradients_name_the_parameters(tmp_path, monkeypatch, hook_step):
     def poison(engine, loss):  # what a NaN gradient does to Adam: the updated weights become NaN
         with torch.no_grad():
             next(engine_model(engine).parameters()).fill_(float("nan"))
         return loss
 
-    hook_step(monkeypatch, 3, poison)
+    hook_step(3, poison)
     with pytest.raises(TrainingError) as error:
         train(load_config(None, overrides()), tmp_path / "run")
     message = str(error.value)
@@ -356,7 +337,7 @@ def test_malformed_payloads_are_refused_before_use(finished, tmp_path, capsys):
     assert "corrupt, truncated or not a checkpoint" in err
 
 
-def test_nothing_nonfinite_is_saved(tmp_path, monkeypatch, capsys):
+def test_nothing_nonfinite_is_saved(tmp_path, monkeypatch, capsys, hook_step):
     path = tmp_path / "model.pt"
     ckpt.save_checkpoint(payload(), path)
     before = path.read_bytes()
@@ -370,7 +351,7 @@ def test_nothing_nonfinite_is_saved(tmp_path, monkeypatch, capsys):
         os.kill(os.getpid(), signal.SIGINT)
         return loss
 
-    hook_step(monkeypatch, 1, diverge_and_interrupt)
+    hook_step(1, diverge_and_interrupt)
     err = one_line_error(capsys, ["train", *overrides(), "--out", str(tmp_path / "run")], code=1)
     assert "stopped by SIGINT" in err and "not saved" in err and "non-finite weights" in err
     assert not (tmp_path / "run" / "model.pt").exists()
@@ -452,7 +433,7 @@ def test_resume_with_fewer_epochs_refuses_and_changes_nothing(finished, tmp_path
     assert load_run(run).config.train.epochs == 3
 
 
-def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys, hook_step):
     import errno
 
     def disk_full(engine, loss):  # from epoch 2 on, every write fails
@@ -462,7 +443,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeyp
         monkeypatch.setattr(os, "fsync", fail)
         return loss
 
-    hook_step(monkeypatch, STEPS_PER_EPOCH + 1, disk_full)
+    hook_step(STEPS_PER_EPOCH + 1, disk_full)
     err = one_line_error(capsys, ["train", *overrides(), "--out", str(tmp_path / "run")])
     monkeypatch.undo()
     assert "model.pt: cannot write checkpoint (No space left on device); the previous model.pt is kept" in err
