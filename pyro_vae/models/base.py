@@ -46,6 +46,8 @@ class GenerativeModel(nn.Module):
     enumerated_sites: Tuple[str, ...] = ()
     #: the guide is a point mass (Delta): its "ELBO" is a MAP objective, not a bound on log p(x)
     point_estimate: bool = False
+    #: learns from partly labelled data (``data.labeled``: batches carry y = −1 where a label is hidden)
+    partial_labels: bool = False
     #: ``generate(n, y)`` draws datapoints of class ``y`` (the condition is the label)
     label_conditional: bool = False
 

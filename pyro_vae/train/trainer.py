@@ -252,7 +252,7 @@ class Trainer:
     def _check_divergence(self, train_elbo: float, held_out: float) -> None:
         """TrainingError when an epoch's train or held-out ELBO falls more than ``divergence_nats`` per data
         dimension below the best seen (the untrained model's first minibatch counts): a diverging run."""
-        bound = getattr(self.config, "divergence_nats", None)
+        bound = self.config.divergence_nats
         if bound is None or not (math.isfinite(train_elbo) and math.isfinite(held_out)):
             return
         seen = [m.test_elbo for m in self.history] + [m.train_elbo for m in self.history]
