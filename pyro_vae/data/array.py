@@ -156,18 +156,15 @@ def stream_npy(name: str, path: Path, labels: Optional[np.ndarray], covariates: 
     if config.binarize != "none" and config.standardize:
         raise DataError(f"dataset {name!r}: standardize: true needs binarize: none")
     n = reader.rows
-    train_rows, test_rows, gen = split_order(n, config, seed, name)
     labels_t, num_classes, cov = side_tensors(labels, covariates, n, str(path))
     y = labels_t if labels_t is not None else torch.zeros(n, dtype=torch.long)
     cov_dim, labels_all = 0, None
     if cov is not None:  # batches carry the covariates; the labels stay for pictures
         labels_all = labels_t if num_classes else None
         y, cov_dim = cov, int(cov.shape[1])
-    data = StreamData(name, reader, y, train_rows, test_rows, num_classes, config.binarize, cov_dim, labels_all,
-                      max_value=max_value(config, reader.dtype), num_workers=config.num_workers, test_generator=gen)
-    if config.standardize:
-        data.standardizer = data.fit_standardizer()
-    return data
+    return StreamData.from_config(config, name, reader, y, split_order(n, config, seed, name), num_classes,
+                                  covariate_dim=cov_dim, labels_all=labels_all,
+                                  max_value=max_value(config, reader.dtype))
 
 
 @DATASETS.register("array", ArrayConfig)

@@ -132,10 +132,6 @@ class ImageFolderData:
                                    standardize=c.standardize)
         if c.binarize == "static":
             raise DataError("data.binarize: static needs in_memory: true (a streamed dataset re-binarizes per batch)")
-        train_rows, test_rows, gen = split_order(n, c, seed, root.name, "images")
-        data = StreamData(root.name, reader, y if y is not None else torch.zeros(n, dtype=torch.long), train_rows,
-                          test_rows, len(classes), c.binarize, max_value=max_value, num_workers=c.num_workers,
-                          test_generator=gen)
-        if c.standardize:
-            data.standardizer = data.fit_standardizer()
-        return data
+        y = y if y is not None else torch.zeros(n, dtype=torch.long)
+        return StreamData.from_config(c, root.name, reader, y, split_order(n, c, seed, root.name, "images"),
+                                      len(classes), max_value=max_value)

@@ -180,18 +180,11 @@ def _from_torch(train: TorchDataset, test: Optional[TorchDataset], config: FileD
         return from_arrays("python", x, labels, cov, config, seed, where="data", split=split)
     if config.binarize == "static":
         raise DataError("data.binarize: static needs in_memory: true (a streamed dataset re-binarizes per batch)")
-    if split is not None:
-        (train_rows, test_rows), gen = split, torch.Generator().manual_seed(seed)
-    else:
-        train_rows, test_rows, gen = split_order(n, config, seed, "python")
+    rows = (*split, torch.Generator().manual_seed(seed)) if split is not None else split_order(n, config, seed, "python")
     num_classes = len(getattr(train, "classes", [])) if reader.has_y and not reader.y_float else 0
     cov_dim = int(np.prod(reader.y_shape)) if reader.y_float else 0
     y = None if reader.has_y else torch.zeros(n, dtype=torch.long)  # None: y comes with each item
-    data = StreamData("python", reader, y, train_rows, test_rows, num_classes, config.binarize, cov_dim,
-                      num_workers=config.num_workers, test_generator=gen)
-    if config.standardize:
-        data.standardizer = data.fit_standardizer()
-    return data
+    return StreamData.from_config(config, "python", reader, y, rows, num_classes, covariate_dim=cov_dim)
 
 
 @DATASETS.register("python", PythonDataConfig)

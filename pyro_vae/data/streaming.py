@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -140,6 +140,18 @@ class StreamData:
     test_generator: Optional[torch.Generator] = None  # draws the held-out split's one binarization
     _test: Optional[Tuple[Tensor, Tensor]] = None
     _validated: List[Callable] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: Any, name: str, reader: RowReader, y: Optional[Tensor],
+                    split: Tuple[Tensor, Tensor, torch.Generator], num_classes: int, **fields) -> "StreamData":
+        """The streamed dataset of a data ``config`` (a streaming reader's: its binarization, workers and, with ``standardize``, the
+        training split's per-feature moments fitted in one streamed pass); ``split`` is :func:`split_order`'s."""
+        train_rows, test_rows, generator = split
+        data = cls(name, reader, y, train_rows, test_rows, num_classes, config.binarize,
+                   num_workers=config.num_workers, test_generator=generator, **fields)
+        if config.standardize:
+            data.standardizer = data.fit_standardizer()
+        return data
 
     @property
     def shape(self) -> Tuple[int, ...]:
