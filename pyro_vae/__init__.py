@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ConfigError": "errors", "DataError": "errors", "PyroVAEError": "errors", "RunDirError": "errors",
     "TrainingError": "errors",
-    "DATASETS": "registry", "LIKELIHOODS": "registry", "MODELS": "registry", "NETWORKS": "registry",
+    "DATASETS": "registry", "GUIDES": "registry", "LIKELIHOODS": "registry", "MODELS": "registry", "NETWORKS": "registry",
     "OBJECTIVES": "registry", "PRIORS": "registry",
     "RunConfig": "config.run", "load_config": "config.run", "save_config": "config.run",
     "Run": "run", "load_run": "run", "resume": "run", "train": "run",

@@ -29,8 +29,8 @@ T = TypeVar("T")
 IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 #: the packages whose modules register the built-in components
-COMPONENT_PACKAGES = ("pyro_vae.data", "pyro_vae.nets", "pyro_vae.priors", "pyro_vae.likelihoods", "pyro_vae.models",
-                      "pyro_vae.infer")
+COMPONENT_PACKAGES = ("pyro_vae.data", "pyro_vae.nets", "pyro_vae.priors", "pyro_vae.guides", "pyro_vae.likelihoods",
+                      "pyro_vae.models", "pyro_vae.infer")
 _loaded = False
 
 
@@ -187,12 +187,13 @@ class Registry(Generic[T]):
 
 
 PRIORS: Registry = Registry("prior", base="pyro_vae.priors.base:Prior")
+GUIDES: Registry = Registry("guide", base="pyro_vae.guides.base:Guide")
 LIKELIHOODS: Registry = Registry("likelihood", base="pyro_vae.likelihoods.base:Likelihood")
 NETWORKS: Registry = Registry("network", needs=("encoder", "decoder"))
 MODELS: Registry = Registry("model", base="pyro_vae.models.base:GenerativeModel")
 DATASETS: Registry = Registry("dataset", needs=("load",))
 OBJECTIVES: Registry = Registry("objective", needs=("build",))
-REGISTRIES = (MODELS, DATASETS, NETWORKS, PRIORS, LIKELIHOODS, OBJECTIVES)
+REGISTRIES = (MODELS, DATASETS, NETWORKS, PRIORS, GUIDES, LIKELIHOODS, OBJECTIVES)
 
 
 def import_components(module_name: str) -> List[Entry]:

@@ -48,6 +48,7 @@ class Autoencoder(VAE):
     """
 
     point_estimate = True  # a point-mass guide: no KL split, no Gaussian-posterior pictures
+    swappable_guide = False  # its own guide family: the Delta guide δ(h − f(x))
 
     # the model is the VAE's, p(h) p(x|h) exp(−Ω(x)), through the hook `penalty` (None here)
 

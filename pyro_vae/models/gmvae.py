@@ -65,6 +65,7 @@ class GMVAE(MixtureInitMixin, VAE):
     """Mixture-prior VAE with a cluster guide q(y|x) q(z|x,y); sites ``y``, ``z``, ``x`` inside ``pyro.plate("data")``."""
 
     gaussian_posterior = False  # q(z|x) = Σ_k q(k|x) q(z|x,k): evaluation skips the Gaussian-only KL split
+    swappable_guide = False  # its own guide family: q(y|x) q(z|x,y), Gaussian given y
 
     def __init__(self, config: GMVAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
         super().__init__(config, data_shape, num_classes)

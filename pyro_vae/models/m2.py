@@ -66,6 +66,7 @@ class M2(VAE):
 
     enumerated_sites = ("y",)  # q(y|x) on unlabelled points: train.objective must be enum
     gaussian_posterior = False  # q(z|x) = Σ_y q(y|x) q(z|x,y): no Gaussian-only KL split
+    swappable_guide = False  # its own guide family: q(y|x) q(z|x,y), Gaussian given y
     label_conditional = True    # generate(n, y) draws class y
     partial_labels = True       # learns from data.labeled (labels −1 where hidden)
 

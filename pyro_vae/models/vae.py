@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
 import pyro
-import pyro.distributions as dist
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor, nn
 
 from ..config.schema import component, opt, positive
 from ..errors import ConfigError
+from ..guides.base import build_guide
 from ..priors.base import ConditionalPrior, EncoderPrior, build_prior
 from ..priors.conditional import UNCONDITIONED
-from ..registry import LIKELIHOODS, MODELS, NETWORKS, PRIORS
+from ..registry import GUIDES, LIKELIHOODS, MODELS, NETWORKS, PRIORS
 from .base import LatentModel
 from .program import DecoderModel
 
@@ -27,21 +27,25 @@ class VAEConfig:
     network: Any = component(NETWORKS, lambda: NETWORKS.get("mlp").config_cls(), "encoder/decoder architecture")
     prior: Any = component(PRIORS, lambda: PRIORS.get("normal").config_cls(), "p(z)")
     likelihood: Any = component(LIKELIHOODS, lambda: LIKELIHOODS.get("bernoulli").config_cls(), "p(x|z)")
+    guide: Any = component(GUIDES, lambda: GUIDES.get("gaussian").config_cls(), "q(z|x): the posterior family")
 
 
 @MODELS.register("vae", VAEConfig)
 class VAE(DecoderModel, LatentModel):
-    """VAE: z ~ p(z), x ~ p(x|z) = likelihood(decoder(z)); guide q(z|x) = N(μ(x), diag σ²(x)).
+    """VAE: z ~ p(z), x ~ p(x|z) = likelihood(decoder(z)); guide q(z|x) of family ``model.guide`` (N(μ(x), diag σ²(x))).
 
     Sites: ``z`` (latent, event dim 1) and ``x`` (data, event dims = data dims), both inside
     ``pyro.plate("data")``; the model is :meth:`DecoderModel.model`. Subclasses change it through hooks:
     :meth:`build_condition` (a condition c), :meth:`encoder_cond_dim` (what else the encoder reads),
-    :meth:`corrupt` (the guide's input) and :meth:`posterior` (the guide's family).
+    :meth:`corrupt` (the guide's input) and :meth:`posterior` (the guide's family: ``model.guide``, a
+    :class:`~pyro_vae.guides.base.Guide` on the encoder, unless a subclass sets ``swappable_guide = False``).
     """
 
     max_plate_nesting = 1
     #: the model reads a condition c (:meth:`build_condition` gives one): a learned p(z|c) needs it
     conditional = False
+    #: q(z|x) is the ``model.guide`` family (False: the model has its own guide and takes only ``gaussian``)
+    swappable_guide = True
 
     def __init__(self, config: VAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10,
                  cond_dim: Optional[int] = None) -> None:
@@ -59,7 +63,10 @@ class VAE(DecoderModel, LatentModel):
         self.encoder = net.encoder(config.network, self.data_shape, config.latent_dim, self.encoder_cond_dim())
         self.decoder = net.decoder(config.network, config.latent_dim, self.data_shape, self.likelihood.num_params,
                                    self.cond_dim)
-        if isinstance(self.prior, EncoderPrior):  # a VampPrior mixes q(z|u_k) at pseudo-inputs u_k
+        self.guide_family = build_guide(config.guide, config.latent_dim, self.encoder)
+        if not self.guide_family.diagonal_gaussian:
+            self.gaussian_posterior = False
+        if isinstance(self.prior, EncoderPrior):  # a VampPrior mixes q0(z|u_k) = N(μ(u_k), σ²(u_k)) at pseudo-inputs
             self.prior.attach(self.encoder, self.data_shape)
 
     @classmethod
@@ -67,6 +74,11 @@ class VAE(DecoderModel, LatentModel):
         prior = PRIORS.get(config.prior.type, key="model.prior.type").cls
         if issubclass(prior, ConditionalPrior) and prior.needs_condition(config.prior) and not cls.conditional:
             raise ConfigError(UNCONDITIONED)
+        guide = GUIDES.get(config.guide.type, key="model.guide.type").cls
+        if not cls.swappable_guide and not guide.diagonal_gaussian:
+            raise ConfigError(f"model.guide.type: model.type {config.type} has a guide of its own and takes only "
+                              f"'gaussian', got {config.guide.type!r}")
+        guide.check_config(config.guide, config.latent_dim)
 
     @classmethod
     def enumerated_sites_for(cls, config: VAEConfig) -> Tuple[str, ...]:
@@ -88,7 +100,7 @@ class VAE(DecoderModel, LatentModel):
 
     # ---- the guide ----
     def guide(self, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
-        """q(z|x̃,c) = N(μ(x̃,c), diag σ²(x̃,c)), sampled by reparameterization z = μ + σ ⊙ ε; x̃ = corrupt(x)."""
+        """z ~ q(z|x̃,c) (the ``model.guide`` family, by reparameterization: z = μ + σ ⊙ ε for the default); x̃ = corrupt(x)."""
         pyro.module("vae", self)
         c = self.condition(x, y)
         with pyro.plate("data", x.shape[0]):
@@ -99,13 +111,13 @@ class VAE(DecoderModel, LatentModel):
         return x
 
     def posterior(self, x: Tensor, c: Optional[Tensor]) -> TorchDistribution:
-        """q(z | x, c), event shape ``(latent_dim,)``: the encoder's diagonal Gaussian."""
-        loc, scale = self.encoder(x, c)
-        return dist.Normal(loc, scale).to_event(1)
+        """q(z | x, c), event shape ``(latent_dim,)``: the guide family on the encoder's reading of (x, c)."""
+        return self.guide_family(self.encoder, x, c)
 
     # ---- conveniences for pictures and evaluation (no Pyro sites) ----
     def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """Posterior mean and standard deviation of q(z|x) (of q(z|x,c) for a conditional model)."""
+        """The encoder's (μ(x), σ(x)) (of (x, c) for a conditional model): q(z|x)'s mean and standard deviations
+        for the diagonal guide; the mean and the diagonal of L for full_covariance; the base q0 of an iaf."""
         return self.encoder(x, self.condition(x, y))
 
     def decode(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:

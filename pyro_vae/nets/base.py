@@ -1,7 +1,8 @@
 """Shared pieces of encoders and decoders: activations, the Gaussian head, leading-dim handling.
 
 Encoders map ``x`` of shape ``(B, *data_shape)`` (and an optional condition ``c`` of shape
-``(B, cond_dim)``) to ``(loc, scale)`` of shape ``(B, out_dim)``. Decoders map ``z`` of shape
+``(B, cond_dim)``) to ``(loc, scale)`` of shape ``(B, out_dim)``; an :class:`Encoder` also exposes the
+features h(x, c) its Gaussian head reads (a richer guide family adds its own heads on h). Decoders map ``z`` of shape
 ``(..., B, latent_dim)`` to likelihood parameters of shape ``(..., B, num_params, *data_shape)``:
 any leading (particle) dims pass through.
 """
@@ -37,6 +38,21 @@ class GaussianHead(nn.Module):
     def forward(self, h: Tensor) -> Tuple[Tensor, Tensor]:
         logvar = self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
         return self.loc(h), torch.exp(0.5 * logvar)
+
+
+class Encoder(nn.Module):
+    """``x ↦ (μ, σ) = head(h(x, c))``: subclasses set ``head`` (a :class:`GaussianHead`) and ``feature_dim``
+    (the width of h) and give :meth:`features`; guide families beyond the diagonal Gaussian read h."""
+
+    head: GaussianHead
+    feature_dim: int
+
+    def features(self, x: Tensor, c: Optional[Tensor] = None) -> Tensor:
+        """h(x, c), shape ``(B, feature_dim)``: what the Gaussian head reads."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, c: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        return self.head(self.features(x, c))
 
 
 def with_condition(h: Tensor, c: Optional[Tensor]) -> Tensor:

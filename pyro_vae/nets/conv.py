@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..config.schema import all_positive, opt, positive
 from ..errors import ConfigError
 from ..registry import NETWORKS
-from .base import ACTIVATIONS, GaussianHead, with_condition
+from .base import ACTIVATIONS, Encoder, GaussianHead, with_condition
 
 
 @dataclass
@@ -36,7 +36,7 @@ def _flat(t: Tensor, event_dims: int) -> Tuple[Tensor, Tuple[int, ...]]:
     return t.reshape(-1, *t.shape[-event_dims:]), batch
 
 
-class ConvEncoder(nn.Module):
+class ConvEncoder(Encoder):
     """``x ↦ (μ, σ)``: two stride-2 convolutions, a dense layer, Gaussian head."""
 
     def __init__(self, config: ConvConfig, data_shape: Tuple[int, ...], out_dim: int, cond_dim: int = 0) -> None:
@@ -50,11 +50,12 @@ class ConvEncoder(nn.Module):
         )
         self.dense = nn.Sequential(nn.Linear(c2 * h * w + cond_dim, config.hidden_dim), act())
         self.head = GaussianHead(config.hidden_dim, out_dim)
+        self.feature_dim = config.hidden_dim
 
-    def forward(self, x: Tensor, c: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def features(self, x: Tensor, c: Optional[Tensor] = None) -> Tensor:
         flat, batch = _flat(x, 3)
         h = self.conv(flat).reshape(*batch, -1)
-        return self.head(self.dense(with_condition(h, c)))
+        return self.dense(with_condition(h, c))
 
 
 class ConvDecoder(nn.Module):

@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 from torch import Tensor, nn
 
 from ..registry import NETWORKS
-from .base import GaussianHead, with_condition
+from .base import Encoder, GaussianHead, with_condition
 
 
 @dataclass
@@ -22,16 +22,17 @@ class LinearConfig:
     type: str = "linear"
 
 
-class LinearEncoder(nn.Module):
-    """``x ↦ (μ, σ)`` = (Ax + a, exp(½(Cx + c))): a Gaussian head on the flattened input."""
+class LinearEncoder(Encoder):
+    """``x ↦ (μ, σ)`` = (Ax + a, exp(½(Cx + c))): a Gaussian head on the flattened input (h = x itself)."""
 
     def __init__(self, config: LinearConfig, data_shape: Tuple[int, ...], out_dim: int, cond_dim: int = 0) -> None:
         super().__init__()
         self.data_dims = len(data_shape)
-        self.head = GaussianHead(math.prod(data_shape) + cond_dim, out_dim)
+        self.feature_dim = math.prod(data_shape) + cond_dim
+        self.head = GaussianHead(self.feature_dim, out_dim)
 
-    def forward(self, x: Tensor, c: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        return self.head(with_condition(x.flatten(-self.data_dims), c))
+    def features(self, x: Tensor, c: Optional[Tensor] = None) -> Tensor:
+        return with_condition(x.flatten(-self.data_dims), c)
 
 
 class LinearDecoder(nn.Module):

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..config.schema import all_positive, opt
 from ..registry import NETWORKS
-from .base import GaussianHead, mlp, with_condition
+from .base import Encoder, GaussianHead, mlp, with_condition
 
 
 @dataclass
@@ -21,7 +21,7 @@ class MLPConfig:
     activation: Literal["relu", "tanh", "elu", "softplus", "gelu"] = opt("relu", "nonlinearity")
 
 
-class MLPEncoder(nn.Module):
+class MLPEncoder(Encoder):
     """``x ↦ (μ, σ)``: flatten, hidden layers, Gaussian head."""
 
     def __init__(self, config: MLPConfig, data_shape: Tuple[int, ...], out_dim: int, cond_dim: int = 0) -> None:
@@ -30,10 +30,10 @@ class MLPEncoder(nn.Module):
         dims = [math.prod(data_shape) + cond_dim, *config.hidden_dims]
         self.body = mlp(dims, config.activation)
         self.head = GaussianHead(dims[-1], out_dim)
+        self.feature_dim = dims[-1]
 
-    def forward(self, x: Tensor, c: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        h = with_condition(x.flatten(-self.data_dims), c)
-        return self.head(self.body(h))
+    def features(self, x: Tensor, c: Optional[Tensor] = None) -> Tensor:
+        return self.body(with_condition(x.flatten(-self.data_dims), c))
 
 
 class MLPDecoder(nn.Module):
