@@ -27,7 +27,8 @@ class VampPrior(MixturePrior, EncoderPrior):
     """VampPrior (1/K) Σ_k q(z|u_k) with K learnable pseudo-inputs u_k = sigmoid(a_k) through the encoder.
 
     It needs the model's encoder: the model calls :meth:`attach` after building it (the encoder is
-    held by reference, not as a submodule, so its weights belong to the model only once).
+    held by reference, not as a submodule, so its weights belong to the model only once). q(z|u_k) is the
+    encoder's diagonal Gaussian q0 whatever ``model.guide`` is (a proper mixture density for every guide).
     """
 
     def __init__(self, config: VampPriorConfig, latent_dim: int) -> None:
