@@ -1,4 +1,4 @@
-"""The guide contract: a family q(z|x) built on the encoder's (μ(x), σ(x)) and, where it needs them, its features h(x).
+"""The guide contract: a family q(z|x) on the encoder's (μ(x), σ(x)) and, where it needs them, its features h(x).
 
 * :class:`Guide` — ``guide(encoder, x, c)`` is the distribution of the guide's site ``z`` (event shape
   ``(latent_dim,)``, batch shape ``(B,)``); a family gives :meth:`Guide.distribution` of (μ, σ, h).
@@ -40,7 +40,8 @@ class Guide(nn.Module):
         build this family for ``latent_dim`` (checked before any data is read)."""
 
     def distribution(self, loc: Tensor, scale: Tensor, h: Optional[Tensor]) -> TorchDistribution:
-        """q(z|x) from the encoder's μ, σ (each ``(B, latent_dim)``) and features h (None unless ``needs_features``)."""
+        """q(z|x) from the encoder's μ, σ (each ``(B, latent_dim)``) and features h (None unless
+        ``needs_features``)."""
         raise NotImplementedError
 
     def forward(self, encoder: nn.Module, x: Tensor, c: Optional[Tensor] = None) -> TorchDistribution:

@@ -19,7 +19,8 @@ class GaussianGuideConfig:
 
 @GUIDES.register("gaussian", GaussianGuideConfig)
 class GaussianGuide(Guide):
-    """Diagonal Gaussian N(μ(x), diag σ²(x)), z = μ + σ ⊙ ε: the encoder's head itself (no parameters of its own)."""
+    """Diagonal Gaussian N(μ(x), diag σ²(x)), z = μ + σ ⊙ ε: the encoder's head itself (no parameters of its own).
+    """
 
     diagonal_gaussian = True
     needs_features = False

@@ -39,7 +39,7 @@ class IAFGuideConfig:
 
 @GUIDES.register("iaf", IAFGuideConfig)
 class IAFGuide(Guide):
-    """IAF posterior z = f_T∘…∘f_1(z0), z0 ~ N(μ(x), σ²(x)): log q(z|x) = log q0(z0|x) − Σ_t log|det ∂f_t/∂z_{t−1}|."""
+    """IAF z = f_T∘…∘f_1(z0), z0 ~ N(μ(x), σ²(x)): log q(z|x) = log q0(z0|x) − Σ_t log|det ∂f_t/∂z_{t−1}|."""
 
     def __init__(self, config: IAFGuideConfig, latent_dim: int, feature_dim: int) -> None:
         super().__init__(latent_dim, feature_dim)

@@ -32,7 +32,7 @@ class VAEConfig:
 
 @MODELS.register("vae", VAEConfig)
 class VAE(DecoderModel, LatentModel):
-    """VAE: z ~ p(z), x ~ p(x|z) = likelihood(decoder(z)); guide q(z|x) of family ``model.guide`` (N(μ(x), diag σ²(x))).
+    """VAE: z ~ p(z), x ~ p(x|z) = likelihood(decoder(z)); guide q(z|x) of family ``model.guide`` (N(μ, diag σ²)).
 
     Sites: ``z`` (latent, event dim 1) and ``x`` (data, event dims = data dims), both inside
     ``pyro.plate("data")``; the model is :meth:`DecoderModel.model`. Subclasses change it through hooks:
@@ -100,7 +100,7 @@ class VAE(DecoderModel, LatentModel):
 
     # ---- the guide ----
     def guide(self, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
-        """z ~ q(z|x̃,c) (the ``model.guide`` family, by reparameterization: z = μ + σ ⊙ ε for the default); x̃ = corrupt(x)."""
+        """z ~ q(z|x̃,c), the ``model.guide`` family, reparameterized (z = μ + σ ⊙ ε by default); x̃ = corrupt(x)."""
         pyro.module("vae", self)
         c = self.condition(x, y)
         with pyro.plate("data", x.shape[0]):
