@@ -7,13 +7,14 @@ is declared by the components themselves and gathered here:
   prior with ``form: enumerate``; a learned p(z|c) needs a conditional model; the contractive penalty's
   ``closed_form`` needs a one-hidden-layer mlp;
 * prior form ⇔ objective: enumerated discrete sites (``model.prior.form: enumerate``, ``model.type: gmvae``)
-  need ``train.objective.type: enum``.
+  need ``train.objective.type: enum``;
+* objective ⇔ engine: ``train.objective.estimator: dreg`` needs the torch engine (``train.engine`` torch or auto).
 """
 
 from __future__ import annotations
 
 from .config.run import RunConfig
-from .infer.objectives import check_enumerated
+from .infer.objectives import check_enumerated, check_estimator
 from .models.base import GenerativeModel
 from .registry import MODELS
 
@@ -23,3 +24,4 @@ def validate(config: RunConfig) -> None:
     model: type[GenerativeModel] = MODELS.get(config.model.type, key="model.type").cls
     model.check_config(config.model)
     check_enumerated(model.enumerated_sites_for(config.model), config.train.objective)
+    check_estimator(config.train.engine, config.train.objective)

@@ -138,9 +138,9 @@ def test_engine_and_distributed_import_in_one_direction():
 
 def test_a_fall_back_is_said_once_and_recorded(tmp_path, capsys):
     """An objective the fast path cannot run: one line on stderr for the whole run, and the reason in the metadata."""
-    config = load_config(None, tiny_overrides("train.objective.type=iwae", "data.limit=300"))
+    config = load_config(None, tiny_overrides("train.objective.type=enum", "data.limit=300"))
     run = train(config, tmp_path / "run")
     err = capsys.readouterr().err
     assert err.count("pyro-vae: fast path off") == 1 and "Traceback" not in err
     assert [row["engine"]["path"] for row in run.history] == ["pyro", "pyro"]
-    assert "no differentiable_loss" in run.history[0]["engine"]["reason"]
+    assert "no one-pass form" in run.history[0]["engine"]["reason"]

@@ -10,7 +10,10 @@ float round-off), summed over the site with its plate scale and mask, in fewer t
 * Bernoulli(logits ℓ) score:  −Σ log p(x) = BCEWithLogits(ℓ, x, reduction="sum")
 
 Any other family goes through its own ``rsample``/``log_prob``. A score is returned as ``(tensor, constant)``
-so that the constants of all sites (the ±½ log 2π terms) are added once, as one Python number.
+so that the constants of all sites (the ±½ log 2π terms) are added once, as one Python number. With
+``per_point=True`` a score is not summed over the plates: the tensor has the site's batch shape (e.g. (K, B)
+for K particles of B datapoints), the event dims summed, and the constant is per datapoint (what the IWAE
+bound and importance-sampled evaluation need).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from pyro.distributions.util import scale_and_mask
 from torch import Tensor, nn
-from torch.distributions import Bernoulli, Independent, Normal
+from torch.distributions import Bernoulli, Independent, MultivariateNormal, Normal
 
 from . import compat
 
@@ -83,25 +86,54 @@ def _plain(scale: Any, mask: Optional[Tensor]) -> bool:
     return mask is None and isinstance(scale, (int, float)) and scale == 1.0
 
 
-def _site_sum(elementwise: Tensor, constant: float, ndims: int, scale: Any, mask: Optional[Tensor]) -> Score:
-    """Σ scale·mask·(Σ_event elementwise + event_size·constant), for an elementwise density term."""
-    if _plain(scale, mask):
-        return elementwise.sum(), elementwise.numel() * constant
+def _site_sum(elementwise: Tensor, constant: float, ndims: int, scale: Any, mask: Optional[Tensor],
+              per_point: bool = False) -> Score:
+    """Σ scale·mask·(Σ_event elementwise + event_size·constant), for an elementwise density term; ``per_point``:
+    the same without the sum over the batch (plate) dims."""
     event_size = math.prod(elementwise.shape[elementwise.dim() - ndims:])
-    per_point = compat.sum_rightmost(elementwise, ndims) + event_size * constant
-    return scale_and_mask(per_point, scale, mask).sum(), 0.0
+    if _plain(scale, mask):
+        if per_point:
+            return compat.sum_rightmost(elementwise, ndims), event_size * constant
+        return elementwise.sum(), elementwise.numel() * constant
+    points = scale_and_mask(compat.sum_rightmost(elementwise, ndims) + event_size * constant, scale, mask)
+    return (points if per_point else points.sum()), 0.0
 
 
-def rsample_scored(fn: Any) -> Tuple[Tensor, Callable[[Any, Optional[Tensor]], Score]]:
-    """A reparameterized draw ``z ~ fn`` and ``log_q(scale, mask)`` = Σ scale·mask·log fn(z)."""
+def _reduce(points: Tensor, per_point: bool) -> Tensor:
+    return points if per_point else points.sum()
+
+
+class NotDetachable(Exception):
+    """A guide family whose log q cannot be evaluated at stop-gradient parameters (DReG needs it)."""
+
+
+LogQ = Callable[..., Score]  # log_q(scale, mask, per_point=False)
+
+
+def rsample_scored(fn: Any, stop_params: bool = False) -> Tuple[Tensor, LogQ]:
+    """A reparameterized draw ``z ~ fn`` and ``log_q(scale, mask, per_point=False)`` = Σ scale·mask·log fn(z).
+
+    ``stop_params``: log q(z; sg(params)), the density at stop-gradient parameters (same value; a gradient
+    reaches the parameters only through z), as DReG needs. Normal and MultivariateNormal families (under
+    ``Independent``) have it; any other raises :class:`NotDetachable`."""
     base, ndims = unwrap_independent(fn)
     if compat.is_family(base, Normal):
         loc, scale = base.loc, base.scale
         eps = compat.standard_normal(compat.extended_shape(base), loc)  # as Normal.rsample draws it
         z = loc + eps * scale
-        return z, lambda s, m: _site_sum(-0.5 * eps.square() - scale.log(), -HALF_LOG_2PI, ndims, s, m)
+        if stop_params:  # −½((z − sg μ)/sg σ)² − log sg σ: the value of −½ε² − log σ, differentiable in z only
+            sd = scale.detach()
+            return z, lambda s, m, p=False: _site_sum(-0.5 * ((z - loc.detach()) / sd).square() - sd.log(),
+                                                      -HALF_LOG_2PI, ndims, s, m, p)
+        return z, lambda s, m, p=False: _site_sum(-0.5 * eps.square() - scale.log(), -HALF_LOG_2PI, ndims, s, m, p)
     z = fn.rsample()
-    return z, lambda s, m: (scale_and_mask(fn.log_prob(z), s, m).sum(), 0.0)
+    q = fn
+    if stop_params:
+        if not compat.is_family(base, MultivariateNormal):
+            raise NotDetachable(type(base).__name__)
+        q = MultivariateNormal(base.loc.detach(), scale_tril=base.scale_tril.detach())
+        q = Independent(q, ndims) if ndims else q
+    return z, lambda s, m, p=False: (_reduce(scale_and_mask(q.log_prob(z), s, m), p), 0.0)
 
 
 NO_CONSTANTS: Tuple[FrozenSet[int], FrozenSet[int]] = (frozenset(), frozenset())
@@ -115,20 +147,25 @@ def _is_standard(base: Normal, constants: Tuple[FrozenSet[int], FrozenSet[int]])
 
 def neg_log_prob_sum(fn: Any, value: Tensor, scale: Any, mask: Optional[Tensor], args: tuple = (),
                      kwargs: Optional[dict] = None,
-                     constants: Tuple[FrozenSet[int], FrozenSet[int]] = NO_CONSTANTS) -> Score:
-    """−Σ scale·mask·log fn(value) (minus what ``Trace.log_prob_sum`` adds for one site)."""
+                     constants: Tuple[FrozenSet[int], FrozenSet[int]] = NO_CONSTANTS, per_point: bool = False) -> Score:
+    """−Σ scale·mask·log fn(value) (minus what ``Trace.log_prob_sum`` adds for one site); ``per_point``: not
+    summed over the batch dims (the site's ``−scale·mask·log_prob``)."""
     if not args and not kwargs:
         base, ndims = unwrap_independent(fn)
-        if compat.is_family(base, Bernoulli) and "logits" in base.__dict__ and _plain(scale, mask):
+        if compat.is_family(base, Bernoulli) and "logits" in base.__dict__ and (per_point or _plain(scale, mask)):
             logits = base.logits
             if logits.shape != value.shape:
                 logits, value = torch.broadcast_tensors(logits, value)
-            return F.binary_cross_entropy_with_logits(logits, value, reduction="sum"), 0.0
+            if not per_point:
+                return F.binary_cross_entropy_with_logits(logits, value, reduction="sum"), 0.0
+            points = compat.sum_rightmost(F.binary_cross_entropy_with_logits(logits, value, reduction="none"), ndims)
+            return (points if _plain(scale, mask) else scale_and_mask(points, scale, mask)), 0.0
         if compat.is_family(base, Normal):
             if _is_standard(base, constants):
                 if value.shape != base.batch_shape:
                     value = value.expand(base.batch_shape)
-                return _site_sum(0.5 * value.square(), HALF_LOG_2PI, ndims, scale, mask)
+                return _site_sum(0.5 * value.square(), HALF_LOG_2PI, ndims, scale, mask, per_point)
             loc, sd = base.loc, base.scale
-            return _site_sum(0.5 * ((value - loc) / sd).square() + sd.log(), HALF_LOG_2PI, ndims, scale, mask)
-    return -scale_and_mask(fn.log_prob(value, *args, **(kwargs or {})), scale, mask).sum(), 0.0
+            return _site_sum(0.5 * ((value - loc) / sd).square() + sd.log(), HALF_LOG_2PI, ndims, scale, mask,
+                             per_point)
+    return _reduce(-scale_and_mask(fn.log_prob(value, *args, **(kwargs or {})), scale, mask), per_point), 0.0

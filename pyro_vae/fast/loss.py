@@ -24,16 +24,21 @@ from pyro.infer.util import is_validation_enabled
 from pyro.poutine.messenger import Messenger
 from torch import Tensor, nn
 
-from ..errors import PyroVAEError
+from ..errors import ConfigError, PyroVAEError
 from ..infer.objectives import LatentWeightedMixin, build_elbo, set_objective_step
 from ..registry import OBJECTIVES
 from ..rng import set_torch_rng_state, torch_rng_state
 from .kernels import NO_CONSTANTS, Constants
-from .onepass import NotFusable, OnePassELBO
+from .onepass import NotFusable, OnePassELBO, OnePassIWAE
 from .replay import ReplayedLoss
 
 # Pyro ELBO classes the one pass reproduces, and whether their latent term is the closed-form KL
 ONE_PASS_FORMS: Dict[type, bool] = {pyro.infer.Trace_ELBO: False, pyro.infer.TraceMeanField_ELBO: True}
+
+
+def is_iwae(elbo: Any) -> bool:
+    """Pyro's ``RenyiELBO`` with α = 0: the IWAE bound, which :class:`~.onepass.OnePassIWAE` reproduces."""
+    return isinstance(elbo, pyro.infer.RenyiELBO) and elbo.alpha == 0
 
 
 def notify_stderr(line: str) -> None:
@@ -93,8 +98,11 @@ class FastLoss(nn.Module):
         self.reason = ""
         self.one_pass: Optional[OnePassELBO] = None
         form = ONE_PASS_FORMS.get(getattr(OBJECTIVES.get(objective.type).cls, "elbo_cls", None))
+        self.dreg = getattr(objective, "estimator", None) == "dreg"
         if not getattr(objective, "fused", True):
             self.fused, self.reason = False, "train.objective.fused=false"
+        elif is_iwae(self.elbo):
+            self.one_pass = OnePassIWAE(self.elbo, self.dreg)
         elif form is None:
             self._fall_back(f"objective {objective.type!r} ({self.elbo_name}) has no one-pass form")
         else:
@@ -109,6 +117,8 @@ class FastLoss(nn.Module):
         self.constants = Constants(module) if self.one_pass is not None else None
         self.replay: Optional[ReplayedLoss] = ReplayedLoss(self) if replay and self.one_pass is not None else None
         self.replay_reason = "" if replay else "train.replay=false"
+        if self.dreg and self.replay is not None:  # its gradient hook at z is not part of a recorded graph
+            self.replay, self.replay_reason = None, "train.objective.estimator=dreg (a gradient hook at z) runs eagerly"
         self.replay_noted = False
 
     # --- what runs ---------------------------------------------------------------------------------
@@ -204,6 +214,10 @@ class FastLoss(nn.Module):
             except Exception as e:
                 if self.recording:
                     raise  # a program replay cannot record: replay falls back, the one pass stays
+                if self.dreg:
+                    why = str(e) if isinstance(e, NotFusable) else type(e).__name__
+                    raise ConfigError(f"train.objective.estimator: 'dreg' runs on the speed layer's one pass only, "
+                                      f"which this program does not fit ({why}); use estimator: iwae") from None
                 self._fall_back(str(e) if isinstance(e, NotFusable) else f"{type(e).__name__}: {str(e).strip()}")
                 if state is not None:
                     set_torch_rng_state(state)

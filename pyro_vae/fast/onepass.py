@@ -15,22 +15,34 @@ Covered: fully reparameterized guides (every latent site has ``rsample``), every
 the guide, observed sites and ``pyro.factor``, plates with subsampling scale, masks, ``poutine.scale``,
 vectorized particles, a latent weight β(t) and free bits. Anything else (enumeration, score-function sites,
 model-only latents, auxiliary guide sites) raises :class:`NotFusable`; the caller then uses Pyro's own ELBO.
+
+The same two handlers, with ``per_point=True``, give per-datapoint log weights (:func:`point_scores`):
+
+    log w_k = log p(x, z_k) − log q(z_k|x),  shape (K, B) inside the particle plate,
+
+which carry the IWAE bound (:class:`OnePassIWAE`, = Pyro's ``RenyiELBO(alpha=0)``, with the standard or the
+doubly-reparameterized gradient) and importance-sampled evaluation (:mod:`pyro_vae.evaluation.loglik`).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import pyro
 import torch
 from pyro.distributions.kl import kl_divergence
 from pyro.distributions.util import scale_and_mask
+from pyro.infer.util import get_dependent_plate_dims, torch_sum
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..infer.objectives import LatentScale, per_dim_kl
 from . import compat
-from .kernels import NO_CONSTANTS, Score, neg_log_prob_sum, rsample_scored
+from .kernels import NO_CONSTANTS, LogQ, NotDetachable, Score, neg_log_prob_sum, rsample_scored
 
 
 class NotFusable(Exception):
@@ -42,11 +54,13 @@ def _unsupported(msg: dict, why: str) -> NotFusable:
 
 
 class GuideRun(Messenger):
-    """Runs the guide: draws each latent site ``z ~ q`` by reparameterization and keeps ``(q, z, log q thunk)``."""
+    """Runs the guide: draws each latent site ``z ~ q`` by reparameterization and keeps ``(q, z, log q thunk)``;
+    ``stop_params``: log q at stop-gradient parameters (DReG)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_params: bool = False) -> None:
         super().__init__()
-        self.sites: Dict[str, Tuple[Any, Tensor, Callable[..., Score], Any, Optional[Tensor]]] = {}
+        self.stop_params = stop_params
+        self.sites: Dict[str, Tuple[Any, Tensor, LogQ, Any, Optional[Tensor]]] = {}
         self.subsamples: Dict[str, Tensor] = {}  # plate subsample indices, replayed in the model
 
     def _pyro_post_sample(self, msg: dict) -> None:
@@ -60,7 +74,11 @@ class GuideRun(Messenger):
             raise _unsupported(msg, "observed site in the guide")
         if msg["infer"].get("enumerate") or not msg["fn"].has_rsample:
             raise _unsupported(msg, "not reparameterizable (needs a score-function or enumeration estimator)")
-        value, log_q = rsample_scored(msg["fn"])
+        try:
+            value, log_q = rsample_scored(msg["fn"], self.stop_params)
+        except NotDetachable as e:
+            raise ConfigError(f"train.objective.estimator: 'dreg' needs log q(z|x) at stop-gradient parameters, "
+                              f"which guide site {msg['name']!r} ({e}) does not give; use estimator: iwae") from None
         msg["value"], msg["done"] = value, True
         self.sites[msg["name"]] = (msg["fn"], value, log_q, msg["scale"], msg["mask"])
 
@@ -68,15 +86,19 @@ class GuideRun(Messenger):
 class ModelRun(Messenger):
     """Runs the model against the guide's draws, accumulating −Σ log p at observed sites and at latent sites
     (``mean_field``: KL(q‖p) in closed form where it exists, else −log p + log q), plus the free-bits term
-    β·Σ_d relu(λ − KL̄_d) per latent site."""
+    β·Σ_d relu(λ − KL̄_d) per latent site. ``per_point``: each site's −scale·mask·log p per datapoint, by
+    name (``sites``), with its plates (``plates``); no KL, no free bits."""
 
     def __init__(self, guide_sites: Dict[str, tuple], subsamples: Dict[str, Tensor], mean_field: bool,
-                 free_bits: float, constants: Any) -> None:
+                 free_bits: float, constants: Any, per_point: bool = False) -> None:
         super().__init__()
         self.guide_sites, self.subsamples, self.mean_field = guide_sites, subsamples, mean_field
-        self.free_bits, self.constants = free_bits, constants
+        self.free_bits, self.constants, self.per_point = free_bits, constants, per_point
         self.terms: List[Score] = []  # each −Σ scale·mask·log p (or a KL) as (tensor, constant)
         self.kl_sites: set = set()
+        self.sites: Dict[str, Score] = {}  # per_point: site name -> −scale·mask·log p per datapoint
+        self.plates: Dict[str, dict] = {}  # per_point: site name -> the plates it sits in (Pyro's site stub)
+        self.observed: List[str] = []
 
     def _pyro_sample(self, msg: dict) -> None:
         if site_is_subsample(msg):  # the guide's minibatch indices, as poutine.replay does
@@ -104,8 +126,15 @@ class ModelRun(Messenger):
                     self.kl_sites.add(name)
                     self.terms.append((scale_and_mask(kl, q_scale, q_mask).sum(), 0.0))
                     return
-        self.terms.append(neg_log_prob_sum(fn, msg["value"], msg["scale"], msg["mask"], msg["args"], msg["kwargs"],
-                                           self.constants))
+        score = neg_log_prob_sum(fn, msg["value"], msg["scale"], msg["mask"], msg["args"], msg["kwargs"],
+                                 self.constants, self.per_point)
+        if not self.per_point:
+            self.terms.append(score)
+            return
+        self.sites[name] = score
+        self.plates[name] = {"type": "sample", "cond_indep_stack": msg["cond_indep_stack"]}
+        if msg["is_observed"]:
+            self.observed.append(name)
 
 
 def one_pass_loss(model: Callable, guide: Callable, args: tuple, kwargs: dict, mean_field: bool = False,
@@ -155,3 +184,121 @@ class OnePassELBO:
             loss = loss + one_pass_loss(model, guide, args, kwargs, self.mean_field, self.free_bits, constants)
         # no warn_if_nan: it reads the value (a host sync); the trainer stops on a non-finite loss itself
         return loss / elbo.num_particles if elbo.num_particles > 1 else loss
+
+
+@dataclass
+class PointScores:
+    """Per-datapoint log densities of one pass, by site, each of the sites' batch shape (e.g. (K, B)):
+    ``model`` log p (observed sites first in ``observed``), ``guide`` log q, and the guide's draws ``values``."""
+
+    model: Dict[str, Tensor]
+    guide: Dict[str, Tensor]
+    observed: Tuple[str, ...]
+    values: Dict[str, Tensor]
+
+    @property
+    def total(self) -> Tensor:
+        """log w = Σ_model log p − Σ_guide log q, per datapoint."""
+        return _sum(self.model.values()) - _sum(self.guide.values())
+
+    @property
+    def reconstruction(self) -> Tensor:
+        """Σ log p at the observed sites (log p(x|z))."""
+        return _sum(self.model[n] for n in self.observed)
+
+
+def _sum(tensors) -> Tensor:
+    tensors = iter(tensors)
+    total = next(tensors, None)
+    if total is None:
+        return torch.zeros(())
+    for t in tensors:
+        total = total + t
+    return total
+
+
+def point_scores(model: Callable, guide: Callable, args: tuple, kwargs: dict, constants: Any = NO_CONSTANTS,
+                 stop_params: bool = False, split: bool = False) -> Tuple[PointScores, Optional[Tensor]]:
+    """One pass over guide and model, scored per datapoint: ``(scores, log_w)``. With ``split=False`` only
+    ``log_w`` = log p(x, z) − log q(z|x) is formed (the site constants added once); with ``split=True`` each
+    site's tensor carries its own constant and ``log_w`` is None (use ``scores.total``). Plates that not every
+    model site sits in are summed out, as Pyro's ``RenyiELBO`` does (``get_dependent_plate_dims``)."""
+    guide_run = GuideRun(stop_params)
+    with guide_run:
+        guide(*args, **kwargs)
+    model_run = ModelRun(guide_run.sites, guide_run.subsamples, False, 0.0, constants, per_point=True)
+    with model_run:
+        model(*args, **kwargs)
+    sum_dims = get_dependent_plate_dims(model_run.plates.values())
+    log_q = {name: log_q(scale, mask, True) for name, (_, _, log_q, scale, mask) in guide_run.sites.items()}
+    model_sites = {name: (torch_sum(t, sum_dims), -c) for name, (t, c) in model_run.sites.items()}
+    guide_sites = {name: (torch_sum(t, sum_dims), c) for name, (t, c) in log_q.items()}
+    values = {name: site[1] for name, site in guide_run.sites.items()}
+    observed = tuple(model_run.observed)
+    if split:
+        model_p = {n: (-t + c if c else -t) for n, (t, c) in model_sites.items()}
+        guide_q = {n: (t + c if c else t) for n, (t, c) in guide_sites.items()}
+        return PointScores(model_p, guide_q, observed, values), None
+    # −log p terms are summed as they come (log w = −Σ(−log p) − Σ log q): one negation
+    neg = _sum([t for t, _ in model_sites.values()] + [t for t, _ in guide_sites.values()])
+    constant = sum(c for _, c in model_sites.values()) - sum(c for _, c in guide_sites.values())
+    log_w = -neg if constant == 0.0 else constant - neg
+    return PointScores({}, {}, observed, values), log_w
+
+
+def in_particle_plate(fn: Callable, num_particles: int, max_plate_nesting: int) -> Callable:
+    """``fn`` run inside ``pyro.plate("particles", K, dim=-(max_plate_nesting + 1))``: K draws per datapoint in
+    one vectorized pass (the plate is entered inside ``fn``, so it broadcasts a site before a one-pass handler
+    outside ``fn`` draws it)."""
+    def wrapped(*args, **kwargs):
+        with pyro.plate("particles", num_particles, dim=-(max_plate_nesting + 1)):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+class OnePassIWAE:
+    """−IWAE_K = −Σ_b [logsumexp_k log w_kb − log K] of Pyro ELBO ``elbo`` (a ``RenyiELBO`` with α = 0: its
+    particles and plate nesting), from :func:`point_scores` (log w of shape (K, B) in the particle plate).
+
+    ``dreg`` (Tucker et al. 2018): log q is evaluated at stop-gradient guide parameters, and the gradient that
+    reaches each draw z_k is scaled by w̃_k = softmax_k log w once more (a tensor hook), so the guide gets
+    Σ_k w̃_k² ∂log w_k/∂z_k ∂z_k/∂φ and the model Σ_k w̃_k ∇_θ log w_k; the value is the same bound. The hook is
+    not part of a recorded graph, so a DReG loss runs eagerly.
+    """
+
+    weight = None  # no latent weight β(t)
+
+    def __init__(self, elbo: Any, dreg: bool = False) -> None:
+        self.elbo, self.dreg = elbo, dreg
+
+    def __call__(self, model: Callable, guide: Callable, args: tuple, kwargs: dict, constants: Any = NO_CONSTANTS
+                 ) -> Tensor:
+        elbo, k = self.elbo, self.elbo.num_particles
+        vectorized = elbo.vectorize_particles and k > 1  # as RenyiELBO: K = 1 is one pass without a particle plate
+        if vectorized:  # one pass inside a particle plate, as Pyro's ELBOs do
+            model, guide = compat.vectorized_particles(elbo, model), compat.vectorized_particles(elbo, guide)
+            scores, log_w = point_scores(model, guide, args, kwargs, constants, self.dreg)
+            draws = [scores.values]
+        else:
+            passes = [point_scores(model, guide, args, kwargs, constants, self.dreg) for _ in range(k)]
+            log_w = torch.stack([w for _, w in passes])
+            draws = [s.values for s, _ in passes]
+        if self.dreg and torch.is_grad_enabled():
+            scale_gradients(draws, torch.softmax(log_w.detach(), 0), vectorized)
+        bound = torch.logsumexp(log_w, 0)
+        return -(bound.sum() - bound.numel() * math.log(k)) if k > 1 else -bound.sum()
+
+
+def scale_gradients(draws: List[Dict[str, Tensor]], weights: Tensor, vectorized: bool) -> None:
+    """Multiply the gradient reaching each draw z_k by w̃_k (``weights``, shape (K, ...batch)), via tensor hooks."""
+    for k, values in enumerate(draws):
+        w = weights if vectorized else weights[k]
+        for name, z in values.items():
+            if not z.requires_grad:
+                continue
+            if z.shape[:w.dim()] != w.shape:
+                raise NotFusable(f"site {name!r}: DReG needs z's batch shape {tuple(z.shape)} to start with the "
+                                 f"log-weight shape {tuple(w.shape)}")
+            factor = w.reshape(w.shape + (1,) * (z.dim() - w.dim()))
+            z.register_hook(lambda g, f=factor: g * f)

@@ -12,15 +12,16 @@ one-sample estimate for ``elbo``). With β = 1, no warm-up and λ = 0 the plain 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Literal, Tuple
 
 import pyro.infer
 import torch
 from pyro.distributions import Independent
 from pyro.distributions.kl import kl_divergence
-from pyro.distributions.util import scale_and_mask
-from pyro.infer.util import torch_item
+from pyro.distributions.util import is_identically_zero, scale_and_mask
+from pyro.infer.util import get_dependent_plate_dims, torch_item, torch_sum
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.trace_struct import Trace
 
@@ -72,6 +73,9 @@ class IWAEConfig:
     num_particles: int = opt(5, "importance samples K per x: log (1/K) Σ_k p(x,z_k)/q(z_k|x)", positive,
                              "an integer >= 1")
     vectorize_particles: bool = opt(True, "draw the K particles in one vectorized pass")
+    estimator: Literal["iwae", "dreg"] = opt(
+        "iwae", "gradient estimator: iwae (reparameterized, Σ_k w̃_k ∇ log w_k) or dreg (doubly reparameterized, "
+                "Tucker et al. 2018: the guide gets Σ_k w̃_k² ∂log w_k/∂z_k ∂z_k/∂φ; torch engine, Gaussian guides)")
 
 
 @dataclass
@@ -212,11 +216,40 @@ class EnumELBO(Objective):
     elbo_cls = pyro.infer.TraceEnum_ELBO
 
 
+class RenyiLoss(pyro.infer.RenyiELBO):
+    """Pyro's ``RenyiELBO`` with a ``differentiable_loss`` (trace-based; the torch engine's fall-back when the
+    one pass does not fit): −Σ_b [logsumexp_k (1−α) log w_kb − log K] / (1−α), whose gradient is Pyro's
+    surrogate's (a non-reparameterized guide site's log q enters the value, not the gradient, as in Pyro)."""
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        particles = []
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            sum_dims = get_dependent_plate_dims(model_trace.nodes.values())
+            particle = 0.0
+            for site in model_trace.nodes.values():
+                if site["type"] == "sample":
+                    particle = particle + torch_sum(site["log_prob"], sum_dims)
+            for site in guide_trace.nodes.values():
+                if site["type"] == "sample":
+                    log_q = torch_sum(site["log_prob"], sum_dims)
+                    reparameterized = not is_identically_zero(site["score_parts"].entropy_term)
+                    particle = particle - (log_q if reparameterized else log_q.detach())
+            particles.append(particle)
+        if all(isinstance(p, (int, float)) for p in particles):
+            return torch.zeros(())
+        if self.vectorize_particles and self.num_particles > 1:
+            log_w = (1.0 - self.alpha) * particles[0]
+        else:
+            log_w = (1.0 - self.alpha) * torch.stack(torch.broadcast_tensors(*map(torch.as_tensor, particles)))
+        bound = torch.logsumexp(log_w, 0) - math.log(self.num_particles)
+        return -bound.sum() / (1.0 - self.alpha)
+
+
 @OBJECTIVES.register("iwae", IWAEConfig)
 class IWAE(Objective):
     """Importance-weighted bound E[log (1/K) Σ_k p(x,z_k)/q(z_k|x)] (Burda et al.): RenyiELBO with α = 0."""
 
-    elbo_cls = pyro.infer.RenyiELBO
+    elbo_cls = RenyiLoss
 
     def kwargs(self) -> dict:
         return {"alpha": 0.0, **super().kwargs()}
@@ -242,6 +275,14 @@ def check_enumerated(sites: Tuple[str, ...], config: Any) -> None:
         raise ConfigError(f"train.objective.type: {config.type!r} cannot train a model with the enumerated site(s) "
                           f"{names} (model.prior.form: enumerate, model.type: gmvae or m2): it would sample them, not sum them "
                           "out; use train.objective.type=enum (TraceEnum_ELBO)")
+
+
+def check_estimator(engine: str, config: Any) -> None:
+    """ConfigError when objective ``config`` asks for the DReG estimator and ``engine`` is Pyro's SVI loop, whose
+    ``RenyiELBO`` gives the standard IWAE gradient only."""
+    if getattr(config, "estimator", None) == "dreg" and engine == "svi":
+        raise ConfigError("train.objective.estimator: 'dreg' needs train.engine: torch or auto (Pyro's SVI loop "
+                          "has the standard IWAE gradient only)")
 
 
 def build_elbo(config, max_plate_nesting: int) -> pyro.infer.ELBO:

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..fast import compile_loss
 from ..fast.loss import notify_stderr, pyro_class
-from ..infer.objectives import build_elbo, set_objective_step
+from ..infer.objectives import build_elbo, check_estimator, set_objective_step
 from .config import TrainConfig
 
 
@@ -38,6 +38,7 @@ class SVIEngine:
     name = "svi"
 
     def __init__(self, model: nn.Module, config: TrainConfig) -> None:
+        check_estimator("svi", config.objective)
         self.elbo = build_elbo(config.objective, model.max_plate_nesting)
         optim_args: Dict[str, Any] = {"lr": config.lr}
         if config.clip_norm is not None:
