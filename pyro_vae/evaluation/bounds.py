@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import math
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from torch import nn
 
 from ..data.base import ImageData
-from ..infer.importance import log_weights
+from .loglik import ImportanceWeights, log_likelihood_batch
 
 
 @torch.no_grad()
 def elbo_and_iwae(model: nn.Module, data: ImageData, num_samples: int = 10, batch_size: int = 500,
-                  split: str = "test") -> Dict[str, float]:
-    """``elbo`` = mean_k log w_k and ``iwae`` = log mean_k w_k, per datapoint, with K = ``num_samples``."""
+                  split: str = "test", chunk_size: Optional[int] = None) -> Dict[str, float]:
+    """``elbo`` = mean_k log w_k and ``iwae`` = log mean_k w_k, per datapoint, with K = ``num_samples`` drawn
+    ``chunk_size`` at a time (:func:`~pyro_vae.evaluation.loglik.log_likelihood_batch`: memory bounded for any K)."""
+    weights = ImportanceWeights(model)
     elbo = iwae = 0.0
     count = 0
     for x, y in data.batches(split, batch_size):
-        lw = log_weights(model.model, model.guide, x, y, num_samples=num_samples,
-                         max_plate_nesting=model.max_plate_nesting).total
-        elbo += lw.mean(0).sum().item()
-        iwae += (torch.logsumexp(lw, 0) - math.log(num_samples)).sum().item()
+        ll = log_likelihood_batch(model, x, y, num_samples, chunk_size, weights=weights)
+        elbo = elbo + ll.elbo.sum()
+        iwae = iwae + ll.log_px.sum()
         count += x.shape[0]
-    return {"elbo": elbo / count, "iwae": iwae / count}
+    return {"elbo": float(elbo) / count, "iwae": float(iwae) / count}
 
 
 def test_elbo(model: nn.Module, data: ImageData, num_samples: int = 10, batch_size: int = 500) -> float:

@@ -3,21 +3,26 @@
     log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k|x),   z_k ~ q(z|x)
 
 (the IWAE_K bound: a lower bound in expectation, tight as K → ∞). The K log-weights of a datapoint are
-reduced chunk by chunk with a running ``logaddexp``, so memory is O(batch × chunk) for any K.
+reduced chunk by chunk with a running ``logaddexp``, so memory is O(batch × chunk) for any K. The log-weights
+come from the speed layer's one pass where the program fits it, else from Pyro's traces
+(:class:`ImportanceWeights`); :func:`pyro_vae.evaluation.bounds.elbo_and_iwae` uses the same function.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from ..data.base import ImageData
 from ..errors import ConfigError
+from ..fast.kernels import NO_CONSTANTS, Constants
+from ..fast.onepass import NotFusable, in_particle_plate, point_scores
 from ..infer.importance import log_weights
+from ..rng import set_torch_rng_state, torch_rng_state
 
 SAMPLES_PER_PASS = 1 << 15  # z's decoded in one vectorized pass (chunk × batch): bounds peak memory
 
@@ -51,24 +56,64 @@ def _chunks(total: int, size: int):
         yield min(size, total - start)
 
 
+class ImportanceWeights:
+    """log w_k = log p(x, z_k) − log q(z_k|x) and log p(x|z_k) (the observed sites), each (K, B), for K draws
+    z_k ~ q(z|x) per datapoint of a batch, without gradients.
+
+    Computed by the speed layer's one pass (:func:`pyro_vae.fast.onepass.point_scores`: each site scored at its
+    sample statement, in one vectorized pass inside a particle plate); a program it does not cover (enumerated
+    sites, latents the guide lacks such as a mixture component y, ...) is scored from Pyro's traces instead
+    (:func:`pyro_vae.infer.importance.log_weights`). The first call finds out which; a failed one-pass try is
+    undone, random draws included, so both give the same numbers on the same seed.
+    """
+
+    def __init__(self, model: nn.Module, one_pass: bool = True) -> None:
+        self.model = model
+        self.fused: Optional[bool] = None if one_pass else False  # None: not tried yet
+        self.constants = Constants(model).current() if one_pass else NO_CONSTANTS
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, y: Optional[Tensor], k: int) -> Tuple[Tensor, Tensor]:
+        """``(log_w, log_px_given_z)`` for ``k`` draws per datapoint of ``x``, each of shape ``(k, B)``."""
+        m = self.model
+        if self.fused is not False:
+            state = torch_rng_state() if self.fused is None else None
+            model, guide = (in_particle_plate(f, k, m.max_plate_nesting) for f in (m.model, m.guide))
+            try:
+                scores, _ = point_scores(model, guide, (x, y), {}, self.constants, split=True)
+            except NotFusable:
+                self.fused = False
+                set_torch_rng_state(state)
+            else:
+                self.fused = True
+                return scores.total, scores.reconstruction
+        lw = log_weights(m.model, m.guide, x, y, num_samples=k, max_plate_nesting=m.max_plate_nesting)
+        return lw.total, sum(v for name, v in lw.model.items() if name not in lw.guide)
+
+
 @torch.no_grad()
 def log_likelihood_batch(model: nn.Module, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1000,
-                         chunk_size: Optional[int] = None, bar: Any = None) -> LogLikelihood:
-    """Importance-sampled log p(x) for one batch ``x``; K = ``num_samples`` drawn ``chunk_size`` at a time."""
+                         chunk_size: Optional[int] = None, bar: Any = None,
+                         weights: Optional[ImportanceWeights] = None) -> LogLikelihood:
+    """Importance-sampled log p(x) for one batch ``x``; K = ``num_samples`` drawn ``chunk_size`` at a time (memory
+    O(B × chunk) for any K); ``weights``: the :class:`ImportanceWeights` to use (one per evaluation)."""
     if num_samples < 1:
         raise ConfigError(f"num_samples: expected an integer >= 1, got {num_samples}")
+    weights = weights or ImportanceWeights(model)
     chunk_size = chunk_size or max(1, SAMPLES_PER_PASS // x.shape[0])
-    log_sum = torch.full((x.shape[0],), -math.inf, device=x.device)
-    rec_sum, kl_sum = torch.zeros(x.shape[0], device=x.device), torch.zeros(x.shape[0], device=x.device)
+    log_sum = rec_sum = kl_sum = None
     for k in _chunks(num_samples, chunk_size):
-        lw = log_weights(model.model, model.guide, x, y, num_samples=k, max_plate_nesting=model.max_plate_nesting)
-        log_sum = torch.logaddexp(log_sum, torch.logsumexp(lw.total, 0))  # lw.total: (k, B)
-        rec = sum(v for name, v in lw.model.items() if name not in lw.guide)
-        rec_sum += rec.sum(0)
-        kl_sum += (rec - lw.total).sum(0)  # log q − log p(z) over the latent sites
+        log_w, rec = weights(x, y, k)  # (k, B) each
+        lse, rec_k, kl_k = torch.logsumexp(log_w, 0), rec.sum(0), (rec - log_w).sum(0)  # kl: log q − log p(z)
+        if log_sum is None:
+            log_sum, rec_sum, kl_sum = lse, rec_k, kl_k
+        else:
+            log_sum, rec_sum, kl_sum = torch.logaddexp(log_sum, lse), rec_sum + rec_k, kl_sum + kl_k
         if bar is not None:
             bar.update(k * x.shape[0])
-    return LogLikelihood(log_sum - math.log(num_samples), rec_sum / num_samples, kl_sum / num_samples, num_samples)
+    shape = x.shape[:1]  # a program whose sites do not depend on the draws still gives one number per datapoint
+    return LogLikelihood((log_sum - math.log(num_samples)).expand(shape), (rec_sum / num_samples).expand(shape),
+                         (kl_sum / num_samples).expand(shape), num_samples)
 
 
 @torch.no_grad()
@@ -80,9 +125,10 @@ def test_log_likelihood(model: nn.Module, data: ImageData, num_samples: int = 10
     from tqdm import tqdm
 
     n = data.train_x.shape[0] if split == "train" else data.test_x.shape[0]
+    weights = ImportanceWeights(model)
     with tqdm(total=n * num_samples, disable=not progress, desc=f"log p(x), K={num_samples}", unit="z",
               unit_scale=True, dynamic_ncols=True) as bar:
-        return LogLikelihood.cat([log_likelihood_batch(model, x, y, num_samples, chunk_size, bar)
+        return LogLikelihood.cat([log_likelihood_batch(model, x, y, num_samples, chunk_size, bar, weights)
                                   for x, y in data.batches(split, batch_size)])
 
 
