@@ -80,7 +80,7 @@ class ImportanceWeights:
             state = torch_rng_state() if self.fused is None else None
             model, guide = (in_particle_plate(f, k, m.max_plate_nesting) for f in (m.model, m.guide))
             try:
-                scores, _ = point_scores(model, guide, (x, y), {}, self.constants, split=True)
+                scores = point_scores(model, guide, (x, y), {}, self.constants)
             except NotFusable:
                 self.fused = False
                 set_torch_rng_state(state)

@@ -189,7 +189,7 @@ class OnePassELBO:
 @dataclass
 class PointScores:
     """Per-datapoint log densities of one pass, by site, each of the sites' batch shape (e.g. (K, B)):
-    ``model`` log p (observed sites first in ``observed``), ``guide`` log q, and the guide's draws ``values``."""
+    ``model`` log p (``observed`` names the observed sites), ``guide`` log q, and the guide's draws ``values``."""
 
     model: Dict[str, Tensor]
     guide: Dict[str, Tensor]
@@ -218,11 +218,9 @@ def _sum(tensors) -> Tensor:
 
 
 def point_scores(model: Callable, guide: Callable, args: tuple, kwargs: dict, constants: Any = NO_CONSTANTS,
-                 stop_params: bool = False, split: bool = False) -> Tuple[PointScores, Optional[Tensor]]:
-    """One pass over guide and model, scored per datapoint: ``(scores, log_w)``. With ``split=False`` only
-    ``log_w`` = log p(x, z) − log q(z|x) is formed (the site constants added once); with ``split=True`` each
-    site's tensor carries its own constant and ``log_w`` is None (use ``scores.total``). Plates that not every
-    model site sits in are summed out, as Pyro's ``RenyiELBO`` does (``get_dependent_plate_dims``)."""
+                 stop_params: bool = False) -> PointScores:
+    """One pass over guide and model, each site scored per datapoint (its constant included). Plates that not
+    every model site sits in are summed out, as Pyro's ``RenyiELBO`` does (``get_dependent_plate_dims``)."""
     guide_run = GuideRun(stop_params)
     with guide_run:
         guide(*args, **kwargs)
@@ -230,20 +228,17 @@ def point_scores(model: Callable, guide: Callable, args: tuple, kwargs: dict, co
     with model_run:
         model(*args, **kwargs)
     sum_dims = get_dependent_plate_dims(model_run.plates.values())
-    log_q = {name: log_q(scale, mask, True) for name, (_, _, log_q, scale, mask) in guide_run.sites.items()}
-    model_sites = {name: (torch_sum(t, sum_dims), -c) for name, (t, c) in model_run.sites.items()}
-    guide_sites = {name: (torch_sum(t, sum_dims), c) for name, (t, c) in log_q.items()}
+
+    def points(score: Score, sign: float) -> Tensor:
+        tensor, constant = score
+        tensor = torch_sum(tensor if sign > 0 else -tensor, sum_dims)
+        return tensor + sign * constant if constant else tensor
+
+    log_p = {name: points(score, -1.0) for name, score in model_run.sites.items()}  # sites hold −log p
+    log_q = {name: points(log_q(scale, mask, True), 1.0) for name, (_, _, log_q, scale, mask)
+             in guide_run.sites.items()}
     values = {name: site[1] for name, site in guide_run.sites.items()}
-    observed = tuple(model_run.observed)
-    if split:
-        model_p = {n: (-t + c if c else -t) for n, (t, c) in model_sites.items()}
-        guide_q = {n: (t + c if c else t) for n, (t, c) in guide_sites.items()}
-        return PointScores(model_p, guide_q, observed, values), None
-    # −log p terms are summed as they come (log w = −Σ(−log p) − Σ log q): one negation
-    neg = _sum([t for t, _ in model_sites.values()] + [t for t, _ in guide_sites.values()])
-    constant = sum(c for _, c in model_sites.values()) - sum(c for _, c in guide_sites.values())
-    log_w = -neg if constant == 0.0 else constant - neg
-    return PointScores({}, {}, observed, values), log_w
+    return PointScores(log_p, log_q, tuple(model_run.observed), values)
 
 
 def in_particle_plate(fn: Callable, num_particles: int, max_plate_nesting: int) -> Callable:
@@ -278,12 +273,12 @@ class OnePassIWAE:
         vectorized = elbo.vectorize_particles and k > 1  # as RenyiELBO: K = 1 is one pass without a particle plate
         if vectorized:  # one pass inside a particle plate, as Pyro's ELBOs do
             model, guide = compat.vectorized_particles(elbo, model), compat.vectorized_particles(elbo, guide)
-            scores, log_w = point_scores(model, guide, args, kwargs, constants, self.dreg)
-            draws = [scores.values]
+            scores = point_scores(model, guide, args, kwargs, constants, self.dreg)
+            log_w, draws = scores.total, [scores.values]
         else:
             passes = [point_scores(model, guide, args, kwargs, constants, self.dreg) for _ in range(k)]
-            log_w = torch.stack([w for _, w in passes])
-            draws = [s.values for s, _ in passes]
+            log_w = torch.stack(torch.broadcast_tensors(*(p.total for p in passes)))
+            draws = [p.values for p in passes]
         if self.dreg and torch.is_grad_enabled():
             scale_gradients(draws, torch.softmax(log_w.detach(), 0), vectorized)
         bound = torch.logsumexp(log_w, 0)
