@@ -3,8 +3,9 @@
 In one process and one run: a 784-400-50 MLP VAE (Bernoulli likelihood, N(0, I) prior) on
 MNIST-shaped binary images, batch 32 / 128 / 1024. The routes take turns step by step (so load
 from other jobs on a shared machine hits them alike); the reported time is the median per-step wall
-time after warm-up. Also times importance-sampled evaluation (K samples of z per test point) and, with
-``--memory``, the resident memory training steps add, per route (each in a fresh subprocess).
+time after warm-up. Also times IWAE training steps (K = 5, 50), importance-sampled evaluation (K samples
+of z per test point, K = 100, 1000) and, with ``--memory``, the resident memory training steps add, per
+route (each in a fresh subprocess); ``--eval-memory`` the peak memory of evaluation at several K.
 
     python benchmarks/train_step.py                      # the README table
     python benchmarks/train_step.py --batch-sizes 128 --steps 200 --routes floor torch svi
@@ -23,6 +24,11 @@ Routes:
   svi-jit        SVI + JitTrace_ELBO (Pyro's JIT ELBO; fixed batch shapes only)
   compile        torch.compile of the one-pass ELBO module (--routes compile: long compilation on CPU)
 
+IWAE routes (--parts iwae, K = --iwae-k), each timed in turns with the plain-PyTorch IWAE floors:
+  iwae-torch     objective iwae on the torch engine (the one-pass IWAE, replayed)
+  iwae-svi       objective iwae through Pyro's SVI loop (RenyiELBO, alpha=0)
+  dreg-torch     objective iwae with estimator dreg (eager one pass), against the DReG floor
+
 Before timing, the same-objective check compares, on equal weights and noise, Pyro's ELBO with the floor and
 the one-pass and replayed losses (and gradients) with Pyro's.
 """
@@ -37,7 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import pyro
 import pyro.infer
@@ -48,6 +54,7 @@ from torch import Tensor, nn
 
 from pyro_vae.config.schema import from_dict
 from pyro_vae.evaluation.bounds import elbo_and_iwae
+from pyro_vae.evaluation.loglik import SAMPLES_PER_PASS, ImportanceWeights, log_likelihood_batch
 from pyro_vae.data.base import ImageData
 from pyro_vae.fast import compile_loss
 from pyro_vae.models import VAE, VAEConfig
@@ -101,15 +108,40 @@ class PlainVAE(nn.Module):
             kl = (-0.5 * eps.pow(2) - 0.5 * logvar + 0.5 * z.pow(2)).sum()
         return rec + kl
 
-    def log_weights(self, x: Tensor, k: int) -> Tensor:
-        """log p(x, z_k) − log q(z_k|x), shape (K, B)."""
+    def log_weights(self, x: Tensor, k: int, dreg: bool = False) -> Tensor:
+        """log p(x, z_k) − log q(z_k|x), shape (K, B); ``dreg``: log q at stop-gradient q parameters, and the
+        gradient reaching z_k scaled by w̃_k (a tensor hook) once the weights are known (see :meth:`iwae`)."""
         x = x.flatten(1)
         h = self.enc(x)
         loc, logvar = self.loc(h), self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
+        scale = torch.exp(0.5 * logvar)
         eps = torch.randn(k, *loc.shape)
-        z = loc + torch.exp(0.5 * logvar) * eps
+        z = loc + scale * eps
         log_px = -F.binary_cross_entropy_with_logits(self.dec(z), x.expand(k, *x.shape), reduction="none").sum(-1)
-        return log_px + (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + 0.5 * logvar).sum(-1)
+        if not dreg:
+            return log_px + (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + 0.5 * logvar).sum(-1)
+        self.z = z
+        eps_sg = (z - loc.detach()) / scale.detach()
+        return log_px + (-0.5 * z.pow(2) + 0.5 * eps_sg.pow(2) + 0.5 * logvar.detach()).sum(-1)
+
+    def iwae(self, x: Tensor, k: int, dreg: bool = False) -> Tensor:
+        """−Σ_b [logsumexp_k log w_k − log K] (DReG: the guide's gradient Σ_k w̃_k² ∂log w_k/∂z_k ∂z_k/∂φ)."""
+        log_w = self.log_weights(x, k, dreg)
+        if dreg and torch.is_grad_enabled():
+            w = torch.softmax(log_w.detach(), 0).unsqueeze(-1)
+            self.z.register_hook(lambda g: g * w)
+        return -(torch.logsumexp(log_w, 0) - math.log(k)).sum()
+
+    @torch.no_grad()
+    def bounds(self, x: Tensor, k: int, chunk: int) -> Tuple[float, float]:
+        """(Σ ELBO, Σ IWAE_K) over the batch, K drawn ``chunk`` at a time with a running logaddexp."""
+        log_sum, total = None, 0.0
+        for start in range(0, k, chunk):
+            lw = self.log_weights(x, min(chunk, k - start))
+            total = total + lw.sum(0)
+            lse = torch.logsumexp(lw, 0)
+            log_sum = lse if log_sum is None else torch.logaddexp(log_sum, lse)
+        return (total / k).sum().item(), (log_sum - math.log(k)).sum().item()
 
 
 def plain_step(net: PlainVAE, lr: float) -> Callable[[Tensor], float]:
@@ -191,6 +223,59 @@ def compile_step() -> Callable[[Tensor], float]:
         return value.item()
 
     return step
+
+
+def iwae_floor_step(k: int, dreg: bool, lr: float = 1e-3) -> Callable[[Tensor], float]:
+    net = PlainVAE(False)
+    optim = torch.optim.Adam(net.parameters(), lr=lr, fused=True)
+
+    def step(x: Tensor) -> float:
+        optim.zero_grad(set_to_none=True)
+        loss = net.iwae(x, k, dreg)
+        loss.backward()
+        optim.step()
+        return loss.item()
+
+    return step
+
+
+def iwae_step(engine: str, k: int, estimator: str = "iwae") -> Callable[[Tensor], float]:
+    pyro.clear_param_store()
+    model = vae_model()
+    config = from_dict(TrainConfig, {"engine": engine, "progress": False,
+                                     "objective": {"type": "iwae", "num_particles": k, "estimator": estimator}})
+    eng = build_engine(model, config)
+    return lambda x: eng.step(x, None)
+
+
+IWAE_ROUTES = {  # route: (build(k), the floor it is timed against)
+    "iwae-floor": (lambda k: iwae_floor_step(k, False), None),
+    "dreg-floor": (lambda k: iwae_floor_step(k, True), None),
+    "iwae-torch": (lambda k: iwae_step("torch", k), "iwae-floor"),
+    "iwae-svi": (lambda k: iwae_step("svi", k), "iwae-floor"),
+    "dreg-torch": (lambda k: iwae_step("torch", k, "dreg"), "dreg-floor"),
+}
+
+
+def time_iwae(k: int, batch: int, steps: int, warmup: int) -> Dict[str, Dict[str, float]]:
+    """As :func:`time_routes` for the IWAE objective with K = ``k``: each pyro-vae route taking turns step by step
+    with the plain-PyTorch IWAE floors (standard and DReG)."""
+    torch.manual_seed(0)
+    pool = [images(batch, seed=s) for s in range(8)]
+    floors = {r: IWAE_ROUTES[r][0](k) for r in ("iwae-floor", "dreg-floor")}
+    out = {}
+    for route in [r for r, (_, floor) in IWAE_ROUTES.items() if floor is not None]:
+        steppers = {**floors, route: IWAE_ROUTES[route][0](k)}
+        times: Dict[str, List[float]] = {r: [] for r in steppers}
+        for i in range(warmup + steps):
+            x = pool[i % len(pool)]
+            for r, step in steppers.items():
+                t0 = time.perf_counter()
+                step(x)
+                if i >= warmup:
+                    times[r].append(time.perf_counter() - t0)
+        out[route] = {r: statistics.median(ts) for r, ts in times.items()}
+    return out
 
 
 def build_route(name: str) -> Callable[[Tensor], float]:
@@ -276,32 +361,80 @@ def same_objective(batch: int = 128) -> Dict[str, float]:
             out[f"{objective}: {path} vs pyro"] = abs(losses[path] - losses["pyro"]) / abs(losses["pyro"])
             out[f"{objective}: {path} vs pyro, gradient"] = max(
                 ((a - b).abs().max() / b.abs().max()).item() for a, b in zip(grads[path], grads["pyro"]))
+    for k in (5, 50):  # the IWAE bound: speed layer (replayed) vs Pyro's RenyiELBO vs the floor
+        pyro.clear_param_store()
+        config = objective_config("iwae", num_particles=k)
+        renyi = pyro.infer.RenyiELBO(alpha=0, num_particles=k, vectorize_particles=True, max_plate_nesting=1)
+        replayed = compile_loss(model, config, notify=None)
+        with pyro.validation_enabled(False):
+            for _ in range(2):
+                replayed.loss(x, None)
+        assert replayed.describe()["path"] == "replay", replayed.describe()
+        plain = PlainVAE(False).copy_from(model)
+        values = {}
+        for name, fn in (("pyro", lambda: renyi.loss(model.model, model.guide, x, None)),
+                         ("replay", lambda: replayed.loss(x, None).item()), ("floor", lambda: plain.iwae(x, k).item())):
+            torch.manual_seed(3)
+            with pyro.validation_enabled(False), torch.no_grad():
+                values[name] = fn()
+        out[f"iwae K={k}: pyro vs floor"] = abs(values["pyro"] - values["floor"]) / abs(values["floor"])
+        out[f"iwae K={k}: replay vs pyro"] = abs(values["replay"] - values["pyro"]) / abs(values["pyro"])
     return out
 
 
-def time_eval(k: int, batch: int, reps: int) -> Dict[str, float]:
-    """Seconds for importance-sampled bounds (ELBO + IWAE, K samples) on ``batch`` test points."""
+def time_eval(k: int, batch: int, reps: int, traces: bool = True) -> Dict[str, float]:
+    """Seconds for importance-sampled bounds (ELBO + IWAE, K samples) on ``batch`` test points, taking turns:
+    ``pyro-vae`` (``elbo_and_iwae``: the one pass, K in chunks of ``SAMPLES_PER_PASS // batch``), ``floor`` (the
+    same in plain PyTorch: all K at once when K·B ≤ ``SAMPLES_PER_PASS``·2, else the same chunks with a running
+    logaddexp) and ``traces`` (the same chunks scored from Pyro's traces, the previous implementation)."""
     model = vae_model().eval()
     plain = PlainVAE(False).copy_from(model).eval()
     x = images(batch, seed=2)
     data = ImageData("bench", x, torch.zeros(batch, dtype=torch.long), x, torch.zeros(batch, dtype=torch.long), 10)
-    lib, floor = [], []
-
-    @torch.no_grad()
-    def run_floor() -> None:
-        lw = plain.log_weights(x, k)
-        lw.mean(0).sum().item(), (torch.logsumexp(lw, 0) - math.log(k)).sum().item()
-
+    chunk = max(1, SAMPLES_PER_PASS // batch)
+    floor_chunk = k if k * batch <= 2 * SAMPLES_PER_PASS else chunk
+    runs = {"pyro-vae": lambda: elbo_and_iwae(model, data, num_samples=k, batch_size=batch),
+            "floor": lambda: plain.bounds(x, k, floor_chunk)}
+    if traces:
+        runs["traces"] = lambda: log_likelihood_batch(model, x, None, k, weights=ImportanceWeights(model, False))
+    times: Dict[str, List[float]] = {r: [] for r in runs}
     for i in range(reps + 1):
-        t0 = time.perf_counter()
-        elbo_and_iwae(model, data, num_samples=k, batch_size=batch)
-        t1 = time.perf_counter()
-        run_floor()
-        t2 = time.perf_counter()
-        if i:  # the first is warm-up
-            lib.append(t1 - t0)
-            floor.append(t2 - t1)
-    return {"pyro-vae": statistics.median(lib), "floor": statistics.median(floor)}
+        for r, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            if i:  # the first is warm-up
+                times[r].append(time.perf_counter() - t0)
+    return {**{r: statistics.median(ts) for r, ts in times.items()}, "chunk": chunk, "floor_chunk": floor_chunk}
+
+
+def eval_memory_child(k: int, batch: int) -> None:
+    """(In a fresh process) peak resident memory (``VmHWM``: ``ru_maxrss`` would keep the parent's peak across
+    fork + exec) of ``elbo_and_iwae`` with K = ``k`` on ``batch`` points."""
+    model = vae_model().eval()
+    x = images(batch, seed=2)
+    data = ImageData("bench", x, torch.zeros(batch, dtype=torch.long), x, torch.zeros(batch, dtype=torch.long), 10)
+    before = peak_rss_mb()
+    t0 = time.perf_counter()
+    bounds = elbo_and_iwae(model, data, num_samples=k, batch_size=batch)
+    seconds = time.perf_counter() - t0
+    peak = peak_rss_mb()
+    print(json.dumps({"k": k, "points": batch, "peak_rss_mb": round(peak, 1), "rss_before_mb": round(before, 1),
+                      "seconds": round(seconds, 2), "iwae": round(bounds["iwae"], 3)}))
+
+
+def measure_eval_memory(ks: List[int], batch: int) -> List[Dict]:
+    rows = []
+    for k in ks:
+        out = subprocess.run([sys.executable, __file__, "--eval-memory-child", str(k), "--eval-points", str(batch)],
+                             capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far (``VmHWM`` in ``/proc/self/status``), MB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
 def rss_mb() -> float:
@@ -363,7 +496,17 @@ def main(argv: List[str] | None = None) -> None:
     p.add_argument("--routes", nargs="+", default=ROUTES, choices=ROUTES + ["compile"])
     p.add_argument("--steps", type=int, default=300, help="timed steps per route and batch size")
     p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--eval-k", type=int, default=100, help="importance samples for the evaluation timing")
+    p.add_argument("--parts", nargs="+", default=["step", "iwae", "eval"], choices=["step", "iwae", "eval"],
+                   help="what to time: the ELBO step routes, the IWAE step routes, importance-sampled evaluation")
+    p.add_argument("--iwae-k", type=int, nargs="+", default=[5, 50], help="K for the IWAE step timing")
+    p.add_argument("--iwae-batch", type=int, default=128)
+    p.add_argument("--iwae-steps", type=int, default=None, help="timed IWAE steps (default: 1500 // K, at least 20)")
+    p.add_argument("--eval-k", type=int, nargs="*", default=[100, 1000], help="importance samples for the evaluation timing")
+    p.add_argument("--eval-points", type=int, default=500)
+    p.add_argument("--eval-reps", type=int, default=5)
+    p.add_argument("--eval-memory", type=int, nargs="*", default=None,
+                   help="peak RSS of elbo_and_iwae for these K (fresh process each), e.g. 50 5000")
+    p.add_argument("--eval-memory-child", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--memory", action="store_true", help="also measure the resident memory steps add, per route (subprocesses)")
     p.add_argument("--memory-only", action="store_true", help="only the memory measurement (merged into --json if it exists)")
     p.add_argument("--threads", type=int, default=1)
@@ -377,6 +520,8 @@ def main(argv: List[str] | None = None) -> None:
     torch.set_flush_denormal(args.denormals == "flush")
     if args.memory_child:
         return memory_child(args.memory_child, args.batch_sizes[0], args.steps)
+    if args.eval_memory_child:
+        return eval_memory_child(args.eval_memory_child, args.eval_points)
     if args.memory_only:
         results = json.load(open(args.json)) if args.json and os.path.exists(args.json) else {}
         results["memory"] = print_memory(measure_memory(args.routes, 128, 200))
@@ -392,7 +537,7 @@ def main(argv: List[str] | None = None) -> None:
           f"same objective (relative |pyro-vae − floor| on equal weights and noise): "
           + "; ".join(f"{k} {v:.1e}" for k, v in results["objective_rel_diff"].items()))
     results["step"] = {}
-    for batch in args.batch_sizes:
+    for batch in args.batch_sizes if "step" in args.parts else []:
         steps = args.steps if batch <= 128 else max(1, args.steps // 4)
         med = time_routes(args.routes, batch, steps, args.warmup)
         results["step"][batch] = med
@@ -401,10 +546,29 @@ def main(argv: List[str] | None = None) -> None:
         for r, t in med.items():
             floor = PAIRS[r]
             print(f"  {r:16s} {1e3 * t[r]:8.3f} ms   {floor} {1e3 * t[floor]:8.3f} ms   ratio {t[r] / t[floor]:.3f}x")
-    ev = time_eval(args.eval_k, 500, reps=5)
-    results["eval"] = {"k": args.eval_k, "points": 500, **ev}
-    print(f"\nimportance-sampled evaluation, 500 points × K={args.eval_k}: pyro-vae {1e3 * ev['pyro-vae']:.1f} ms, "
-          f"floor {1e3 * ev['floor']:.1f} ms, ratio {ev['pyro-vae'] / ev['floor']:.3f}x")
+    results["iwae"] = {}
+    for k in args.iwae_k if "iwae" in args.parts else []:
+        steps = args.iwae_steps or max(20, 1500 // k)
+        med = time_iwae(k, args.iwae_batch, steps, max(5, args.warmup // 4))
+        results["iwae"][k] = med
+        print(f"\nIWAE K={k}, batch {args.iwae_batch}: median ms/step ({steps} steps), each route timed in turns "
+              "with the plain-PyTorch IWAE floors")
+        for r, t in med.items():
+            floor = IWAE_ROUTES[r][1]
+            print(f"  {r:16s} {1e3 * t[r]:8.3f} ms   {floor} {1e3 * t[floor]:8.3f} ms   ratio {t[r] / t[floor]:.3f}x")
+    results["eval"] = []
+    for k in args.eval_k if "eval" in args.parts else []:
+        ev = time_eval(k, args.eval_points, reps=args.eval_reps if k <= 100 else max(2, args.eval_reps // 2))
+        results["eval"].append({"k": k, "points": args.eval_points, **ev})
+        print(f"\nimportance-sampled evaluation, {args.eval_points} points × K={k} (chunks of {ev['chunk']}; floor "
+              f"chunks of {ev['floor_chunk']}): pyro-vae {1e3 * ev['pyro-vae']:.1f} ms, floor {1e3 * ev['floor']:.1f} "
+              f"ms, ratio {ev['pyro-vae'] / ev['floor']:.3f}x; Pyro traces {1e3 * ev['traces']:.1f} ms "
+              f"({ev['traces'] / ev['floor']:.3f}x)")
+    if args.eval_memory:
+        results["eval_memory"] = measure_eval_memory(args.eval_memory, args.eval_points)
+        for row in results["eval_memory"]:
+            print(f"  elbo_and_iwae K={row['k']}, {row['points']} points: peak RSS {row['peak_rss_mb']} MB, "
+                  f"{row['rss_before_mb']} MB before evaluating ({row['seconds']} s)")
     if args.memory:
         results["memory"] = print_memory(measure_memory(args.routes, 128, 200))
     if args.json:
