@@ -86,7 +86,8 @@ class ImportanceWeights:
                 set_torch_rng_state(state)
             else:
                 self.fused = True
-                return scores.total, scores.reconstruction
+                log_w, rec = torch.broadcast_tensors(scores.total, scores.reconstruction)
+                return log_w.reshape(k, -1), rec.reshape(k, -1)  # (k, 1, B) under deeper plate nesting
         lw = log_weights(m.model, m.guide, x, y, num_samples=k, max_plate_nesting=m.max_plate_nesting)
         return lw.total, sum(v for name, v in lw.model.items() if name not in lw.guide)
 
