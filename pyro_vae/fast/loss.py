@@ -1,9 +1,11 @@
 """The speed layer's entry point: :func:`compile_loss` turns a model, a guide and an objective into a loss.
 
-Three paths compute the same −ELBO (same estimator, random numbers and gradients):
+Three paths compute the same −ELBO, or −IWAE bound for ``RenyiELBO(alpha=0)`` (same estimator, random numbers
+and gradients):
 
-* ``replay``: the one-pass ELBO's tensor ops, recorded once per batch shape and replayed (:mod:`.replay`);
-* ``one-pass``: the one-pass ELBO run eagerly (:mod:`.onepass`), when replay is off or cannot record;
+* ``replay``: the one-pass loss's tensor ops, recorded once per batch shape and replayed (:mod:`.replay`);
+* ``one-pass``: the one-pass loss run eagerly (:mod:`.onepass`), when replay is off or cannot record, and for
+  the IWAE's DReG estimator (its gradient hook at z is not part of a recorded graph);
 * ``pyro``: Pyro's own ELBO class, when the objective has no one-pass form, ``objective.fused`` is false, or
   the program has a site the one pass does not cover.
 
