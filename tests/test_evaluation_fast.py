@@ -1,6 +1,7 @@
 """Importance-sampled evaluation through the speed layer's one pass: the same numbers as Pyro's traces on the
-same seed (VAE, VampPrior, flow prior, conditional CVAEs), the trace-based fall-back for programs the one pass
-does not cover (GMVAE), and the chunked reduction equal to the unchunked one."""
+same seed (VAE, VampPrior, flow prior, conditional CVAEs, full-covariance and IAF guides), the trace-based
+fall-back for programs the one pass does not cover (GMVAE), and the chunked reduction equal to the unchunked
+one."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ CASES = {
     "cvae-label": ["model.type=cvae", "model.condition=label"],
     "cvae-quadrants": ["model.type=cvae", "model.condition=quadrants", "model.prior=conditional"],
     "gmvae": ["model.type=gmvae", "train.objective.type=enum"],
+    "full-covariance-guide": ["model.guide=full_covariance"],
+    "iaf-guide": ["model.guide=iaf"],
 }
 
 

@@ -222,6 +222,21 @@ def test_dreg_with_a_flow_guide_is_one_line():
     assert math.isfinite(compile_loss(vae, iwae(3), notify=None).loss(data(), None).item())  # iwae: fine
 
 
+def test_dreg_with_the_guide_families(tmp_path, capsys):
+    """model.guide full_covariance trains with DReG; iaf (a flow) is refused in one line, exit 2."""
+    from pyro_vae.cli import main
+
+    common = ["train.epochs=1", "data.limit=100", "train.objective.type=iwae", "train.objective.estimator=dreg",
+              "train.objective.num_particles=3"]
+    run = train(None, tmp_path / "full", tiny_overrides(*common, "model.guide=full_covariance"))
+    assert math.isfinite(run.history[-1]["train_elbo"])
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "iaf"),
+                 *tiny_overrides(*common, "model.guide=iaf")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train.objective.estimator: 'dreg'" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("estimator", ["iwae", "dreg"])
 def test_iwae_run_trains_checkpoints_and_resumes(tmp_path, estimator, capsys):
     out = tmp_path / "run"
