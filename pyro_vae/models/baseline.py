@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, Tuple
+from typing import Any, Iterator, Literal, Optional, Tuple
 
 import pyro
 import torch
@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..config.schema import component, opt
 from ..data.quadrants import show_hidden
+from ..errors import ConfigError
 from ..registry import LIKELIHOODS, MODELS, NETWORKS
 from .base import Grids
 from .cvae import CVAE, _non_negative, _visible, build_condition
@@ -53,6 +54,10 @@ class Baseline(DecoderModel):
         """Likelihood parameters f(c), shape ``(B, num_params, *data_shape)``."""
         return self.decoder(c.new_zeros(*c.shape[:-1], 0), c)
 
+    def log_prob(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """log p(x|c) per datapoint, shape ``(B,)``: the ``x`` site's score (with quadrants, the hidden pixels)."""
+        return self.observed(self.likelihood.distribution(self.predict(self.cond(x, y)))).log_prob(x)
+
     def params(self, z: Optional[Tensor], c: Tensor) -> Tensor:
         """f(c): the model has no z."""
         return self.predict(c)
@@ -80,20 +85,38 @@ class Baseline(DecoderModel):
         return {"completions.png": (torch.cat([show_hidden(x, self.cond.visible), x, self.reconstruct(x)]), x.shape[0])}
 
 
+def _decoder_pairs(cvae: CVAE, baseline: Baseline, key: str) -> Iterator[Tuple[Tensor, Tensor]]:
+    """(CVAE decoder tensor, baseline decoder tensor) pairs; a ConfigError naming ``key`` if they do not fit."""
+    source, latent = baseline.decoder.state_dict(), cvae.config.latent_dim
+    for name, target in cvae.decoder.state_dict().items():
+        w = source.get(name)
+        fits = w is not None and (w.shape == target.shape or (
+            w.dim() == 2 and target.dim() == 2 and w.shape[0] == target.shape[0] and target.shape[1] - w.shape[1] == latent))
+        if not fits:
+            shape = "missing" if w is None else f"of shape {tuple(w.shape)}"
+            raise ConfigError(f"{key}: the baseline's decoder.{name} ({shape}) cannot start the CVAE's "
+                              f"{tuple(target.shape)}; the baseline phase needs a decoder whose first layer reads [z, c] "
+                              "(network: mlp)")
+        yield target, w
+
+
+def check_baseline_fits(cvae: CVAE, baseline: Baseline, key: str = "model.pretrain.epochs") -> None:
+    """ConfigError naming ``key`` unless :func:`init_from_baseline` can start ``cvae`` at ``baseline``."""
+    for _ in _decoder_pairs(cvae, baseline, key):
+        pass
+
+
 def init_from_baseline(cvae: CVAE, baseline: Baseline) -> None:
     """Start the CVAE's decoder at the baseline: f(z, c) = baseline(c) at z-weights zero.
 
     Every decoder tensor is copied; the first layer's weight gains zero columns for z (z comes first
     in the decoder input ``[z, c]``).
     """
-    source = baseline.decoder.state_dict()
+    latent = cvae.config.latent_dim
     with torch.no_grad():
-        for name, target in cvae.decoder.state_dict().items():
-            w = source[name]
+        for target, w in _decoder_pairs(cvae, baseline, "model.pretrain.epochs"):
             if w.shape == target.shape:
                 target.copy_(w)
-            elif w.dim() == 2 and w.shape[0] == target.shape[0] and target.shape[1] - w.shape[1] == cvae.config.latent_dim:
-                target.zero_()
-                target[:, cvae.config.latent_dim:] = w
             else:
-                raise ValueError(f"decoder.{name}: baseline shape {tuple(w.shape)} does not fit {tuple(target.shape)}")
+                target.zero_()
+                target[:, latent:] = w

@@ -6,11 +6,15 @@ visible quadrants of the image itself (structured output prediction: x is the hi
 hidden pixels count in log p(x|z,c)). :class:`Condition` holds that choice; :class:`CVAE` reuses the VAE's
 construction, model and guide and only threads c through prior, encoder and decoder (the hooks
 ``build_condition``, ``condition`` and ``observed``).
+
+With ``pretrain.epochs`` > 0 the CVAE is built on top of the deterministic baseline, as in Sohn et al. and
+Pyro's CVAE example: a pretraining phase fits x̂ = f(c) (:class:`~pyro_vae.models.baseline.Baseline`, by
+maximum likelihood of the target pixels), then the decoder starts at it, f(z, c) = f(c) at z-weights zero.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Tuple
 
 import pyro.distributions as dist
@@ -18,7 +22,8 @@ import torch
 from pyro.infer.util import is_validation_enabled
 from torch import Tensor, nn
 
-from ..config.schema import component, opt
+from ..config.schema import component, opt, positive
+from ..data.base import ImageData
 from ..data.quadrants import show_hidden, visible_quadrants
 from ..errors import ConfigError, DataError
 from ..priors.base import EncoderPrior
@@ -118,6 +123,16 @@ def _non_negative(x: int) -> bool:
 
 
 @dataclass
+class BaselinePretrainConfig:
+    """The baseline phase before the CVAE (its own progress bar; checkpointed and resumable)."""
+
+    epochs: int = opt(0, "epochs fitting the deterministic baseline x̂ = f(c) first, whose weights then start the "
+                         "decoder (0: no baseline phase, the decoder starts at random)", _non_negative,
+                      "an integer >= 0")
+    lr: float = opt(1e-3, "Adam learning rate of the baseline phase", positive, "a number > 0")
+
+
+@dataclass
 class CVAEConfig(VAEConfig):
     type: str = "cvae"
     condition: Literal["label", "covariates", "quadrants"] = opt(
@@ -128,6 +143,7 @@ class CVAEConfig(VAEConfig):
     visible: int = opt(2, "visible quadrants when condition: quadrants (1 bottom-left, 2 left half, 3 all but "
                           "top-right)", _visible, "1, 2 or 3")
     prior: Any = component(PRIORS, lambda: PRIORS.get("conditional").config_cls(), "p(z|c) (or an unconditional p(z))")
+    pretrain: BaselinePretrainConfig = field(default_factory=BaselinePretrainConfig)
 
 
 @MODELS.register("cvae", CVAEConfig)
@@ -140,6 +156,11 @@ class CVAE(VAE):
 
     conditional = True
 
+    def __init__(self, config: CVAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+        super().__init__(config, data_shape, num_classes)
+        self.pretrain_epochs, self.pretrain_lr = config.pretrain.epochs, config.pretrain.lr
+        self.baseline = self.build_baseline() if self.pretrain_epochs else None
+
     @classmethod
     def check_config(cls, config: CVAEConfig) -> None:
         prior = PRIORS.get(config.prior.type, key="model.prior.type").cls
@@ -151,6 +172,28 @@ class CVAE(VAE):
 
     def build_condition(self) -> Condition:
         return build_condition(self.config, self.data_shape, self.num_classes)
+
+    # ---- the baseline phase (pyro_vae.train.phases.Pretrainable) ----
+    def build_baseline(self) -> nn.Module:
+        """The deterministic baseline x̂ = f(c) with this CVAE's condition, network and likelihood."""
+        from .baseline import Baseline, BaselineConfig, check_baseline_fits  # (baseline.py builds on this module)
+
+        c = self.config
+        baseline = Baseline(BaselineConfig(condition=c.condition, visible=c.visible, covariate_dim=c.covariate_dim,
+                                           network=c.network, likelihood=c.likelihood), self.data_shape,
+                            self.num_classes)
+        check_baseline_fits(self, baseline, key="model.pretrain.epochs")
+        return baseline
+
+    def pretrain_loss(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """−Σ log p(x|c) under the baseline x̂ = f(c) (with quadrants: the hidden pixels only)."""
+        return -self.baseline.log_prob(x, y).sum()
+
+    def end_pretraining(self, data: ImageData, seed: int) -> None:
+        """Start the decoder at the fitted baseline: f(z, c) = f(c) at z-weights zero."""
+        from .baseline import init_from_baseline
+
+        init_from_baseline(self, self.baseline)
 
     # model and guide are the VAE's, p(z|c) p(x|z,c) and q(z|x,c) = N(μ(x,c), diag σ²(x,c)), through the hooks
     # `condition` (c) and `observed` (the hidden pixels only, with quadrants)
