@@ -5,7 +5,10 @@ Everything is per datapoint of the test split, in nats (higher is better for bou
 * ``test_log_likelihood`` (= ``test_iwae``): log (1/K) Σ_k p(x,z_k)/q(z_k|x), K = ``num_samples``;
 * ``test_elbo`` = ``reconstruction`` − ``kl`` from the same K samples; ``kl_analytic`` in closed form;
 * ``mutual_info`` + ``marginal_kl`` = ``kl_split_total`` ≈ ``kl`` (aggregated posterior over the test set);
-* ``active_units`` of ``latent_dim`` (posterior-mean variance above 0.01).
+* ``active_units`` of ``latent_dim`` (posterior-mean variance above 0.01);
+* for a likelihood over discrete grey levels (``Likelihood.levels``; the test data on its grid), each bound also in
+  bits per scored dimension, ``test_elbo_bits_per_dim`` etc. = −bound / (D ln 2), D = ``scored_dims``
+  (:mod:`pyro_vae.evaluation.bits`).
 
 For a point-mass guide (``model.point_estimate``) there is no likelihood bound: the same number is reported as
 ``test_map_objective`` = log p(x|h) + log p(h) at h = f(x), and the ``test_iwae``/``test_log_likelihood``
@@ -24,6 +27,7 @@ from torch import Tensor, nn
 from ..data.base import ImageData
 from ..models.base import GenerativeModel, LatentModel
 from .active_units import THRESHOLD, active_units
+from .bits import add_bits_per_dim, coded_dims
 from .decomposition import analytic_kl, has_unconditional_encoder, kl_split, supports_kl_split
 from .loglik import test_log_likelihood
 
@@ -44,6 +48,7 @@ def evaluate(model: GenerativeModel, data: ImageData, num_samples: int = 100, ba
     if model.point_estimate:  # a Delta guide: the "bound" is the MAP objective
         del report["test_iwae"], report["test_log_likelihood"]
         report["test_map_objective"] = report["test_elbo"]
+    add_bits_per_dim(report, coded_dims(model, (x for x, _ in data.batches("test", 1000))))
     if supports_kl_split(model):
         exact = [analytic_kl(model, x, y) for x, y in data.batches("test", 1000)]
         if all(e is not None for e in exact):

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor, nn
 
 from ..errors import DataError
+
+
+def grid_offset(x: Tensor, levels: int) -> float:
+    """max |x·(L−1) − round(x·(L−1))|: how far ``x`` is off the grid k/(L−1) (in grid steps)."""
+    steps = x * (levels - 1)
+    return float((steps - steps.round()).abs().max()) if x.numel() else 0.0
+
+
+def on_grid(x: Tensor, levels: int) -> bool:
+    """``x`` lies in [0, 1] on the grid k/(L−1), k = 0, …, L−1."""
+    return x.numel() == 0 or (bool(torch.isfinite(x).all()) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+                              and grid_offset(x, levels) <= 1e-3)
 
 
 def check_levels(x: Tensor, levels: int, name: str) -> None:
@@ -18,7 +30,7 @@ def check_levels(x: Tensor, levels: int, name: str) -> None:
     if lo < 0.0 or hi > 1.0 or not torch.isfinite(x).all():
         raise DataError(f"{name} likelihood needs pixel values in [0, 1], got range [{lo:g}, {hi:g}] "
                         "(set data.scale: true)")
-    off_grid = float((x * steps - (x * steps).round()).abs().max())
+    off_grid = grid_offset(x, levels)
     if off_grid > 1e-3:
         raise DataError(f"{name} likelihood needs values on the grid k/{steps} ({levels} levels); the data is "
                         f"off it by up to {off_grid / steps:g} (set model.likelihood.levels)")
@@ -32,6 +44,9 @@ class Likelihood(nn.Module):
     """
 
     num_params: int = 1
+    #: L when p(x|z) is a probability mass on the grey levels k/(L−1), k = 0, …, L−1, of each dimension (then
+    #: −log p(x) is a code length and evaluation reports bits/dim); None for a density over continuous values
+    levels: Optional[int] = None
 
     def __init__(self, data_shape: Tuple[int, ...]) -> None:
         super().__init__()

@@ -22,6 +22,8 @@ class BernoulliConfig:
 class BernoulliLikelihood(Likelihood):
     """Bernoulli(logits = decoder(z)) per pixel: log p(x|z) = Σ x·ℓ − softplus(ℓ)."""
 
+    levels = 2  # a probability mass on {0, 1} (grey values in between are scored as soft targets, not a mass)
+
     def __init__(self, config: BernoulliConfig, data_shape) -> None:
         super().__init__(data_shape)
 

@@ -70,6 +70,7 @@ class CategoricalLikelihood(Likelihood):
     def __init__(self, config: CategoricalConfig, data_shape) -> None:
         super().__init__(data_shape)
         self.config = config
+        self.levels = config.levels  # a probability mass on the L grey levels
         self.num_params = config.levels  # one logit map per level
 
     def distribution(self, params: Tensor) -> dist.TorchDistribution:

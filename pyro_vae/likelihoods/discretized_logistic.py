@@ -78,6 +78,7 @@ class DiscretizedLogisticLikelihood(Likelihood):
     def __init__(self, config: DiscretizedLogisticConfig, data_shape) -> None:
         super().__init__(data_shape)
         self.config = config
+        self.levels = config.levels  # a probability mass on the L grey levels
 
     def distribution(self, params: Tensor) -> dist.TorchDistribution:
         loc, log_scale = self.split(params)

@@ -14,7 +14,7 @@ Capabilities are declared by type, not probed:
 
 * :class:`GenerativeModel` — the contract above, plus ``generate`` and ``reconstruct`` for pictures,
   ``pictures`` for extra run-folder grids, and the declared attributes ``point_estimate``,
-  ``label_conditional`` and ``enumerated_sites``; :meth:`GenerativeModel.check_config` holds the rules
+  ``label_conditional`` and ``enumerated_sites``; ``discrete_levels`` and ``scored_dims`` (bits/dim); :meth:`GenerativeModel.check_config` holds the rules
   between the model's config sections (checked before any data is read, and again when it is built).
 * :class:`LatentModel` — also ``encode(x, y) -> (loc, scale)``, ``decode(z, y) -> E[x|z]`` and a
   :class:`~pyro_vae.priors.base.Prior` ``prior``: latent pictures, traversals, active units and the KL split.
@@ -23,6 +23,7 @@ Capabilities are declared by type, not probed:
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Optional, Protocol, Tuple, runtime_checkable
 
 from torch import Tensor, nn
@@ -50,6 +51,16 @@ class GenerativeModel(nn.Module):
     partial_labels: bool = False
     #: ``generate(n, y)`` draws datapoints of class ``y`` (the condition is the label)
     label_conditional: bool = False
+
+    @property
+    def discrete_levels(self) -> Optional[int]:
+        """L when log p(x|latents) is a log-probability mass on L grey levels per scored dimension (evaluation then
+        reports bits/dim); None for a density."""
+        return None
+
+    def scored_dims(self) -> int:
+        """D, the data dimensions site ``x`` scores (bits/dim = −log p(x) / (D ln 2)); all of ``data_shape`` here."""
+        return math.prod(self.data_shape)
 
     @classmethod
     def check_config(cls, config: Any) -> None:

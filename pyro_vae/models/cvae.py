@@ -51,6 +51,11 @@ class Condition(nn.Module):
             raise ConfigError("model.condition: covariates needs a dataset with covariates (their width fills in "
                               "model.covariate_dim); this one has none")
 
+    @property
+    def visible_dims(self) -> int:
+        """How many data dimensions are the condition, not the target (the visible pixels; 0 but for quadrants)."""
+        return 0 if self.visible is None else int(self.visible.sum())
+
     def labels(self, y: Tensor) -> Tensor:
         """Integer labels ``(B,)`` (or one-hot ``(B, K)``) → one-hot ``(B, K)``; anything else is a DataError."""
         k = self.num_classes

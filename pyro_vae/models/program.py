@@ -20,6 +20,7 @@ import pyro
 from pyro.distributions import TorchDistribution
 from torch import Tensor, nn
 
+from ..likelihoods.base import Likelihood
 from ..priors.base import Prior
 from .base import GenerativeModel
 
@@ -52,6 +53,15 @@ class DecoderModel(GenerativeModel):
             if omega is not None:
                 pyro.factor(self.penalty_site, -omega)
             return pyro.sample("x", self.observed(self.likelihood.distribution(self.params(z, c))), obs=x)
+
+    @property
+    def discrete_levels(self) -> Optional[int]:  # type: ignore[override]
+        """The likelihood's ``levels`` (None: a density)."""
+        return self.likelihood.levels if isinstance(self.likelihood, Likelihood) else None
+
+    def scored_dims(self) -> int:
+        """D: the data dimensions site ``x`` scores (with visible quadrants, only the hidden pixels)."""
+        return super().scored_dims() - (0 if self.cond is None else self.cond.visible_dims)
 
     @property
     def label_conditional(self) -> bool:  # type: ignore[override]

@@ -18,6 +18,7 @@ except ImportError:
 
 from ..data.base import Dataset
 from ..errors import ConfigError, TrainingError
+from ..evaluation.bits import bits_per_dim, coded_dims
 from ..evaluation.bounds import test_elbo
 from ..likelihoods.base import Likelihood
 from .config import TrainConfig
@@ -38,6 +39,7 @@ class EpochMetrics:
     test_elbo: float
     seconds: float
     engine: Optional[Dict[str, Any]] = None  # which path computed the loss and why (engine.describe())
+    test_bits_per_dim: Optional[float] = None  # −test_elbo / (D ln 2) for a likelihood over discrete levels
 
 
 def resolve_device(name: str) -> torch.device:
@@ -194,6 +196,7 @@ class Trainer:
         :class:`TrainingError` naming epoch and step before ``on_epoch_end`` could save bad weights.
         """
         self.validate_data()
+        dims = coded_dims(self.model, (x for x, _ in self.data.batches("test", 1000)))  # None: no bits/dim
         if self.phase == PRETRAIN:
             self.pretrain(on_pretrain_epoch_end)
         remaining = (self.config.epochs - self.epoch) * self.steps_per_epoch - self.batch
@@ -209,7 +212,8 @@ class Trainer:
                 self.epoch += 1
                 self._check_weights(held_out)
                 metrics = EpochMetrics(self.epoch, self.step, train_elbo, held_out, time.perf_counter() - start,
-                                       self.engine.describe())
+                                       self.engine.describe(),
+                                       None if dims is None else bits_per_dim(held_out, dims))
                 self.history.append(metrics)
                 bar.set_postfix(epoch=self.epoch, step=self.step, elbo=f"{train_elbo:.2f}",
                                 test=f"{held_out:.2f}")
