@@ -79,8 +79,10 @@ def _train(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 alone reports
         return 0
     last = run.history[-1]
+    bits = last.get("test_bits_per_dim")  # (a likelihood over discrete levels; rows of older runs lack the key)
     print(f"run folder: {run.path}\n"
-          f"epoch {last['epoch']}: train ELBO {last['train_elbo']:.3f}, test ELBO {last['test_elbo']:.3f} nats/datapoint")
+          f"epoch {last['epoch']}: train ELBO {last['train_elbo']:.3f}, test ELBO {last['test_elbo']:.3f} nats/datapoint"
+          + ("" if bits is None else f" ({bits:.4f} bits/dim)"))
     return 0
 
 

@@ -83,3 +83,11 @@ def test_no_bits_for_a_map_objective(tmp_path):
 def test_bits_per_dim_formula():
     assert bits_per_dim(-64 * math.log(2), 64) == pytest.approx(1.0)
     assert bits_per_dim(-100.0, 784) == pytest.approx(100 / (784 * math.log(2)))
+
+
+def test_train_prints_bits_per_dim_for_discrete_likelihoods_only(tmp_path, capsys):
+    assert main(["train", *tiny_overrides("train.epochs=1"), "--out", str(tmp_path / "b")]) == 0
+    assert "bits/dim" in capsys.readouterr().out
+    assert main(["train", *tiny_overrides("train.epochs=1", "model.likelihood=gaussian", *GREY),
+                 "--out", str(tmp_path / "g")]) == 0
+    assert "bits/dim" not in capsys.readouterr().out
