@@ -110,7 +110,8 @@ def main() -> None:
     for visible in args.visible:
         rows.append(run_one(visible, args, out))
         print(json.dumps(rows[-1]), flush=True)
-        (out / f"cvae_mnist_{''.join(map(str, args.visible))}q.json").write_text(json.dumps(rows, indent=2))
+        name = f"cvae_mnist_{''.join(map(str, args.visible))}q_{args.epochs}ep.json"
+        (out / name).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
