@@ -82,11 +82,24 @@ def test_learned_prior_needs_a_condition():
         ConditionalPrior(ConditionalPriorConfig(learn=True), latent_dim=4, cond_dim=0)
 
 
+def pyro_input_mask(num: int, h: int = 28, w: int = 28) -> torch.Tensor:
+    """The visible pixels of Pyro's examples/cvae/mnist.py ``MaskImages``: the target ``out`` is the image with
+    the input quadrants set to −1; the input is the rest."""
+    out = torch.zeros(h, w)
+    out[h // 2:, : w // 2] = -1
+    if num == 2:
+        out[:, : w // 2] = -1
+    if num == 3:
+        out[: h // 2, :] = -1
+    return out == -1
+
+
 @pytest.mark.parametrize("visible, fraction", [(1, 0.25), (2, 0.5), (3, 0.75)])
 def test_visible_quadrants(visible, fraction):
     mask = visible_quadrants((1, 28, 28), visible)
     assert mask.float().mean().item() == fraction
-    assert mask[0, 27, 0] and not mask[0, 0, 27]  # bottom-left always shown, top-right always hidden
+    assert mask[0, 27, 0] and not mask[0, 27, 27]  # bottom-left always shown, bottom-right always hidden
+    assert torch.equal(mask[0], pyro_input_mask(visible))  # Pyro's patterns
 
 
 @pytest.mark.parametrize("model", ["cvae", "baseline"])

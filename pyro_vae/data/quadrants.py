@@ -1,7 +1,8 @@
 """Quadrant masks for structured output prediction (Sohn et al. 2015; Pyro's CVAE example).
 
 The condition c is 1, 2 or 3 visible quadrants of an image and the target x is the hidden rest.
-The visible patterns are Pyro's: 1 = bottom-left, 2 = left half, 3 = all but the top-right.
+The visible patterns are Pyro's (``MaskImages`` in its ``examples/cvae/mnist.py``): 1 = bottom-left, 2 = left
+half, 3 = all but the bottom-right (the target is then the bottom-right quadrant).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def visible_quadrants(data_shape: Tuple[int, ...], visible: int) -> Tensor:
     top[: h // 2] = True
     left = torch.zeros(h, w, dtype=torch.bool)
     left[:, : w // 2] = True
-    mask = {1: ~top & left, 2: left, 3: ~(top & ~left)}[visible]
+    mask = {1: ~top & left, 2: left, 3: top | left}[visible]
     return mask.expand(*data_shape).clone()
 
 

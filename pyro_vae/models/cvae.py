@@ -146,7 +146,7 @@ class CVAEConfig(VAEConfig):
     covariate_dim: int = opt(0, "width of c when condition: covariates (0: taken from the data)", _non_negative,
                              "an integer >= 0")
     visible: int = opt(2, "visible quadrants when condition: quadrants (1 bottom-left, 2 left half, 3 all but "
-                          "top-right)", _visible, "1, 2 or 3")
+                          "bottom-right)", _visible, "1, 2 or 3")
     prior: Any = component(PRIORS, lambda: PRIORS.get("conditional").config_cls(), "p(z|c) (or an unconditional p(z))")
     pretrain: BaselinePretrainConfig = field(default_factory=BaselinePretrainConfig)
 
