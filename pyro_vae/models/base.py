@@ -14,8 +14,9 @@ Capabilities are declared by type, not probed:
 
 * :class:`GenerativeModel` — the contract above, plus ``generate`` and ``reconstruct`` for pictures,
   ``pictures`` for extra run-folder grids, and the declared attributes ``point_estimate``,
-  ``label_conditional`` and ``enumerated_sites``; ``discrete_levels`` and ``scored_dims`` (bits/dim); :meth:`GenerativeModel.check_config` holds the rules
-  between the model's config sections (checked before any data is read, and again when it is built).
+  ``label_conditional`` and ``enumerated_sites``, and ``discrete_levels`` and ``scored_dims`` for bits/dim;
+  :meth:`GenerativeModel.check_config` holds the rules between the model's config sections (checked before
+  any data is read, and again when it is built).
 * :class:`LatentModel` — also ``encode(x, y) -> (loc, scale)``, ``decode(z, y) -> E[x|z]`` and a
   :class:`~pyro_vae.priors.base.Prior` ``prior``: latent pictures, traversals, active units and the KL split.
 * :class:`Clusterer` — also ``cluster_probs(x, y) -> (B, K)``: clustering metrics.

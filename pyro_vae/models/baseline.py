@@ -96,7 +96,7 @@ def _decoder_pairs(cvae: CVAE, baseline: Baseline, key: str) -> Iterator[Tuple[T
             shape = "missing" if w is None else f"of shape {tuple(w.shape)}"
             raise ConfigError(f"{key}: the baseline's decoder.{name} ({shape}) cannot start the CVAE's "
                               f"{tuple(target.shape)}; the baseline phase needs a decoder whose first layer reads [z, c] "
-                              "(network: mlp)")
+                              "(as the mlp, conv and linear networks do)")
         yield target, w
 
 

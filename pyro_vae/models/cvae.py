@@ -7,9 +7,10 @@ hidden pixels count in log p(x|z,c)). :class:`Condition` holds that choice; :cla
 construction, model and guide and only threads c through prior, encoder and decoder (the hooks
 ``build_condition``, ``condition`` and ``observed``).
 
-With ``pretrain.epochs`` > 0 the CVAE is built on top of the deterministic baseline, as in Sohn et al. and
-Pyro's CVAE example: a pretraining phase fits x̂ = f(c) (:class:`~pyro_vae.models.baseline.Baseline`, by
-maximum likelihood of the target pixels), then the decoder starts at it, f(z, c) = f(c) at z-weights zero.
+With ``pretrain.epochs`` > 0 the CVAE is built on top of the deterministic baseline (Sohn et al.): a
+pretraining phase fits x̂ = f(c) (:class:`~pyro_vae.models.baseline.Baseline`, by maximum likelihood of the
+target pixels), then the decoder starts at it, f(z, c) = f(c) at z-weights zero. (Pyro's CVAE example also
+fits the baseline first, but feeds its frozen prediction to the prior network instead.)
 """
 
 from __future__ import annotations
