@@ -8,7 +8,8 @@ is declared by the components themselves and gathered here:
   ``closed_form`` needs a one-hidden-layer mlp;
 * prior form ⇔ objective: enumerated discrete sites (``model.prior.form: enumerate``, ``model.type: gmvae``)
   need ``train.objective.type: enum``;
-* objective ⇔ engine: ``train.objective.estimator: dreg`` needs the torch engine (``train.engine`` torch or auto).
+* objective ⇔ engine and guide: ``train.objective.estimator: dreg`` needs the torch engine (``train.engine`` torch
+  or auto) and a guide whose density can be evaluated at stop-gradient parameters (not a flow).
 """
 
 from __future__ import annotations
@@ -24,4 +25,4 @@ def validate(config: RunConfig) -> None:
     model: type[GenerativeModel] = MODELS.get(config.model.type, key="model.type").cls
     model.check_config(config.model)
     check_enumerated(model.enumerated_sites_for(config.model), config.train.objective)
-    check_estimator(config.train.engine, config.train.objective)
+    check_estimator(config.train.engine, config.train.objective, model.guide_family_for(config.model))

@@ -223,7 +223,8 @@ def test_dreg_with_a_flow_guide_is_one_line():
 
 
 def test_dreg_with_the_guide_families(tmp_path, capsys):
-    """model.guide full_covariance trains with DReG; iaf (a flow) is refused in one line, exit 2."""
+    """model.guide full_covariance trains with DReG; iaf (a flow) is refused in one line, exit 2, before any run
+    folder is written."""
     from pyro_vae.cli import main
 
     common = ["train.epochs=1", "data.limit=100", "train.objective.type=iwae", "train.objective.estimator=dreg",
@@ -235,6 +236,7 @@ def test_dreg_with_the_guide_families(tmp_path, capsys):
                  *tiny_overrides(*common, "model.guide=iaf")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "train.objective.estimator: 'dreg'" in err and "Traceback" not in err
+    assert "model.guide.type" in err and not (tmp_path / "iaf").exists()
 
 
 @pytest.mark.parametrize("estimator", ["iwae", "dreg"])

@@ -5,6 +5,7 @@
 * ``needs_features`` — the family reads h(x, c) (an extra head, a flow's context): the network's encoder must
   be a :class:`~pyro_vae.nets.base.Encoder`, which exposes ``features`` and ``head``.
 * ``diagonal_gaussian`` — q(z|x) is N(μ(x), diag σ²(x)) itself: closed-form KL splits and Gaussian pictures hold.
+* ``detachable_density`` — log q(z|x) can be evaluated at stop-gradient parameters (DReG gradients need it).
 
 The encoder's (μ, σ) stay what ``model.encode(x)`` returns for pictures: the mean of q for the diagonal and
 the full-covariance families, the base distribution q0 of a flow.
@@ -29,6 +30,8 @@ class Guide(nn.Module):
     diagonal_gaussian: bool = False
     #: reads the encoder's features h(x, c) (needs a :class:`~pyro_vae.nets.base.Encoder`)
     needs_features: bool = True
+    #: log q(z; sg(params)) is at hand (a Normal or MultivariateNormal site), as the DReG estimator needs
+    detachable_density: bool = True
 
     def __init__(self, latent_dim: int, feature_dim: int = 0) -> None:
         super().__init__()

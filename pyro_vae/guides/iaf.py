@@ -41,6 +41,8 @@ class IAFGuideConfig:
 class IAFGuide(Guide):
     """IAF z = f_T∘…∘f_1(z0), z0 ~ N(μ(x), σ²(x)): log q(z|x) = log q0(z0|x) − Σ_t log|det ∂f_t/∂z_{t−1}|."""
 
+    detachable_density = False  # log q at stop-gradient parameters would invert the flow (no DReG)
+
     def __init__(self, config: IAFGuideConfig, latent_dim: int, feature_dim: int) -> None:
         super().__init__(latent_dim, feature_dim)
         self.context = nn.Linear(feature_dim, config.context_dim)

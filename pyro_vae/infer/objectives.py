@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Tuple
+from typing import Any, Callable, Literal, Optional, Tuple
 
 import pyro.infer
 import torch
@@ -277,12 +277,19 @@ def check_enumerated(sites: Tuple[str, ...], config: Any) -> None:
                           "out; use train.objective.type=enum (TraceEnum_ELBO)")
 
 
-def check_estimator(engine: str, config: Any) -> None:
+def check_estimator(engine: str, config: Any, guide: Optional[type] = None) -> None:
     """ConfigError when objective ``config`` asks for the DReG estimator and ``engine`` is Pyro's SVI loop, whose
-    ``RenyiELBO`` gives the standard IWAE gradient only."""
-    if getattr(config, "estimator", None) == "dreg" and engine == "svi":
+    ``RenyiELBO`` gives the standard IWAE gradient only, or the ``guide`` family (a Guide class; None: the model's
+    own) has no density at stop-gradient parameters."""
+    if getattr(config, "estimator", None) != "dreg":
+        return
+    if engine == "svi":
         raise ConfigError("train.objective.estimator: 'dreg' needs train.engine: torch or auto (Pyro's SVI loop "
                           "has the standard IWAE gradient only)")
+    if guide is not None and not guide.detachable_density:
+        raise ConfigError(f"train.objective.estimator: 'dreg' needs log q(z|x) at stop-gradient parameters, which "
+                          f"the guide family of model.guide.type ({guide.__name__}) does not give; use estimator: iwae "
+                          "or model.guide.type gaussian or full_covariance")
 
 
 def build_elbo(config, max_plate_nesting: int) -> pyro.infer.ELBO:

@@ -69,6 +69,12 @@ class GenerativeModel(nn.Module):
         model's config) do not fit together; called before any data is read and when the model is built."""
 
     @classmethod
+    def guide_family_for(cls, config: Any) -> Optional[type]:
+        """The :class:`~pyro_vae.guides.base.Guide` class a model built from ``config`` draws z from (None: the
+        model's own guide)."""
+        return None
+
+    @classmethod
     def enumerated_sites_for(cls, config: Any) -> Tuple[str, ...]:
         """The ``enumerated_sites`` a model built from ``config`` will have (checked before any data is read)."""
         return cls.enumerated_sites

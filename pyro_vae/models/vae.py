@@ -81,6 +81,10 @@ class VAE(DecoderModel, LatentModel):
         guide.check_config(config.guide, config.latent_dim)
 
     @classmethod
+    def guide_family_for(cls, config: VAEConfig) -> Optional[type]:
+        return GUIDES.get(config.guide.type, key="model.guide.type").cls if cls.swappable_guide else None
+
+    @classmethod
     def enumerated_sites_for(cls, config: VAEConfig) -> Tuple[str, ...]:
         return PRIORS.get(config.prior.type, key="model.prior.type").cls.enumerated_sites_for(config.prior)
 
