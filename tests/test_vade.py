@@ -85,7 +85,7 @@ def test_cluster_posterior_is_the_prior_responsibility_at_the_mean():
     assert torch.allclose(probs, log_joint.softmax(-1), atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["autoencoder", "vae"])
+@pytest.mark.parametrize("kind", ["autoencoder", "denoising", "vae"])
 def test_pretrain_loss(kind):
     model, x = tiny_vade(pretrain={"kind": kind}), torch.randint(0, 2, (4, *SHAPE)).float()
     loss = model.pretrain_loss(x)
@@ -94,6 +94,29 @@ def test_pretrain_loss(kind):
         expected = -model.likelihood.distribution(model.decoder(loc)).log_prob(x).sum()
         assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     assert loss.requires_grad and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("corruption, zeros", [("mask", 4), ("gaussian", 0)])
+def test_denoising_pretraining_encodes_the_corrupted_x_and_scores_the_clean_one(corruption, zeros):
+    """kind denoising: −Σ log p(x | z = μ(x̃)), x̃ the denoising autoencoder's corruption of x (mask: exactly
+    round(0.25 · 16) = 4 of each image's 16 pixels zeroed; gaussian: x + 0.3 ε)."""
+    model = tiny_vade(pretrain={"kind": "denoising", "corruption": corruption, "mask_rate": 0.25, "noise": 0.3})
+    x = torch.full((5, *SHAPE), 0.5)
+    seen = []
+    encoder = model.encoder.forward
+    model.encoder.forward = lambda x_in: seen.append(x_in) or encoder(x_in)
+    torch.manual_seed(1)
+    loss = model.pretrain_loss(x)
+    (x_tilde,) = seen
+    if corruption == "mask":
+        assert ((x_tilde.flatten(1) == 0).sum(1) == zeros).all()
+    else:
+        torch.manual_seed(1)
+        assert torch.equal(x_tilde, x + 0.3 * torch.randn_like(x))
+    expected = -model.likelihood.distribution(model.decoder(encoder(x_tilde)[0])).log_prob(x).sum()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    clean = -model.likelihood.distribution(model.decoder(encoder(x)[0])).log_prob(x).sum()  # kind autoencoder
+    assert loss.item() != pytest.approx(clean.item(), rel=1e-6)
 
 
 def test_gmm_fitted_to_latent_means_sets_the_prior():
@@ -181,6 +204,8 @@ def test_assignment_metrics():
     ("model.pretrain.epochs=-1", "model.pretrain.epochs"),
     ("model.pretrain.kind=pca", "model.pretrain.kind"),
     ("model.pretrain.gmm_restarts=0", "model.pretrain.gmm_restarts"),
+    ("model.pretrain.mask_rate=1.5", "model.pretrain.mask_rate"),
+    ("model.pretrain.corruption=blur", "model.pretrain.corruption"),
 ])
 def test_bad_input_is_one_line_naming_the_key(tmp_path, capsys, override, key):
     assert main(["train", *vade_overrides(override), "--out", str(tmp_path / "run")]) == 2

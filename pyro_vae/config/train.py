@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from .schema import component, opt, positive
@@ -13,11 +13,29 @@ def _default_objective() -> Any:
     return OBJECTIVES.get("elbo").config_cls()
 
 
+def _decay_factor(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= 1
+
+
+@dataclass
+class LRDecayConfig:
+    """Step decay of the main phase's learning rate: lr(epoch) = train.lr · factor^⌊epoch / every_epochs⌋."""
+
+    factor: float = opt(1.0, "multiply the learning rate by this every `every_epochs` epochs (1.0: constant)",
+                        _decay_factor, "a number in (0, 1]")
+    every_epochs: int = opt(10, "epochs between two decays", positive, "an integer >= 1")
+
+    def lr(self, base: float, epoch: int) -> float:
+        """The learning rate of (0-based) main-phase epoch ``epoch``."""
+        return base * self.factor ** (epoch // self.every_epochs)
+
+
 @dataclass
 class TrainConfig:
     epochs: int = opt(100, "passes over the training set", positive, "an integer >= 1")
     batch_size: int = opt(64, "datapoints per SVI step", positive, "an integer >= 1")
     lr: float = opt(1e-3, "Adam learning rate", positive, "a number > 0")
+    lr_decay: LRDecayConfig = field(default_factory=LRDecayConfig)
     clip_norm: Optional[float] = opt(10.0, "gradient-norm clipping (null: off)", positive, "a number > 0 or null")
     objective: Any = component(OBJECTIVES, _default_objective, "the variational objective fitted by SVI")
     divergence_nats: Optional[float] = opt(

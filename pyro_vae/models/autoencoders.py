@@ -99,6 +99,11 @@ def mask_corruption(x: Tensor, rate: float) -> Tensor:
     return (flat * (ranks >= hidden).to(flat.dtype)).view_as(x)
 
 
+def corrupt(x: Tensor, kind: str, noise: float, mask_rate: float) -> Tensor:
+    """x̃ ~ C(x̃|x): ``gaussian`` x̃ = x + σε (σ = ``noise``), ``mask`` zeroes a fraction ``mask_rate`` of x."""
+    return mask_corruption(x, mask_rate) if kind == "mask" else gaussian_corruption(x, noise)
+
+
 @MODELS.register("denoising", DenoisingConfig)
 class Denoising(Autoencoder):
     """Denoising autoencoder: the guide encodes x̃ ~ C(x̃|x), the model scores clean x: max E_C log p(x|f(x̃)).
@@ -107,9 +112,7 @@ class Denoising(Autoencoder):
     """
 
     def corrupt(self, x: Tensor) -> Tensor:
-        if self.config.corruption == "mask":
-            return mask_corruption(x, self.config.mask_rate)
-        return gaussian_corruption(x, self.config.noise)
+        return corrupt(x, self.config.corruption, self.config.noise, self.config.mask_rate)
 
 
 # ---- sparse -----------------------------------------------------------------------------------------------

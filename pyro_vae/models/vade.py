@@ -22,11 +22,12 @@ import torch
 from torch import Tensor
 from torch.distributions import kl_divergence
 
-from ..config.schema import component, opt, positive
+from ..config.schema import component, fraction, opt, positive
 from ..data.base import ImageData
 from ..errors import ConfigError
 from ..priors.gmm import fit_gaussian_mixture
 from ..registry import MODELS, PRIORS
+from .autoencoders import corrupt
 from .vae import VAE, VAEConfig
 
 
@@ -40,8 +41,14 @@ class PretrainConfig:
 
     epochs: int = opt(10, "pretraining epochs (0: none; the GMM is then fitted to the untrained latent means)",
                       _non_negative, "an integer >= 0")
-    kind: Literal["autoencoder", "vae"] = opt(
-        "autoencoder", "autoencoder: maximize log p(x | z = μ(x)); vae: the ELBO with a N(0, I) prior")
+    kind: Literal["autoencoder", "denoising", "vae"] = opt(
+        "autoencoder", "autoencoder: maximize log p(x | z = μ(x)); denoising: maximize log p(x | z = μ(x̃)), "
+                       "x̃ ~ C(x̃|x) a corrupted x; vae: the ELBO with a N(0, I) prior")
+    corruption: Literal["mask", "gaussian"] = opt(
+        "mask", "kind denoising, C(x̃|x): mask: zero a fraction mask_rate of the pixels; gaussian: x̃ = x + noise·ε")
+    mask_rate: float = opt(0.2, "kind denoising: fraction of each datapoint's entries the mask corruption zeroes",
+                           fraction, "a number in (0, 1)")
+    noise: float = opt(0.2, "kind denoising: σ of the Gaussian corruption", positive, "a number > 0")
     lr: float = opt(1e-3, "Adam learning rate of the pretraining phase", positive, "a number > 0")
     gmm_restarts: int = opt(3, "GaussianMixture n_init: EM restarts on the pretrained latent means (best kept)",
                             positive, "an integer >= 1")
@@ -70,9 +77,15 @@ class MixtureInitMixin:
         return self.encoder(x)
 
     def pretrain_loss(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        """autoencoder: −Σ log p(x | z = μ(x)); vae: −Σ ELBO with p(z) = N(0, I) (one reparameterized z)."""
-        loc, scale = self.pretrain_codes(x)
-        if self.config.pretrain.kind == "autoencoder":
+        """autoencoder: −Σ log p(x | z = μ(x)); denoising: −Σ log p(x | z = μ(x̃)), x̃ ~ C(x̃|x) (the denoising
+        autoencoder's corruption); vae: −Σ ELBO with p(z) = N(0, I) (one reparameterized z)."""
+        pretrain = self.config.pretrain
+        if pretrain.kind == "denoising":
+            x_in = corrupt(x, pretrain.corruption, pretrain.noise, pretrain.mask_rate)
+        else:
+            x_in = x
+        loc, scale = self.pretrain_codes(x_in)
+        if pretrain.kind != "vae":
             z, kl = loc, 0.0
         else:
             z = loc + scale * torch.randn_like(loc)

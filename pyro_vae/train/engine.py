@@ -62,6 +62,13 @@ class SVIEngine:
     def step(self, x: Tensor, y: Optional[Tensor] = None) -> float:
         return self.svi.step(x, y)
 
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of every per-parameter optimizer, and of those created later (a scheduled lr)."""
+        self.optim.pt_optim_args["lr"] = lr
+        for optimizer in self.optim.optim_objs.values():
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
     def state_dict(self) -> Dict[str, Any]:
         return self.optim.get_state()
 
@@ -122,6 +129,11 @@ class TorchEngine:
         self.optim.step()
         self.loss.set_step(self.loss.step + 1)
         return self.report(loss.detach())
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the next steps (a scheduled lr; saved with the optimizer state)."""
+        for group in self.optim.param_groups:
+            group["lr"] = lr
 
     def report(self, loss: Tensor) -> float:
         """The float returned by ``step`` (on CUDA the one host sync of the step)."""

@@ -205,6 +205,7 @@ class Trainer:
                                                  unit="step", dynamic_ncols=True) as bar:
             while self.epoch < self.config.epochs:
                 start = time.perf_counter()
+                self.schedule_lr()
                 train_elbo = self.train_epoch(bar)
                 self.model.eval()
                 held_out = distributed.average(test_elbo(self.model, self.data, self.config.eval_samples))
@@ -223,6 +224,13 @@ class Trainer:
                     raise Interrupted(f"stopped by {self.stop.name} after epoch {self.epoch}, step {self.step}",
                                       self.stop.signum)
         return self.history
+
+    def schedule_lr(self) -> None:
+        """``train.lr_decay``: set the main engine's learning rate for the epoch about to run. A function of the
+        checkpointed epoch counter, so a resumed run continues the schedule (a constant lr is left untouched)."""
+        decay = self.config.lr_decay
+        if decay.factor != 1.0:
+            self.engine.set_lr(decay.lr(self.config.lr, self.epoch))
 
     def pretrain(self, on_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> None:
         """The pretraining phase (its own progress bar), then ``model.end_pretraining`` and the switch to main."""
