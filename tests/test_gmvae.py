@@ -204,3 +204,19 @@ def test_mixture_initialisation_fits_the_prior_and_q_y_given_x():
         assert torch.allclose(model.prior.components()[1], locs, atol=1e-4)
         agree = (cluster_probs(model, data.train_x).argmax(-1) == model.prior.responsibilities(means).argmax(-1))
     assert agree.float().mean() > 0.8
+
+
+def test_denoising_pretraining_goes_through_the_gmvae_codes(monkeypatch):
+    """kind denoising on the GMVAE: the codes of q(z|x̃, y=uniform) of the masked x, scored against the clean x."""
+    config = load_config(None, tiny_overrides("model.type=gmvae", "model.prior.num_components=3",
+                                              "train.objective.type=enum", "model.pretrain.epochs=1",
+                                              "model.pretrain.kind=denoising", "model.pretrain.mask_rate=0.5"))
+    model = build_model(config.model, (1, 8, 8), 10)
+    x = torch.full((4, 1, 8, 8), 0.5)
+    seen = []
+    codes = model.pretrain_codes
+    monkeypatch.setattr(model, "pretrain_codes", lambda x_in: seen.append(x_in) or codes(x_in))
+    loss = model.pretrain_loss(x)
+    assert ((seen[0].flatten(1) == 0).sum(1) == 32).all()
+    expected = -model.likelihood.distribution(model.decoder(codes(seen[0])[0])).log_prob(x).sum()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6) and loss.requires_grad
