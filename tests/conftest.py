@@ -57,3 +57,36 @@ def hook_step(monkeypatch) -> Callable[[int, Callable], None]:
         monkeypatch.setattr(trainer_module, "build_engine", build_hooked)
 
     return install
+
+
+@pytest.fixture
+def interrupt_pretraining(monkeypatch) -> Callable[[int], Callable[[], None]]:
+    """``interrupt_pretraining(n)``: SIGINT right after the pretraining phase's step number ``n`` (1-based), as a
+    user's Ctrl-C; returns ``restore()``, which puts the phase's step back for the resumed run."""
+    import os
+    import signal
+
+    from pyro_vae.train import phases
+
+    step = phases.PretrainEngine.step
+
+    def install(at_step: int) -> Callable[[], None]:
+        count = [0]
+
+        def interrupting(self, x, y=None):
+            loss = step(self, x, y)
+            count[0] += 1
+            if count[0] == at_step:
+                os.kill(os.getpid(), signal.SIGINT)
+            return loss
+
+        monkeypatch.setattr(phases.PretrainEngine, "step", interrupting)
+        return lambda: monkeypatch.setattr(phases.PretrainEngine, "step", step)
+
+    return install
+
+
+def same_metrics(a, b) -> bool:
+    """Two runs' histories agree in step, training and held-out ELBO at every epoch."""
+    return [(r["step"], r["train_elbo"], r["test_elbo"]) for r in a.history] == \
+        [(r["step"], r["train_elbo"], r["test_elbo"]) for r in b.history]

@@ -3,13 +3,11 @@ decoder; the phase is checkpointed and resumed mid-way; bad values are one-line 
 
 from __future__ import annotations
 
-import os
-import signal
 
 import pytest
 import torch
 
-from conftest import REPO, tiny_overrides
+from conftest import REPO, same_metrics, tiny_overrides
 from pyro_vae import ConfigError, load_config, resume, train
 from pyro_vae.cli import main
 from pyro_vae.data import load_data
@@ -17,7 +15,7 @@ from pyro_vae.data.quadrants import visible_quadrants
 from pyro_vae.models import build_model
 from pyro_vae.models.baseline import check_baseline_fits
 from pyro_vae.run import Run
-from pyro_vae.train import Trainer, phases
+from pyro_vae.train import Trainer
 from pyro_vae.train.phases import MAIN, pretrain_epochs
 from pyro_vae.train.signals import Interrupted
 
@@ -81,30 +79,20 @@ def test_phase_fits_the_baseline_then_starts_the_decoder_at_it():
     assert not all(torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters()))
 
 
-def test_interrupted_in_the_baseline_phase_resumes_in_it(tmp_path, monkeypatch):
+def test_interrupted_in_the_baseline_phase_resumes_in_it(tmp_path, interrupt_pretraining):
     """A stop mid-pretraining checkpoints the phase; the resumed run finishes it (same batches), starts the
     decoder at the baseline and trains: the same metrics as an uninterrupted run."""
     torch.set_num_threads(1)
     config = quadrant_overrides()
     reference = train(load_config(None, config), tmp_path / "ref")
-    step, count = phases.PretrainEngine.step, [0]
-
-    def interrupting(self, x, y=None):
-        loss = step(self, x, y)
-        count[0] += 1
-        if count[0] == 6:  # mid pretraining epoch 2 (300 digits -> 270 train, 5 batches of 64 per epoch)
-            os.kill(os.getpid(), signal.SIGINT)
-        return loss
-
-    monkeypatch.setattr(phases.PretrainEngine, "step", interrupting)
+    restore = interrupt_pretraining(6)  # mid pretraining epoch 2 (300 digits -> 270 train, 5 batches of 64)
     with pytest.raises(Interrupted, match="pretrain epoch 2"):
         train(load_config(None, config), tmp_path / "run")
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["trainer"]
     assert state["phase"] == "pretrain" and state["pretrain"]["epoch"] == 1 and state["batch"] == 1
-    monkeypatch.setattr(phases.PretrainEngine, "step", step)
+    restore()
     resumed = resume(tmp_path / "run")
-    assert [(r["step"], r["train_elbo"], r["test_elbo"]) for r in resumed.history] == \
-        [(r["step"], r["train_elbo"], r["test_elbo"]) for r in reference.history]
+    assert same_metrics(resumed, reference)
     for a, b in zip(resumed.model.state_dict().values(), reference.model.state_dict().values()):
         assert torch.equal(a, b)
 

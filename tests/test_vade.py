@@ -3,8 +3,6 @@ to the pretrained latent means initialises the prior; checkpointed and resumed),
 
 from __future__ import annotations
 
-import os
-import signal
 
 import numpy as np
 import pyro
@@ -13,17 +11,15 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 
-from conftest import tiny_overrides
+from conftest import same_metrics, tiny_overrides
 from pyro_vae import load_config, resume, train
 from pyro_vae.cli import main
 from pyro_vae.config.schema import from_dict
-from pyro_vae.errors import ConfigError
 from pyro_vae.evaluation.clustering import assignment_metrics, cluster_probs
 from pyro_vae.models import build_model
 from pyro_vae.models.vade import VaDEConfig
 from pyro_vae.priors.gmm import fit_gaussian_mixture
 from pyro_vae.run import Run
-from pyro_vae.train import phases
 from pyro_vae.train.signals import Interrupted
 
 SHAPE = (1, 4, 4)
@@ -159,30 +155,19 @@ def test_one_run_pretrains_then_trains_and_evaluates(tmp_path):
     assert 1 <= report["components_used"] <= report["num_components"] == 10
 
 
-def test_interrupted_in_pretraining_resumes_in_pretraining(tmp_path, monkeypatch):
+def test_interrupted_in_pretraining_resumes_in_pretraining(tmp_path, interrupt_pretraining):
     """A stop during pretraining checkpoints the phase; the resumed run finishes pretraining (same batches),
     fits the GMM and trains: the same metrics as an uninterrupted run."""
     torch.set_num_threads(1)
     config = vade_overrides()
     reference = train(load_config(None, config), tmp_path / "ref")
-    step, count = phases.PretrainEngine.step, [0]
-
-    def interrupting(self, x, y=None):
-        loss = step(self, x, y)
-        count[0] += 1
-        if count[0] == 5:  # mid pretraining epoch 2 (300 digits -> 270 train, 5 batches of 64 per epoch)
-            os.kill(os.getpid(), signal.SIGINT)
-        return loss
-
-    monkeypatch.setattr(phases.PretrainEngine, "step", interrupting)
+    restore = interrupt_pretraining(5)  # end of pretraining epoch 1 (300 digits -> 270 train, 5 batches of 64)
     with pytest.raises(Interrupted, match="pretrain epoch 1"):
         train(load_config(None, config), tmp_path / "run")
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["trainer"]
     assert state["phase"] == "pretrain" and state["pretrain"]["epoch"] == 0 and state["batch"] == 5
-    monkeypatch.setattr(phases.PretrainEngine, "step", step)
-    resumed = resume(tmp_path / "run")
-    assert [(r["step"], r["train_elbo"], r["test_elbo"]) for r in resumed.history] == \
-        [(r["step"], r["train_elbo"], r["test_elbo"]) for r in reference.history]
+    restore()
+    assert same_metrics(resume(tmp_path / "run"), reference)
 
 
 def test_assignment_metrics():
