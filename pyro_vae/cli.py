@@ -119,7 +119,7 @@ def _sample(args: argparse.Namespace) -> int:
     else:  # an image grid; for vectors per-feature histograms with a CSV of the values beside them
         plots.save_samples(samples, out)
     what = f" of class {args.label}" if args.label is not None else f" at c = {args.condition}" if condition else \
-        " at the test split's covariates" if getattr(run.model, "covariate_dim", 0) else ""
+        " at the test split's covariates" if run.model.covariate_dim else ""
     print(f"wrote {args.num} samples{what} to {out}")
     return 0
 

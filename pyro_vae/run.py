@@ -25,6 +25,7 @@ from .config.loading import apply_overrides
 from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
 from .data import Dataset, Standardizer, load_data
+from .data.base import ImageData
 from .data.python import PythonDataConfig
 from .errors import ConfigError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.classification import classification_metrics
@@ -78,7 +79,7 @@ class Run:
         a covariate-conditional model: z ~ p(z|c) at covariates ``condition``, by default at the test split's),
         in the data's units (a standardised run's samples are mapped back: x = μ + s·x')."""
         self.model.eval()
-        width = int(getattr(self.model, "covariate_dim", 0))
+        width = self.model.covariate_dim
         if condition is not None:
             if not width:
                 raise ConfigError(f"condition: this run's model ({self.config.model.type}) is not conditioned on "
@@ -161,8 +162,7 @@ class Run:
         (for a denoising autoencoder, g(f(x̃)) − x̃ points back to the data)."""
         data, n = self.data(), max(self.config.train.num_images, 256)
         x, y = data.test_x[:n], data.test_y[:n]
-        points = getattr(data, "train_x", None)
-        points = data.test_x if points is None else points  # a streamed dataset: the held-out points
+        points = data.train_x if isinstance(data, ImageData) else data.test_x  # a streamed dataset: the held-out points
         if data.shape == (2,) and self.standardizer is None and not data.covariate_dim:  # the grid has no c
             lo, hi = points.min(0).values, points.max(0).values
             pad = 0.25 * (hi - lo)
@@ -339,7 +339,7 @@ def _build(config: RunConfig, out: Path, python_data: Any = None) -> Tuple[Run, 
     data = load_data(config.data, config.seed, python_data).to(device)
     model = _build_model(config, data.shape, data.num_classes, data.covariate_dim).to(device)
     trainer = Trainer(model, data, config.train, seed=config.seed)
-    return Run(out, config, model, _data=data, standardizer=getattr(data, "standardizer", None)), trainer
+    return Run(out, config, model, _data=data, standardizer=data.standardizer), trainer
 
 
 def _build_model(config: RunConfig, shape: Tuple[int, ...], num_classes: int,

@@ -66,6 +66,10 @@ class Dataset(Protocol):
     num_classes: int      # label classes (0: no labels)
     covariate_dim: int    # width C of the covariates carried as y (0: y holds labels)
     binarize: str
+    #: semi-supervised: indices of the training points whose labels the model sees (None: every label)
+    labeled: Optional[Tensor]
+    #: the training split's per-feature standardisation (None: the data as read)
+    standardizer: Optional["Standardizer"]
 
     @property
     def shape(self) -> Tuple[int, ...]: ...

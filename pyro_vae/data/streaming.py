@@ -134,6 +134,7 @@ class StreamData:
     covariate_dim: int = 0
     labels_all: Optional[Tensor] = None  # class labels when y holds covariates (for pictures)
     standardizer: Optional[Standardizer] = None
+    labeled: Optional[Tensor] = None  # partly labelled data needs the data in memory (ImageData)
     max_value: float = 1.0
     num_workers: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))

@@ -52,6 +52,8 @@ class GenerativeModel(nn.Module):
     partial_labels: bool = False
     #: ``generate(n, y)`` draws datapoints of class ``y`` (the condition is the label)
     label_conditional: bool = False
+    #: width C of the covariate vector c the model is conditioned on (``generate(n, c)``); 0: no covariates
+    covariate_dim: int = 0
 
     @property
     def discrete_levels(self) -> Optional[int]:

@@ -16,11 +16,13 @@ try:  # notebook bars need ipywidgets; without it tqdm.auto warns at import (and
 except ImportError:
     from tqdm import tqdm
 
-from ..data.base import Dataset
+from ..data.base import Dataset, ImageData
 from ..errors import ConfigError, TrainingError
 from ..evaluation.bits import bits_per_dim, coded_dims
 from ..evaluation.bounds import test_elbo
 from ..likelihoods.base import Likelihood
+from ..likelihoods.gaussian import GaussianLikelihood
+from ..models.base import GenerativeModel
 from .config import TrainConfig
 from . import distributed
 from .checkpoint import check_trainer_state, rng_state, set_rng_state
@@ -56,7 +58,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0) -> None:
         self.model, self.data, self.config = model, data, config
-        if getattr(data, "labeled", None) is not None and not getattr(model, "partial_labels", False):
+        if data.labeled is not None and not (isinstance(model, GenerativeModel) and model.partial_labels):
             raise ConfigError(f"data.labeled: {type(model).__name__} does not learn from partly labelled data "
                               "(model.type: m2 does); remove data.labeled")
         self.engine = build_engine(model, config)
@@ -127,9 +129,9 @@ class Trainer:
 
     @property
     def steps_per_epoch(self) -> int:
-        if getattr(self.data, "labeled", None) is None:
-            return math.ceil(self.data.num_train / self.config.batch_size)
-        return self.data.num_batches("train", self.config.batch_size, shuffle=True)  # partly labelled
+        if isinstance(self.data, ImageData) and self.data.labeled is not None:  # partly labelled
+            return self.data.num_batches("train", self.config.batch_size, shuffle=True)
+        return math.ceil(self.data.num_train / self.config.batch_size)
 
     # --- the loop ----------------------------------------------------------------------------------
     def validate_data(self) -> None:
@@ -234,10 +236,7 @@ class Trainer:
 
     def pretrain(self, on_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> None:
         """The pretraining phase (its own progress bar), then ``model.end_pretraining`` and the switch to main."""
-        if getattr(self.data, "labeled", None) is None:
-            steps_per_epoch = math.ceil(self.data.num_train / self.config.batch_size)
-        else:
-            steps_per_epoch = self.data.num_batches("train", self.config.batch_size, shuffle=True)
+        steps_per_epoch = self.steps_per_epoch
         remaining = (self.pretrain_epochs - self.pretrain_epoch) * steps_per_epoch - self.batch
         show = self.config.progress and distributed.is_main()
         with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc=PRETRAIN,
@@ -304,11 +303,11 @@ def nonfinite_message(trainer: Trainer, value: float, bad_params: Optional[List[
 
 def likely_causes(trainer: Trainer) -> List[str]:
     """Why a run blows up, most likely first, with this run's values."""
-    x = getattr(trainer.data, "train_x", None)  # in memory (a streamed dataset has no range at hand)
+    x = trainer.data.train_x if isinstance(trainer.data, ImageData) else None  # a streamed dataset: no range at hand
     causes = [f"a learning rate too high (train.lr={trainer.config.lr})"]
-    sigma = getattr(getattr(getattr(trainer.model, "likelihood", None), "config", None), "sigma", None)
-    if sigma is not None:
-        causes.append(f"a Gaussian sigma too small (model.likelihood.sigma={sigma:g})")
+    likelihood = getattr(trainer.model, "likelihood", None)
+    if isinstance(likelihood, GaussianLikelihood):
+        causes.append(f"a Gaussian sigma too small (model.likelihood.sigma={likelihood.config.sigma:g})")
     if x is not None:
         causes.append(f"data outside the likelihood's range (training data in [{float(x.min()):g}, {float(x.max()):g}])")
     if trainer.config.clip_norm is None:
