@@ -82,6 +82,21 @@ def test_vamp_log_prob_is_the_mean_of_the_encoder_posteriors():
     assert torch.allclose(prior.log_prob(z), manual, atol=1e-5)
 
 
+def test_vamp_hardtanh_pseudo_inputs():
+    """pseudo_inputs: hardtanh is u_k = clamp(a_k, 0, 1), starting as a linear layer on one-hot inputs
+    (a_k = w_k + b, w_k, b ~ U(±1/√K)): dark, varied images; the density is the same mixture of q(z|u_k)."""
+    k = 4
+    model = tiny_vae({"type": "vamp", "num_components": k, "pseudo_inputs": "hardtanh"})
+    prior = model.prior
+    a, u = prior.pseudo_logits, prior.pseudo_inputs()
+    assert a.abs().max() <= 2 / math.sqrt(k) and torch.equal(u, a.clamp(0, 1))
+    assert (u == 0).any() and (u > 0).any() and not torch.equal(u[0], u[1])
+    z = torch.randn(6, D)
+    locs, scales = model.encoder(u)
+    manual = (dist.Normal(locs, scales).log_prob(z[:, None]).sum(-1) - math.log(k)).logsumexp(-1)
+    assert torch.allclose(prior.log_prob(z), manual, atol=1e-5)
+
+
 @pytest.mark.parametrize("transform", ["affine_autoregressive", "spline_autoregressive"])
 def test_flow_log_prob_is_change_of_variables(transform):
     prior = build_prior("flow", transform=transform, num_layers=2, hidden_dims=[8])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Literal, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -18,13 +19,18 @@ from .base import EncoderPrior, MixturePrior
 class VampPriorConfig:
     type: str = "vamp"
     num_components: int = opt(50, "number K of pseudo-inputs", positive, "an integer >= 1")
-    init_std: float = opt(0.1, "pseudo-inputs start at sigmoid(init_std · N(0, 1)) ≈ 0.5 grey (seeded)",
+    pseudo_inputs: Literal["sigmoid", "hardtanh"] = opt(
+        "sigmoid", "u_k = sigmoid(a_k), starting at sigmoid(init_std · N(0, 1)) ≈ 0.5 grey; or u_k = hardtanh(a_k) = "
+                   "clamp(a_k, 0, 1) as in the VampPrior paper, starting at a_k = w_k + b with w_k, b ~ U(±1/√K) "
+                   "(pythae's start: dark, varied images; escapes posterior collapse sooner with tanh networks)")
+    init_std: float = opt(0.1, "spread of the sigmoid pseudo-inputs' start: a_k = init_std · N(0, 1) (seeded)",
                           positive, "a number > 0")
 
 
 @PRIORS.register("vamp", VampPriorConfig)
 class VampPrior(MixturePrior, EncoderPrior):
-    """VampPrior (1/K) Σ_k q(z|u_k) with K learnable pseudo-inputs u_k = sigmoid(a_k) through the encoder.
+    """VampPrior (1/K) Σ_k q(z|u_k) with K learnable pseudo-inputs u_k = sigmoid(a_k) or hardtanh(a_k) through the
+    encoder.
 
     It needs the model's encoder: the model calls :meth:`attach` after building it (the encoder is
     held by reference, not as a submodule, so its weights belong to the model only once). q(z|u_k) is the
@@ -41,12 +47,19 @@ class VampPrior(MixturePrior, EncoderPrior):
         """Give the prior the encoder x -> (μ, σ) whose posteriors it mixes, and the data shape of u_k."""
         self.__dict__["_encode"] = encoder  # a plain reference: not registered as a submodule
         self.data_shape = tuple(data_shape)
-        generator = torch.Generator().manual_seed(self.config.num_components)
-        self.pseudo_logits = nn.Parameter(
-            self.config.init_std * torch.randn(self.config.num_components, *self.data_shape, generator=generator))
+        k, generator = self.config.num_components, torch.Generator().manual_seed(self.config.num_components)
+        if self.config.pseudo_inputs == "hardtanh":  # a linear layer on one-hot inputs, as the paper's code
+            bound = 1 / math.sqrt(k)
+            start = (2 * torch.rand(k, *self.data_shape, generator=generator) - 1) * bound \
+                + (2 * torch.rand(1, *self.data_shape, generator=generator) - 1) * bound
+        else:
+            start = self.config.init_std * torch.randn(k, *self.data_shape, generator=generator)
+        self.pseudo_logits = nn.Parameter(start)  # a_k (the name kept from the sigmoid form for old checkpoints)
 
     def pseudo_inputs(self) -> Tensor:
         """The K pseudo-inputs u_k in [0, 1], shape ``(K, *data_shape)``."""
+        if self.config.pseudo_inputs == "hardtanh":
+            return self.pseudo_logits.clamp(0.0, 1.0)
         return torch.sigmoid(self.pseudo_logits)
 
     def components(self) -> Tuple[Tensor, Tensor, Tensor]:
