@@ -57,6 +57,7 @@ CONFIG = REPO / "configs" / "mnist_vae.yaml"
 OUT = REPO / "benchmarks" / "results" / "likelihood"
 WRITEUP = REPO / "benchmarks" / "likelihood.md"
 TABLE_START, TABLE_END = "<!-- likelihood-table:start -->", "<!-- likelihood-table:end -->"
+VALID_START, VALID_END = "<!-- likelihood-validation:start -->", "<!-- likelihood-validation:end -->"
 SAMPLES_PER_PASS = 1 << 15  # z's decoded at once by the pythae scorer (as pyro_vae.evaluation.loglik)
 
 
@@ -355,6 +356,27 @@ def row_key(row: Dict) -> Tuple:
     return (row["model"], row["seed"], row["epochs"], row["validation"])
 
 
+def claim_row(results: Path, key: Tuple) -> Optional[Path]:
+    """A claim file for row ``key`` beside ``results`` (so that several processes can share one list of rows), or
+    None when a live process holds it; a dead process's claim is taken over."""
+    folder = results.parent / "claims"
+    folder.mkdir(parents=True, exist_ok=True)
+    name, seed, epochs, validation = key
+    path = folder / f"{name.replace('/', '-')}-s{seed}-e{epochs}-v{validation}.{results.stem}"
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(path.read_text() or 0), 0)
+            return None  # held by a live process
+        except (ProcessLookupError, ValueError):
+            path.write_text(str(os.getpid()))
+            return path
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return path
+
+
 # --- report -------------------------------------------------------------------------------------------------
 def mean_sd(values: Sequence[float]) -> str:
     if not values:
@@ -400,13 +422,19 @@ def figure(rows: List[Dict], path: Path) -> None:
         sd = statistics.stdev(lp) if len(lp) > 1 else 0.0
         ax.errorbar(statistics.mean(wall), statistics.mean(lp), yerr=sd, fmt="o" if library == "pyro-vae" else "s",
                     color=colours[library], capsize=3)
+        points = [(p["epoch"], p["log_px"]) for p in grp[0].get("curve", [])]
+        if len(points) > 1:  # the K = 100 curve during training, averaged over seeds, at the mean cumulative time
+            xs = [statistics.mean(sum(r["epoch_seconds"][:e]) / 60 for r in grp) for e, _ in points]
+            ys = [statistics.mean(r["curve"][i]["log_px"] for r in grp if len(r["curve"]) > i)
+                  for i in range(len(points))]
+            ax.plot(xs, ys, "-" if library == "pyro-vae" else "--", color=colours[library], alpha=0.35, lw=1)
         ax.annotate(kind, (statistics.mean(wall), statistics.mean(lp)), textcoords="offset points", xytext=(5, 4),
                     fontsize=8, color=colours[library])
     for library, colour in colours.items():
         ax.plot([], [], "o" if library == "pyro-vae" else "s", color=colour, label=library)
     ax.set_xscale("log")
     ax.set_xlabel("training wall time (minutes, one CPU thread, shared 2-core box)")
-    ax.set_ylabel("held-out log p(x) (nats, IS)")
+    ax.set_ylabel("held-out log p(x) (nats; markers K = 1000, lines K = 100)")
     ax.set_title("MNIST t10k, 9,000 train / 1,000 held out; mean ± sd over seeds")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
@@ -416,17 +444,42 @@ def figure(rows: List[Dict], path: Path) -> None:
     plt.close(fig)
 
 
-def report(results: Path, writeup: Path, figure_path: Path) -> str:
+def validation_table(rows: List[Dict]) -> str:
+    """Validation-slice rows: the final bounds of each (model, epochs), and each row's curve."""
+    lines = ["| model | library | epochs | seeds | validation ELBO | validation log p(x) | K (images) | s / epoch |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (model, epochs), grp in sorted(group(rows).items()):
+        library, kind = model.split("/")
+        seconds = statistics.mean(statistics.median(r["epoch_seconds"]) for r in grp)
+        lines.append(f"| {kind} | {library} | {epochs} | {len(grp)} | {mean_sd([r['elbo'] for r in grp])} | "
+                     f"{mean_sd([r['log_px'] for r in grp])} | {grp[0]['num_samples']} ({grp[0]['num_images']}) | "
+                     f"{seconds:.2f} |")
+    curves = [r for r in rows if len(r.get("curve", [])) > 2]
+    for r in curves:
+        lines += ["", f"Validation curve of {r['model']} (seed {r['seed']}, K = 100 per point):", "",
+                  "| epoch | " + " | ".join(str(p["epoch"]) for p in r["curve"]) + " |",
+                  "|---" * (len(r["curve"]) + 1) + "|",
+                  "| ELBO | " + " | ".join(f"{p['elbo']:.1f}" for p in r["curve"]) + " |",
+                  "| log p(x) | " + " | ".join(f"{p['log_px']:.1f}" for p in r["curve"]) + " |"]
+    return "\n".join(lines)
+
+
+def replace_between(doc: str, start: str, end: str, text: str) -> str:
+    if start not in doc or end not in doc:
+        return doc
+    head, rest = doc.split(start, 1)
+    return f"{head}{start}\n{text}\n{end}{rest.split(end, 1)[1]}"
+
+
+def report(results: Path, validation: Path, writeup: Path, figure_path: Path) -> str:
     rows = [r for r in read_rows(results) if r["validation"] == 0]
     text = table(rows)
+    valid = validation_table([r for r in read_rows(validation) if r["validation"] > 0])
     figure(rows, figure_path)
     if writeup.exists():
-        doc = writeup.read_text()
-        if TABLE_START in doc and TABLE_END in doc:
-            head, rest = doc.split(TABLE_START, 1)
-            _, tail = rest.split(TABLE_END, 1)
-            writeup.write_text(f"{head}{TABLE_START}\n{text}\n{TABLE_END}{tail}")
-    return text
+        doc = replace_between(writeup.read_text(), TABLE_START, TABLE_END, text)
+        writeup.write_text(replace_between(doc, VALID_START, VALID_END, valid))
+    return text + "\n\n" + valid
 
 
 # --- --check: the script's estimator against each library's own ------------------------------------------
@@ -462,6 +515,40 @@ def check(split: Split, setting: Setting, epochs: int, num_samples: int, num_ima
     return results
 
 
+def weights_path(results: Path, model: str, seed: int, epochs: int, validation: int) -> Path:
+    return results.parent / f"{model.replace('/', '-')}-s{seed}-e{epochs}-v{validation}.pt"
+
+
+def rescore(results: Path, split: Split, models: Optional[Sequence[str]], seeds: Sequence[int],
+            num_samples: Sequence[int], num_images: int) -> None:
+    """Score saved models (``--save``) again on the first ``num_images`` evaluation images, once per K in
+    ``num_samples`` (how much the estimate moves with K); one line per (row, K) into ``rescore.jsonl``."""
+    for row in read_rows(results):
+        if (models and row["model"] not in models) or row["seed"] not in seeds:
+            continue
+        path = weights_path(results, row["model"], row["seed"], row["epochs"], row["validation"])
+        if not path.exists():
+            continue
+        library, kind = row["model"].split("/")
+        shape = tuple(split.train.shape[1:])
+        if library == "pyro-vae":
+            model = build_model(load_config(CONFIG, row["overrides"]).model, shape, 10)
+        else:
+            model = pythae_model(kind, shape, SETTING)
+        model.load_state_dict(torch.load(path, weights_only=True))
+        model.eval()
+        x = split.evaluate[:num_images]
+        for k in num_samples:
+            torch.manual_seed(20_000 + row["seed"])
+            pyro.set_rng_seed(20_000 + row["seed"])
+            start = time.perf_counter()
+            bounds = (pyro_vae_score if library == "pyro-vae" else pythae_score)(model, x, k)
+            out = {"model": row["model"], "seed": row["seed"], "epochs": row["epochs"], "num_samples": k,
+                   "num_images": int(x.shape[0]), **bounds, "seconds": time.perf_counter() - start}
+            append_row(results.parent / "rescore.jsonl", out)
+            print(json.dumps(out), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=None, help=f"rows to run (default: all): {all_models()}")
@@ -474,20 +561,31 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=0, help="also score the evaluation set every N epochs")
     parser.add_argument("--eval-samples", type=int, default=100, help="K for the --eval-every curve")
     parser.add_argument("--best", nargs="*", default=[], help="overrides of the 'best' pyro-vae row")
-    parser.add_argument("--results", type=Path, default=OUT / "likelihood.jsonl")
+    parser.add_argument("--label", default=BEST_NAME,
+                        help="record the best row as pyro-vae/LABEL (to compare candidates on --validation)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="JSONL file of rows (default: results/likelihood/likelihood.jsonl, or validation.jsonl "
+                             "with --validation)")
     parser.add_argument("--resume", action="store_true", help="skip (model, seed, epochs) rows already in --results")
     parser.add_argument("--save", action="store_true", help="keep each trained model's weights beside --results")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true", help="only rewrite the table and figure from --results")
     parser.add_argument("--check", nargs="*", default=None,
                         help="rows whose scores by this script's estimator and by the library's own are compared")
+    parser.add_argument("--rescore", nargs="+", type=int, default=None, metavar="K",
+                        help="score the saved models of --results again with each K on --num-images images")
     parser.add_argument("--data-root", default=None, help="folder of the MNIST IDX files (default: the config's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.results is None:
+        args.results = OUT / ("validation.jsonl" if args.validation > 0 else "likelihood.jsonl")
     if args.report:
-        print(report(args.results, WRITEUP, OUT / "likelihood.png"))
+        print(report(args.results, args.results.parent / "validation.jsonl", WRITEUP, OUT / "likelihood.png"))
         return
     split = load_split(args.validation, args.data_root)
+    if args.rescore:
+        rescore(args.results, split, args.models, args.seeds, args.rescore, args.num_images)
+        return
     if args.check is not None:
         rows = check(split, SETTING, args.epochs, args.num_samples, args.num_images,
                      args.check or ["pyro-vae/vae", "pyro-vae/vamp", "pythae/vae", "pythae/vamp", "pythae/iaf"])
@@ -502,12 +600,16 @@ def main() -> None:
         models = [m for m in models if m != f"pyro-vae/{BEST_NAME}"] if args.models is None else models
         if f"pyro-vae/{BEST_NAME}" in models:
             raise SystemExit("--best: the best row needs its overrides (chosen with --validation)")
-    done = {row_key(r) for r in read_rows(args.results)} if args.resume else set()
     for seed in args.seeds:
         for name in models:
-            if (name, seed, args.epochs, args.validation) in done:
+            label = f"pyro-vae/{args.label}" if name == f"pyro-vae/{BEST_NAME}" else name
+            key = (label, seed, args.epochs, args.validation)
+            if args.resume and key in {row_key(r) for r in read_rows(args.results)}:
                 continue
-            print(f"{name} seed {seed}: training {args.epochs} epochs on {split.train.shape[0]} images", flush=True)
+            claim = claim_row(args.results, key)
+            if claim is None:  # another process is training this row
+                continue
+            print(f"{label} seed {seed}: training {args.epochs} epochs on {split.train.shape[0]} images", flush=True)
             trained = train_row(name, seed, args.epochs, split, SETTING, args.best, args.eval_every,
                                 args.eval_samples)
             x = split.evaluate[: args.num_images]
@@ -516,7 +618,7 @@ def main() -> None:
             start = time.perf_counter()
             bounds = (pyro_vae_score if name.startswith("pyro-vae") else pythae_score)(trained.model, x,
                                                                                         args.num_samples)
-            row = {"model": name, "seed": seed, "epochs": args.epochs, "validation": args.validation,
+            row = {"model": label, "seed": seed, "epochs": args.epochs, "validation": args.validation,
                    "evaluated_on": split.evaluate_name, "num_images": int(x.shape[0]),
                    "num_samples": args.num_samples, "elbo": bounds["elbo"], "log_px": bounds["log_px"],
                    "eval_seconds": time.perf_counter() - start, "epoch_seconds": trained.epoch_seconds,
@@ -528,8 +630,9 @@ def main() -> None:
             append_row(args.results, row)
             if args.save:
                 torch.save(trained.model.state_dict(),
-                           args.results.parent / f"{name.replace('/', '-')}-s{seed}-e{args.epochs}-v{args.validation}.pt")
-            print(f"{name} seed {seed}: {split.evaluate_name} ELBO {row['elbo']:.2f}, log p(x) {row['log_px']:.2f} "
+                           weights_path(args.results, label, seed, args.epochs, args.validation))
+            claim.unlink(missing_ok=True)
+            print(f"{label} seed {seed}: {split.evaluate_name} ELBO {row['elbo']:.2f}, log p(x) {row['log_px']:.2f} "
                   f"(K={args.num_samples}, {row['num_images']} images, {row['eval_seconds']:.0f} s); "
                   f"{statistics.median(row['epoch_seconds']):.2f} s/epoch", flush=True)
 
