@@ -273,7 +273,7 @@ def pyro_vae_overrides(kind: str, setting: Setting, best: Sequence[str]) -> List
 
 
 def train_row(name: str, seed: int, epochs: int, split: Split, setting: Setting, best: Sequence[str],
-              eval_every: int, eval_samples: int) -> Trained:
+              eval_every: int, eval_samples: int, label: Optional[str] = None) -> Trained:
     library, kind = name.split("/")
     pyro.clear_param_store()  # pyro-vae's modules register in Pyro's global store: start each row from an empty one
     pyro.set_rng_seed(seed)
@@ -313,7 +313,7 @@ def train_row(name: str, seed: int, epochs: int, split: Split, setting: Setting,
             model.eval()
             bounds = score(model, split.evaluate, eval_samples)
             curve.append({"epoch": e, "elbo": bounds["elbo"], "log_px": bounds["log_px"]})
-            print(f"  {name} seed {seed} epoch {e}: {split.evaluate_name} ELBO {bounds['elbo']:.2f}, "
+            print(f"  {label or name} seed {seed} epoch {e}: {split.evaluate_name} ELBO {bounds['elbo']:.2f}, "
                   f"log p(x) (K={eval_samples}) {bounds['log_px']:.2f}, {times[-1]:.1f} s/epoch", flush=True)
     model.eval()
     return Trained(model, times, curve)
@@ -485,13 +485,20 @@ def report(results: Path, validation: Path, writeup: Path, figure_path: Path) ->
 # --- --check: the script's estimator against each library's own ------------------------------------------
 def check(split: Split, setting: Setting, epochs: int, num_samples: int, num_images: int,
           models: Sequence[str]) -> List[Dict]:
-    """Train each row briefly, then score the first ``num_images`` evaluation images twice with K = ``num_samples``:
+    """Load each row's seed-0 model saved by the main run at ``epochs`` (``--save``; else train one for ``epochs``),
+    then score the first ``num_images`` evaluation images twice with K = ``num_samples``:
     with :func:`importance_log_px` and with the library's own estimator (pyro-vae: ``pyro_vae.evaluation.loglik``
     through Pyro traces; pythae: the model's ``get_nll``, one image at a time)."""
     results = []
     for name in models:
         library, kind = name.split("/")
-        trained = train_row(name, 0, epochs, split, setting, [], 0, 0)
+        saved = weights_path(OUT / "likelihood.jsonl", name, 0, epochs, 0)
+        if saved.exists() and split.evaluate_name == "held-out":  # a model of the results: seed 0, --epochs
+            overrides = pyro_vae_overrides(kind, setting, []) if library == "pyro-vae" else []
+            model = load_saved(name, overrides, tuple(split.train.shape[1:]), saved)
+            trained = Trained(model, [], [])
+        else:
+            trained = train_row(name, 0, epochs, split, setting, [], 0, 0)
         x = split.evaluate[:num_images]
         pyro.set_rng_seed(0)
         start = time.perf_counter()
@@ -519,6 +526,17 @@ def weights_path(results: Path, model: str, seed: int, epochs: int, validation: 
     return results.parent / f"{model.replace('/', '-')}-s{seed}-e{epochs}-v{validation}.pt"
 
 
+def load_saved(name: str, overrides: Sequence[str], shape: Tuple[int, ...], path: Path) -> nn.Module:
+    """A model saved by ``--save``: pyro-vae rebuilt from its overrides (as recorded in its row), pythae from its kind."""
+    library, kind = name.split("/")
+    if library == "pyro-vae":
+        model = build_model(load_config(CONFIG, list(overrides)).model, shape, 10)
+    else:
+        model = pythae_model(kind, shape, SETTING)
+    model.load_state_dict(torch.load(path, weights_only=True))
+    return model.eval()
+
+
 def rescore(results: Path, split: Split, models: Optional[Sequence[str]], seeds: Sequence[int],
             num_samples: Sequence[int], num_images: int) -> None:
     """Score saved models (``--save``) again on the first ``num_images`` evaluation images, once per K in
@@ -529,14 +547,8 @@ def rescore(results: Path, split: Split, models: Optional[Sequence[str]], seeds:
         path = weights_path(results, row["model"], row["seed"], row["epochs"], row["validation"])
         if not path.exists():
             continue
-        library, kind = row["model"].split("/")
-        shape = tuple(split.train.shape[1:])
-        if library == "pyro-vae":
-            model = build_model(load_config(CONFIG, row["overrides"]).model, shape, 10)
-        else:
-            model = pythae_model(kind, shape, SETTING)
-        model.load_state_dict(torch.load(path, weights_only=True))
-        model.eval()
+        library = row["model"].split("/")[0]
+        model = load_saved(row["model"], row["overrides"], tuple(split.train.shape[1:]), path)
         x = split.evaluate[:num_images]
         for k in num_samples:
             torch.manual_seed(20_000 + row["seed"])
@@ -611,7 +623,7 @@ def main() -> None:
                 continue
             print(f"{label} seed {seed}: training {args.epochs} epochs on {split.train.shape[0]} images", flush=True)
             trained = train_row(name, seed, args.epochs, split, SETTING, args.best, args.eval_every,
-                                args.eval_samples)
+                                args.eval_samples, label)
             x = split.evaluate[: args.num_images]
             torch.manual_seed(10_000 + seed)
             pyro.set_rng_seed(10_000 + seed)
