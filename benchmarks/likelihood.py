@@ -272,8 +272,9 @@ def pyro_vae_overrides(kind: str, setting: Setting, best: Sequence[str]) -> List
     return setting.overrides() + (list(best) if kind == BEST_NAME else PYRO_MODELS[kind])
 
 
-def train_row(name: str, seed: int, epochs: int, split: Split, setting: Setting, best: Sequence[str],
-              eval_every: int, eval_samples: int, label: Optional[str] = None) -> Trained:
+def build_row(name: str, seed: int, split: Split, setting: Setting, best: Sequence[str]
+              ) -> Tuple[nn.Module, Callable[[], None]]:
+    """The row's model, seeded, and a function that trains it for one epoch."""
     library, kind = name.split("/")
     pyro.clear_param_store()  # pyro-vae's modules register in Pyro's global store: start each row from an empty one
     pyro.set_rng_seed(seed)
@@ -290,7 +291,6 @@ def train_row(name: str, seed: int, epochs: int, split: Split, setting: Setting,
         def epoch() -> None:
             trainer.train_epoch()
 
-        score = pyro_vae_score
     else:
         model = pythae_model(kind, shape, setting)
         optimizer = torch.optim.Adam(model.parameters(), lr=setting.lr)
@@ -303,7 +303,13 @@ def train_row(name: str, seed: int, epochs: int, split: Split, setting: Setting,
                 loss.backward()
                 optimizer.step()
 
-        score = pythae_score
+    return model, epoch
+
+
+def train_row(name: str, seed: int, epochs: int, split: Split, setting: Setting, best: Sequence[str],
+              eval_every: int, eval_samples: int, label: Optional[str] = None) -> Trained:
+    model, epoch = build_row(name, seed, split, setting, best)
+    score = pyro_vae_score if name.startswith("pyro-vae/") else pythae_score
     times, curve = [], []
     for e in range(1, epochs + 1):
         start = time.perf_counter()
@@ -408,36 +414,48 @@ def table(rows: List[Dict]) -> str:
 
 
 def figure(rows: List[Dict], path: Path) -> None:
+    """Held-out log p(x) against training wall time, mean ± sd over seeds: every row (left), the top rows (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     colours = {"pyro-vae": "tab:blue", "pythae": "tab:orange"}
+    marker = {"pyro-vae": "o", "pythae": "s"}
+    points = []
     for (model, epochs), grp in group(rows).items():
         library, kind = model.split("/")
-        wall = [sum(r["epoch_seconds"]) / 60 for r in grp]
         lp = [r["log_px"] for r in grp]
-        sd = statistics.stdev(lp) if len(lp) > 1 else 0.0
-        ax.errorbar(statistics.mean(wall), statistics.mean(lp), yerr=sd, fmt="o" if library == "pyro-vae" else "s",
-                    color=colours[library], capsize=3)
-        points = [(p["epoch"], p["log_px"]) for p in grp[0].get("curve", [])]
-        if len(points) > 1:  # the K = 100 curve during training, averaged over seeds, at the mean cumulative time
-            xs = [statistics.mean(sum(r["epoch_seconds"][:e]) / 60 for r in grp) for e, _ in points]
-            ys = [statistics.mean(r["curve"][i]["log_px"] for r in grp if len(r["curve"]) > i)
-                  for i in range(len(points))]
-            ax.plot(xs, ys, "-" if library == "pyro-vae" else "--", color=colours[library], alpha=0.35, lw=1)
-        ax.annotate(kind, (statistics.mean(wall), statistics.mean(lp)), textcoords="offset points", xytext=(5, 4),
-                    fontsize=8, color=colours[library])
+        points.append((library, kind, grp, statistics.mean(sum(r["epoch_seconds"]) / 60 for r in grp),
+                       statistics.mean(lp), statistics.stdev(lp) if len(lp) > 1 else 0.0))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    top = max((p[4] for p in points), default=0.0)
+    for ax, zoom in zip(axes, (False, True)):
+        for library, kind, grp, wall, mean, sd in points:
+            if zoom and mean < top - 8:
+                continue
+            ax.errorbar(wall, mean, yerr=sd, fmt=marker[library], color=colours[library], capsize=3)
+            ax.annotate(kind, (wall, mean), textcoords="offset points", xytext=(5, 4), fontsize=8,
+                        color=colours[library])
+            curve = grp[0].get("curve", [])
+            if not zoom and len(curve) > 1:  # the K = 100 curve during training (seed 0) at its cumulative time
+                xs = [sum(grp[0]["epoch_seconds"][:p["epoch"]]) / 60 for p in curve]
+                ax.plot(xs, [p["log_px"] for p in curve], "-" if library == "pyro-vae" else "--",
+                        color=colours[library], alpha=0.35, lw=1)
+        ax.set_xscale("log")
+        ax.set_xticks([t for t in (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64) if t < 2 * max(p[3] for p in points)])
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("training wall time (minutes, 1 thread, shared 2-core box)")
+        ax.grid(alpha=0.3, which="both")
     for library, colour in colours.items():
-        ax.plot([], [], "o" if library == "pyro-vae" else "s", color=colour, label=library)
-    ax.set_xscale("log")
-    ax.set_xlabel("training wall time (minutes, one CPU thread, shared 2-core box)")
-    ax.set_ylabel("held-out log p(x) (nats; markers K = 1000, lines K = 100)")
-    ax.set_title("MNIST t10k, 9,000 train / 1,000 held out; mean ± sd over seeds")
-    ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
+        axes[0].plot([], [], marker[library], color=colour, label=library)
+    axes[0].legend(loc="lower right")
+    axes[0].set_ylabel("held-out log p(x), nats")
+    axes[0].set_title("every row (markers K = 1000; lines: seed 0 during training, K = 100)", fontsize=9)
+    axes[1].set_title("the rows within 8 nats of the best (mean ± sd over seeds)", fontsize=9)
+    fig.suptitle("MNIST t10k: 9,000 train / 1,000 held out, same MLP, optimizer and epochs")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -454,13 +472,13 @@ def validation_table(rows: List[Dict]) -> str:
         lines.append(f"| {kind} | {library} | {epochs} | {len(grp)} | {mean_sd([r['elbo'] for r in grp])} | "
                      f"{mean_sd([r['log_px'] for r in grp])} | {grp[0]['num_samples']} ({grp[0]['num_images']}) | "
                      f"{seconds:.2f} |")
-    curves = [r for r in rows if len(r.get("curve", [])) > 2]
-    for r in curves:
-        lines += ["", f"Validation curve of {r['model']} (seed {r['seed']}, K = 100 per point):", "",
-                  "| epoch | " + " | ".join(str(p["epoch"]) for p in r["curve"]) + " |",
-                  "|---" * (len(r["curve"]) + 1) + "|",
-                  "| ELBO | " + " | ".join(f"{p['elbo']:.1f}" for p in r["curve"]) + " |",
-                  "| log p(x) | " + " | ".join(f"{p['log_px']:.1f}" for p in r["curve"]) + " |"]
+    for r in (r for r in rows if len(r.get("curve", [])) > 4):  # long curves (the budget study), thinned
+        points = [p for p in r["curve"] if p["epoch"] <= 40 or p["epoch"] % 50 == 0 or p is r["curve"][-1]]
+        lines += ["", f"Validation curve of {r['model']} (seed {r['seed']}, K = {r.get('eval_samples', 100)} per point):", "",
+                  "| epoch | " + " | ".join(str(p["epoch"]) for p in points) + " |",
+                  "|---" * (len(points) + 1) + "|",
+                  "| ELBO | " + " | ".join(f"{p['elbo']:.1f}" for p in points) + " |",
+                  "| log p(x) | " + " | ".join(f"{p['log_px']:.1f}" for p in points) + " |"]
     return "\n".join(lines)
 
 
@@ -520,6 +538,24 @@ def check(split: Split, setting: Setting, epochs: int, num_samples: int, num_ima
         print(json.dumps(row), flush=True)
         results.append(row)
     return results
+
+
+def timing(split: Split, setting: Setting, kinds: Sequence[str], epochs: int, results: Path) -> None:
+    """Seconds per epoch of each pyro-vae row and its pythae counterpart, their epochs taking turns in one
+    process, so that load from other jobs falls on both alike; one line per kind into ``timing.jsonl``."""
+    for kind in kinds:
+        _, ours = build_row(f"pyro-vae/{kind}", 0, split, setting, [])
+        _, theirs = build_row(f"pythae/{kind}", 0, split, setting, [])
+        seconds: Dict[str, List[float]] = {"pyro-vae": [], "pythae": []}
+        for _ in range(epochs):
+            for library, epoch in (("pyro-vae", ours), ("pythae", theirs)):
+                start = time.perf_counter()
+                epoch()
+                seconds[library].append(time.perf_counter() - start)
+        row = {"kind": kind, "epochs": epochs, "seconds": seconds, "load": os.getloadavg()[0],
+               **{f"{lib}_median": statistics.median(v) for lib, v in seconds.items()}}
+        append_row(results.parent / "timing.jsonl", row)
+        print(json.dumps(row), flush=True)
 
 
 def weights_path(results: Path, model: str, seed: int, epochs: int, validation: int) -> Path:
@@ -586,6 +622,8 @@ def main() -> None:
                         help="rows whose scores by this script's estimator and by the library's own are compared")
     parser.add_argument("--rescore", nargs="+", type=int, default=None, metavar="K",
                         help="score the saved models of --results again with each K on --num-images images")
+    parser.add_argument("--timing", nargs="+", default=None, metavar="KIND",
+                        help="time --epochs epochs of pyro-vae/KIND and pythae/KIND taking turns (e.g. vae iwae5)")
     parser.add_argument("--data-root", default=None, help="folder of the MNIST IDX files (default: the config's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -595,6 +633,9 @@ def main() -> None:
         print(report(args.results, args.results.parent / "validation.jsonl", WRITEUP, OUT / "likelihood.png"))
         return
     split = load_split(args.validation, args.data_root)
+    if args.timing:
+        timing(split, SETTING, args.timing, args.epochs, args.results)
+        return
     if args.rescore:
         rescore(args.results, split, args.models, args.seeds, args.rescore, args.num_images)
         return
@@ -634,7 +675,7 @@ def main() -> None:
                    "evaluated_on": split.evaluate_name, "num_images": int(x.shape[0]),
                    "num_samples": args.num_samples, "elbo": bounds["elbo"], "log_px": bounds["log_px"],
                    "eval_seconds": time.perf_counter() - start, "epoch_seconds": trained.epoch_seconds,
-                   "curve": trained.curve, "threads": args.threads,
+                   "curve": trained.curve, "eval_samples": args.eval_samples, "threads": args.threads,
                    "overrides": (pyro_vae_overrides(name.split("/")[1], SETTING, args.best)
                                  if name.startswith("pyro-vae") else PYTHAE_MODELS[name.split("/")[1]]),
                    "num_params": sum(p.numel() for p in trained.model.parameters()),
