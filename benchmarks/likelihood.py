@@ -85,6 +85,7 @@ SETTING = Setting()
 #: pyro-vae rows: overrides of configs/mnist_vae.yaml on top of the shared setting
 PYRO_MODELS: Dict[str, List[str]] = {
     "vae": [],
+    "vae-meanfield": ["train.objective.type=meanfield"],  # the closed-form KL, as pythae's VAE computes it
     "iwae5": ["train.objective.type=iwae", "train.objective.num_particles=5"],
     "iwae50": ["train.objective.type=iwae", "train.objective.num_particles=50"],
     "vamp": ["model.prior.type=vamp", "model.prior.num_components=50"],
