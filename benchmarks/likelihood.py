@@ -89,6 +89,7 @@ PYRO_MODELS: Dict[str, List[str]] = {
     "iwae5": ["train.objective.type=iwae", "train.objective.num_particles=5"],
     "iwae50": ["train.objective.type=iwae", "train.objective.num_particles=50"],
     "vamp": ["model.prior.type=vamp", "model.prior.num_components=50"],
+    "vamp-hardtanh": ["model.prior.type=vamp", "model.prior.num_components=50", "model.prior.pseudo_inputs=hardtanh"],
     "flow": ["model.prior.type=flow", "model.prior.transform=affine_autoregressive", "model.prior.num_layers=2",
              "model.prior.hidden_dims=[200,200]"],
     "iaf": ["model.guide=iaf", "model.guide.num_transforms=2", "model.guide.hidden_dims=[200,200]"],
