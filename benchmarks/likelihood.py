@@ -440,9 +440,10 @@ def figure(rows: List[Dict], path: Path) -> None:
             ax.errorbar(wall, mean, yerr=sd, fmt=marker[library], color=colours[library], capsize=3)
             ax.annotate(kind, (wall, mean), textcoords="offset points", xytext=(5, 4), fontsize=8,
                         color=colours[library])
-            curve = grp[0].get("curve", [])
-            if not zoom and len(curve) > 1:  # the K = 100 curve during training (seed 0) at its cumulative time
-                xs = [sum(grp[0]["epoch_seconds"][:p["epoch"]]) / 60 for p in curve]
+            traced = sorted((r for r in grp if len(r.get("curve", [])) > 1), key=lambda r: r["seed"])
+            if not zoom and traced:  # the K = 100 curve during training (lowest seed) at its cumulative time
+                curve = traced[0]["curve"]
+                xs = [sum(traced[0]["epoch_seconds"][:p["epoch"]]) / 60 for p in curve]
                 ax.plot(xs, [p["log_px"] for p in curve], "-" if library == "pyro-vae" else "--",
                         color=colours[library], alpha=0.35, lw=1)
         ax.set_xscale("log")
@@ -693,4 +694,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except PyroVAEError as e:  # a bad override or data file: one line, as the pyro-vae command gives
+        raise SystemExit(f"likelihood.py: {e}") from None
