@@ -604,7 +604,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=None, help=f"rows to run (default: all): {all_models()}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--validation", type=int, default=0,
                         help="cut this many of the 9,000 training images off as the evaluation set (0: held out)")
     parser.add_argument("--num-samples", type=int, default=5000, help="K of the importance-sampled log p(x)")
