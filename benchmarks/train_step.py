@@ -261,21 +261,9 @@ def time_iwae(k: int, batch: int, steps: int, warmup: int) -> Dict[str, Dict[str
     """As :func:`time_routes` for the IWAE objective with K = ``k``: each pyro-vae route taking turns step by step
     with the plain-PyTorch IWAE floors (standard and DReG)."""
     torch.manual_seed(0)
-    pool = [images(batch, seed=s) for s in range(8)]
     floors = {r: IWAE_ROUTES[r][0](k) for r in ("iwae-floor", "dreg-floor")}
-    out = {}
-    for route in [r for r, (_, floor) in IWAE_ROUTES.items() if floor is not None]:
-        steppers = {**floors, route: IWAE_ROUTES[route][0](k)}
-        times: Dict[str, List[float]] = {r: [] for r in steppers}
-        for i in range(warmup + steps):
-            x = pool[i % len(pool)]
-            for r, step in steppers.items():
-                t0 = time.perf_counter()
-                step(x)
-                if i >= warmup:
-                    times[r].append(time.perf_counter() - t0)
-        out[route] = {r: statistics.median(ts) for r, ts in times.items()}
-    return out
+    routes = [r for r, (_, floor) in IWAE_ROUTES.items() if floor is not None]
+    return {route: in_turns({**floors, route: IWAE_ROUTES[route][0](k)}, batch, steps, warmup) for route in routes}
 
 
 def build_route(name: str) -> Callable[[Tensor], float]:
@@ -312,21 +300,26 @@ def time_routes(routes: List[str], batch: int, steps: int, warmup: int) -> Dict[
     floors take turns step by step (load from other jobs hits them alike). Pyro routes are timed one after
     another because they share Pyro's global param store (and the models' ``pyro.module("vae", ...)`` name)."""
     torch.manual_seed(0)
-    pool = [images(batch, seed=s) for s in range(8)]  # a few different minibatches, the same for every route
     floors = {r: build_route(r) for r in ("floor", "floor-kl")}
-    out = {}
-    for route in [r for r in routes if r not in floors]:
-        steppers = {**floors, route: build_route(route)}  # build_route clears the param store
-        times: Dict[str, List[float]] = {r: [] for r in steppers}
-        for i in range(warmup + steps):
-            x = pool[i % len(pool)]
-            for r, step in steppers.items():
-                t0 = time.perf_counter()
-                step(x)
-                if i >= warmup:
-                    times[r].append(time.perf_counter() - t0)
-        out[route] = {r: statistics.median(ts) for r, ts in times.items()}
-    return out
+    # build_route clears the param store: each route is built just before its turns
+    return {route: in_turns({**floors, route: build_route(route)}, batch, steps, warmup)
+            for route in routes if route not in floors}
+
+
+def in_turns(steppers: Dict[str, Callable[[Tensor], float]], batch: int, steps: int,
+             warmup: int) -> Dict[str, float]:
+    """Median seconds per step of each stepper, the steppers taking turns step by step on the same few minibatches
+    (load from other jobs hits them alike); the first ``warmup`` rounds are not timed."""
+    pool = [images(batch, seed=s) for s in range(8)]  # a few different minibatches, the same for every stepper
+    times: Dict[str, List[float]] = {r: [] for r in steppers}
+    for i in range(warmup + steps):
+        x = pool[i % len(pool)]
+        for r, step in steppers.items():
+            t0 = time.perf_counter()
+            step(x)
+            if i >= warmup:
+                times[r].append(time.perf_counter() - t0)
+    return {r: statistics.median(ts) for r, ts in times.items()}
 
 
 def same_objective(batch: int = 128) -> Dict[str, float]:
