@@ -11,29 +11,31 @@ from torch import Tensor, nn
 from ..errors import DataError
 
 
-def grid_offset(x: Tensor, levels: int) -> float:
-    """max |x·(L−1) − round(x·(L−1))|: how far ``x`` is off the grid k/(L−1) (in grid steps)."""
-    steps = x * (levels - 1)
-    return float((steps - steps.round()).abs().max()) if x.numel() else 0.0
+def level_mismatch(x: Tensor, levels: int, name: str) -> Optional[str]:
+    """Why ``x`` is not in [0, 1] on the grid k/(levels − 1) (a message for ``name``'s likelihood); None when it is."""
+    if x.numel() == 0:
+        return None
+    steps = levels - 1
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0 or not torch.isfinite(x).all():
+        return f"{name} likelihood needs pixel values in [0, 1], got range [{lo:g}, {hi:g}] (set data.scale: true)"
+    off_grid = float((x * steps - (x * steps).round()).abs().max())
+    if off_grid > 1e-3:
+        return (f"{name} likelihood needs values on the grid k/{steps} ({levels} levels); the data is off it by up "
+                f"to {off_grid / steps:g} (set model.likelihood.levels)")
+    return None
 
 
 def on_grid(x: Tensor, levels: int) -> bool:
     """``x`` lies in [0, 1] on the grid k/(L−1), k = 0, …, L−1."""
-    return x.numel() == 0 or (bool(torch.isfinite(x).all()) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
-                              and grid_offset(x, levels) <= 1e-3)
+    return level_mismatch(x, levels, "") is None
 
 
 def check_levels(x: Tensor, levels: int, name: str) -> None:
     """Raise :class:`~pyro_vae.errors.DataError` unless ``x`` lies in [0, 1] on the grid k/(levels − 1)."""
-    steps = levels - 1
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0 or not torch.isfinite(x).all():
-        raise DataError(f"{name} likelihood needs pixel values in [0, 1], got range [{lo:g}, {hi:g}] "
-                        "(set data.scale: true)")
-    off_grid = grid_offset(x, levels)
-    if off_grid > 1e-3:
-        raise DataError(f"{name} likelihood needs values on the grid k/{steps} ({levels} levels); the data is "
-                        f"off it by up to {off_grid / steps:g} (set model.likelihood.levels)")
+    mismatch = level_mismatch(x, levels, name)
+    if mismatch is not None:
+        raise DataError(mismatch)
 
 
 class Likelihood(nn.Module):

@@ -64,10 +64,13 @@ class VAE(DecoderModel, LatentModel):
         self.decoder = net.decoder(config.network, config.latent_dim, self.data_shape, self.likelihood.num_params,
                                    self.cond_dim)
         self.guide_family = build_guide(config.guide, config.latent_dim, self.encoder)
-        if not self.guide_family.diagonal_gaussian:
-            self.gaussian_posterior = False
         if isinstance(self.prior, EncoderPrior):  # a VampPrior mixes q0(z|u_k) = N(μ(u_k), σ²(u_k)) at pseudo-inputs
             self.prior.attach(self.encoder, self.data_shape)
+
+    @property
+    def gaussian_posterior(self) -> bool:  # type: ignore[override]
+        """q(z|x) is the encoder's N(μ(x), diag σ²(x)): the ``gaussian`` guide family."""
+        return self.guide_family.diagonal_gaussian
 
     @classmethod
     def check_config(cls, config: VAEConfig) -> None:
