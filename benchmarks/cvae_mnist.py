@@ -78,7 +78,7 @@ def run_one(visible: int, args: argparse.Namespace, out: Path) -> dict:
     row.update(cvae_seconds=marks["cvae"] - marks.get("baseline", marks["start"]), epochs=args.epochs,
                baseline_epochs=args.baseline_epochs, num_samples=args.num_samples,
                num_train=int(data.train_x.shape[0]), num_test=int(data.test_x.shape[0]),
-               hidden_pixels=int((~model.cond.visible).sum()))
+               hidden_pixels=model.scored_dims())
 
     x = data.test_x[:10]
     with torch.no_grad():

@@ -48,7 +48,7 @@ import pyro  # noqa: E402
 from pyro_vae.config.run import load_config  # noqa: E402
 from pyro_vae.data import ImageData, load_data  # noqa: E402
 from pyro_vae.errors import PyroVAEError  # noqa: E402
-from pyro_vae.evaluation.loglik import test_log_likelihood  # noqa: E402
+from pyro_vae.evaluation.loglik import SAMPLES_PER_PASS, test_log_likelihood  # noqa: E402
 from pyro_vae.models import build_model  # noqa: E402
 from pyro_vae.nets.mlp import MLPConfig, MLPDecoder, MLPEncoder  # noqa: E402
 from pyro_vae.train import Trainer  # noqa: E402
@@ -58,7 +58,6 @@ OUT = REPO / "benchmarks" / "results" / "likelihood"
 WRITEUP = REPO / "benchmarks" / "likelihood.md"
 TABLE_START, TABLE_END = "<!-- likelihood-table:start -->", "<!-- likelihood-table:end -->"
 VALID_START, VALID_END = "<!-- likelihood-validation:start -->", "<!-- likelihood-validation:end -->"
-SAMPLES_PER_PASS = 1 << 15  # z's decoded at once by the pythae scorer (as pyro_vae.evaluation.loglik)
 
 
 # --- the shared setting --------------------------------------------------------------------------------------
