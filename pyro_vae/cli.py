@@ -1,4 +1,4 @@
-"""The ``pyro-vae`` command line: train, sample, evaluate, compare, list."""
+"""The ``pyro-vae`` command line: train, sample, evaluate, compare, sweep, tune, list."""
 
 from __future__ import annotations
 
@@ -175,6 +175,26 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .experiments.sweep import sweep
+
+    table = sweep(args.config, args.overrides, args.out, args.workers, args.evaluate)
+    failed = [row for row in table if row["status"] != "done"]
+    print(f"sweep folder: {args.out} ({len(table) - len(failed)} of {len(table)} runs finished; "
+          f"summary.csv, summary.md, summary.png)")
+    return 1 if failed else 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from .experiments.tune import tune
+
+    best = tune(args.config, args.space, args.out, args.trials, args.storage, args.workers, args.validation,
+                args.study, args.overrides)
+    print(f"best trial {best['number']}: validation ELBO {best['value']:.3f}; config: {best['config']} "
+          f"(train it with: pyro-vae train {best['config']})")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from .config.schema import describe
 
@@ -229,6 +249,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="K > 0: also evaluate each run (importance-sampled log p(x), clustering accuracy)")
     p.set_defaults(func=_compare)
 
+    p = sub.add_parser("sweep", help="train the cross product of key=a,b,c overrides into one folder, in parallel")
+    p.add_argument("config", nargs="?", default=None, help="YAML config (default: the packaged digits VAE)")
+    p.add_argument("overrides", nargs="*", help="key=a,b,c swept (commas inside [..] or {..} do not split), "
+                                                "key=value applied to every run")
+    p.add_argument("--out", required=True, help="sweep folder: one run folder per cell, summary.csv/.md/.png")
+    p.add_argument("--workers", type=int, default=None, help="runs at once (default: the CPUs available)")
+    p.add_argument("--evaluate", type=int, default=0, metavar="K",
+                   help="K > 0: evaluate each finished run with K importance samples (log p(x), accuracies)")
+    p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("tune", help="search a config's hyperparameters with Optuna on a validation slice")
+    p.add_argument("config", nargs="?", default=None, help="YAML config (default: the packaged digits VAE)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides applied to every trial")
+    p.add_argument("--space", required=True, help="search space YAML (see docs/experiments.md)")
+    p.add_argument("--trials", type=int, default=20, help="trials in all (shared by the workers; default 20)")
+    p.add_argument("--out", default="tune", help="folder: trial run folders, study.db, best.yaml (default: tune)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite in --out); any "
+                                                   "SQLAlchemy URL lets several machines share one study")
+    p.add_argument("--study", default="pyro-vae", help="study name in the storage (default: pyro-vae)")
+    p.add_argument("--workers", type=int, default=1, help="trial processes on this machine (default 1)")
+    p.add_argument("--validation", type=float, default=0.1,
+                   help="fraction of the training split held out to score trials (default 0.1)")
+    p.set_defaults(func=_tune)
+
     p = sub.add_parser("list", help="every model, dataset, network, prior, likelihood and objective")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="also list the components of your own module (repeatable), e.g. my_project.priors")
@@ -240,7 +284,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[List[str]] = None
     """``parser.parse_args``, with ``train``'s key=value overrides also accepted after its options
     (``pyro-vae train CONFIG --out DIR a.b=1 c=2``)."""
     args, extra = parser.parse_known_args(argv)
-    if args.command == "train" and all("=" in a and not a.startswith("-") for a in extra):
+    if args.command in ("train", "sweep", "tune") and all("=" in a and not a.startswith("-") for a in extra):
         if args.config is not None and "=" in args.config:  # `pyro-vae train train.epochs=5`: no config file
             args.config, args.overrides = None, [args.config, *args.overrides]
         args.overrides = [*args.overrides, *extra]

@@ -48,6 +48,7 @@ from .train.trainer import likely_causes
 PathLike = Union[str, Path]
 CHECKPOINT, CONFIG, METRICS = "model.pt", "config.yaml", "metrics.jsonl"
 BEST = "best.pt"  # the epoch with the highest held-out ELBO (model.pt is the last one)
+EpochCallback = Callable[["Run", EpochMetrics], None]  # train(..., on_epoch_end=[f]): f(run, metrics) per epoch
 
 
 @dataclass
@@ -116,10 +117,10 @@ class Run:
             result.update(clustering_metrics(self.model, self.data()))  # mixture priors: cluster accuracy
             result.update(classification_metrics(self.model, self.data()))  # a classifier q(y|x): held-out accuracy
         # (further evaluations merge their numbers into `result` here)
-        if self.config.train.tensorboard:
+        if self.config.train.tensorboard or getattr(self.config.train, "mlflow", False):
             from .tracking import log_evaluation
 
-            log_evaluation(self.path, result, step=len(self.history))
+            log_evaluation(self.path, result, step=len(self.history), train_config=self.config.train)
         return result
 
     def write_pictures(self) -> None:
@@ -219,7 +220,8 @@ def _default_out(config: RunConfig) -> Path:
 
 
 def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[PathLike] = None,
-          overrides: Optional[List[str]] = None, data: Any = None, force: bool = False) -> Run:
+          overrides: Optional[List[str]] = None, data: Any = None, force: bool = False,
+          on_epoch_end: Sequence[EpochCallback] = ()) -> Run:
     """Train ``config`` (a RunConfig, a YAML path, or None for the default) into run folder ``out_dir``.
 
     ``data``: your own data from Python instead of ``config.data`` (which then becomes ``data.type: python``
@@ -244,6 +246,9 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
     ``out_dir`` must be new, empty or (``force``) anything but a folder in use: an existing run is
     refused (continue it with :func:`resume`), and so is a non-empty folder that is not a run; with
     ``force`` the old run files are removed first. ``run.lock`` is held while training.
+
+    ``on_epoch_end``: callbacks ``f(run, metrics)`` called after each epoch's files are written (e.g. a
+    hyperparameter search reporting the held-out ELBO; an exception they raise stops the run there).
     """
     if not isinstance(config, RunConfig):
         config = load_config(config, overrides or [])
@@ -257,7 +262,7 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
     run, trainer = _build(config, out, data)
     trainer.validate_data()  # bad data: an error before the run folder is created
     if not distributed.is_main():  # under torchrun only rank 0 writes the run folder
-        return _fit(run, trainer)
+        return _fit(run, trainer, on_epoch_end)
     make_folder(out)
     with run_lock(out):
         check_out(out, force)  # again under the lock: a run started meanwhile is refused
@@ -266,7 +271,7 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
             (out / name).unlink()
         _write(out / CONFIG, save_config, config)
         _write(out / METRICS, lambda _, path: write_atomic(path, b""), None)
-        return _fit(run, trainer)
+        return _fit(run, trainer, on_epoch_end)
 
 
 def _write(path: Path, write, value) -> None:
@@ -283,7 +288,8 @@ def _write(path: Path, write, value) -> None:
 RESUMABLE_KEYS = ("train.epochs", "train.progress")  # what `--resume` may change: anything else changes the run
 
 
-def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any = None) -> Run:
+def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any = None,
+           on_epoch_end: Sequence[EpochCallback] = ()) -> Run:
     """Continue run folder ``run_dir`` from its ``model.pt``, exactly where it stopped (mid-epoch after an
     interrupt): weights, optimizer, counters and every random stream are restored, so on CPU the metrics
     equal those of an uninterrupted run. ``overrides`` may set only ``train.epochs`` (to train longer)
@@ -291,10 +297,10 @@ def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any =
     path = _run_dir(run_dir)
     with run_lock(path) if distributed.is_main() else nullcontext():
         clean_stray_temp_files(path)
-        return _resume(path, overrides, data)
+        return _resume(path, overrides, data, on_epoch_end)
 
 
-def _resume(path: Path, overrides: Optional[List[str]], data: Any) -> Run:
+def _resume(path: Path, overrides: Optional[List[str]], data: Any, on_epoch_end: Sequence[EpochCallback]) -> Run:
     payload = load_checkpoint(path / CHECKPOINT)
     if "trainer" not in payload:
         raise RunDirError(f"{path / CHECKPOINT}: holds weights only, no training state to resume from")
@@ -328,7 +334,7 @@ def _resume(path: Path, overrides: Optional[List[str]], data: Any) -> Run:
         # config.yaml is rewritten with model.pt only (a changed train.epochs), so the two always agree
         rows = "".join(json.dumps(row) + "\n" for row in run.history)
         _write(path / METRICS, lambda text, p: write_atomic(p, text.encode()), rows)
-    return _fit(run, trainer)
+    return _fit(run, trainer, on_epoch_end)
 
 
 def _build(config: RunConfig, out: Path, python_data: Any = None) -> Tuple[Run, Trainer]:
@@ -381,10 +387,12 @@ def _size_bound(tree: Any, data_dim: int) -> int:
     return max(tree, 0) if isinstance(tree, int) and not isinstance(tree, bool) else 0
 
 
-def _fit(run: Run, trainer: Trainer) -> Run:
-    """``trainer.fit`` with the run folder kept current: checkpoint first, then the metrics row (rank 0 only)."""
+def _fit(run: Run, trainer: Trainer, callbacks: Sequence[EpochCallback] = ()) -> Run:
+    """``trainer.fit`` with the run folder kept current: checkpoint first, then the metrics row (rank 0 only),
+    then the trackers and ``callbacks``."""
     out, main = run.path, distributed.is_main()
-    tracker = open_tracker(run.config.train, out) if main else None  # train.tensorboard
+    resumed = bool(run.history) or trainer.step > 0
+    tracker = open_tracker(run.config, out, resumed) if main else None  # train.tensorboard, train.mlflow
     best = max((row["test_elbo"] for row in run.history), default=-math.inf)
 
     def save_last(t: Trainer) -> None:
@@ -405,6 +413,8 @@ def _fit(run: Run, trainer: Trainer) -> Run:
         _write(out / METRICS, _append_row, row)
         if tracker is not None:
             tracker.log_epoch(t, metrics)
+        for callback in callbacks:
+            callback(run, metrics)
 
     def on_pretrain_epoch_end(t: Trainer) -> None:  # a pretraining phase (pyro_vae.train.phases): checkpoint only
         if main:

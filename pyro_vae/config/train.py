@@ -53,4 +53,7 @@ class TrainConfig:
     progress: bool = opt(True, "show a tqdm progress bar")
     tensorboard: bool = opt(False, "also log ELBO parts, evaluation numbers and image grids to RUN_DIR/tensorboard "
                                    "(optional extra: pip install 'pyro-vae[tensorboard]')")
+    mlflow: bool = opt(False, "also log the config, per-epoch metrics, evaluation numbers and pictures to MLflow "
+                              "(MLFLOW_TRACKING_URI, else MLflow's local default; optional extra: "
+                              "pip install 'pyro-vae[mlflow]')")
     num_images: int = opt(64, "images in samples.png / reconstructions.png", positive, "an integer >= 1")

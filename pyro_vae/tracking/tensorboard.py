@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Union
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 PathLike = Union[str, Path]
 FOLDER = "tensorboard"
@@ -44,8 +44,8 @@ class TensorBoardTracker:
         self.eval_samples = eval_samples
 
     def log_epoch(self, trainer: Any, metrics: Any) -> None:
-        from .evaluation.decomposition import elbo_parts
-        from .infer.objectives import LatentWeightedMixin
+        from ..evaluation.decomposition import elbo_parts
+        from ..infer.objectives import LatentWeightedMixin
 
         step = metrics.step
         self.writer.add_scalar("elbo/train", metrics.train_elbo, step)
@@ -75,13 +75,6 @@ class TensorBoardTracker:
 
     def close(self) -> None:
         self.writer.close()
-
-
-def open_tracker(train_config: Any, folder: PathLike) -> Optional[TensorBoardTracker]:
-    """A tracker when ``train.tensorboard`` is on, else None."""
-    if not getattr(train_config, "tensorboard", False):
-        return None
-    return TensorBoardTracker(folder, train_config.eval_samples)
 
 
 def log_evaluation(folder: PathLike, report: Dict[str, Any], step: int) -> None:

@@ -1,0 +1,237 @@
+"""Run a grid's cells in worker processes, resumably: ``DIR/<cell>/`` is each cell's run folder.
+
+Before anything runs, each cell's folder is classified: finished (``result.json`` says done: skipped),
+failed (retried from scratch), interrupted (``model.pt`` without a result: resumed from it), new. A folder
+holding another config's run, or files that are no run, stops the sweep before it starts (nothing is
+overwritten).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+from tqdm import tqdm
+
+from ..errors import ConfigError, OutputError, shown
+from .grid import Cell
+from .worker import RESULT
+
+PathLike = Union[str, Path]
+LOGS = "logs"  # DIR/logs/<cell>.log: each run's stdout and stderr
+IGNORED = ("train.progress", "train.epochs")  # may differ between a run folder and its cell (epochs: resumed)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover  (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def _worker_env(n_workers: int) -> Dict[str, str]:
+    """The environment of each worker process: the available CPUs shared out, ⌊cpus / workers⌋ threads each
+    (1 when workers ≥ cores), so parallel runs do not oversubscribe the cores."""
+    threads = str(max(1, available_cpus() // max(1, n_workers)))
+    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
+@dataclass
+class Job:
+    """A cell and what to do with it: ``skip`` (finished), ``new``, ``retry``, ``resume`` or ``evaluate``."""
+
+    cell: Cell
+    folder: Path
+    mode: str
+    result: Dict[str, Any] = field(default_factory=dict)
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> Iterator[Tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in dict.fromkeys([*a, *b]):
+            yield from _differences(a.get(key), b.get(key), f"{prefix}{key}.")
+    elif a != b:
+        yield prefix.rstrip("."), a, b
+
+
+def _check_same_config(folder: Path, cell: Cell) -> None:
+    """A ConfigError when run folder ``folder`` was trained from another config than ``cell``'s."""
+    from ..config.run import load_config
+    from ..config.schema import to_dict
+    from ..run import _resolve_paths
+
+    stored = to_dict(load_config(folder / "config.yaml"))
+    wanted = to_dict(_resolve_paths(copy.deepcopy(cell.config)))
+    for key, there, here in _differences(stored, wanted):
+        if key not in IGNORED:
+            raise ConfigError(f"{shown(folder)} holds a run of another config ({key}: {there!r} there, {here!r} in "
+                              "this sweep); give another --out, or the same overrides as before")
+
+
+def _read_result(folder: Path) -> Dict[str, Any]:
+    try:
+        return json.loads((folder / RESULT).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def plan(out: Path, grid: Sequence[Cell], evaluate: int = 0) -> List[Job]:
+    """What each cell needs; a ConfigError/OutputError (one line) for a folder that is not this sweep's."""
+    from ..train.runfolder import check_out
+
+    jobs = []
+    for cell in grid:
+        folder = out / cell.name
+        epochs = cell.config.train.epochs
+        if not folder.exists():
+            jobs.append(Job(cell, folder, "new"))
+            continue
+        if (folder / "config.yaml").is_file():
+            _check_same_config(folder, cell)
+        result = _read_result(folder)
+        if result.get("status") == "failed" or ((folder / "config.yaml").is_file() and not (folder / "model.pt").is_file()):
+            jobs.append(Job(cell, folder, "retry", result))
+        elif (folder / "model.pt").is_file():
+            done = result.get("status") == "done"
+            trained = _epochs_done(folder)
+            if trained < epochs:
+                jobs.append(Job(cell, folder, "resume", result))
+            elif trained > epochs:
+                raise ConfigError(f"{shown(folder)}: trained {trained} epochs, this sweep asks for {epochs} (a run is "
+                                  f"never shortened); give train.epochs >= {trained} or another --out")
+            elif not done or (evaluate and result.get("evaluate", {}).get("num_samples") != evaluate):
+                jobs.append(Job(cell, folder, "evaluate", result))
+            else:
+                jobs.append(Job(cell, folder, "skip", result))
+        else:
+            try:
+                check_out(folder)
+            except Exception as e:
+                raise OutputError(f"{e}") from None
+            jobs.append(Job(cell, folder, "new"))
+    return jobs
+
+
+def _epochs_done(folder: Path) -> int:
+    try:
+        return sum(1 for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip())
+    except OSError:
+        return 0
+
+
+def status_line(job: Job) -> str:
+    """``lr=0.01,seed=1: done, 10 epochs, test ELBO -25.31 (12.3 s)`` or ``...: failed: <error>``."""
+    r = job.result
+    if r.get("status") == "done":
+        extra = ""
+        report = r.get("evaluate") or {}
+        if "test_log_likelihood" in report:
+            extra = f", log p(x) {report['test_log_likelihood']:.2f} (K={report['num_samples']})"
+        return (f"{job.cell.name}: done, {r['epochs']} epochs, test ELBO {r['test_elbo']:.2f}{extra} "
+                f"({r.get('seconds', 0):.1f} s)")
+    return f"{job.cell.name}: {r.get('status', 'interrupted')}" + (f": {r['error']}" if r.get("error") else "")
+
+
+def _context() -> Any:
+    """Worker processes forked from a server that imported the library once (``forkserver``; a fresh
+    interpreter per run where the OS has no fork)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["pyro_vae.experiments.worker", "pyro_vae.run"])
+        return ctx
+    return multiprocessing.get_context("spawn")  # pragma: no cover  (Windows)
+
+
+class _Stop:
+    """SIGINT/SIGTERM while the sweep runs: start no new run, pass the signal on to the running ones (each
+    finishes its step and saves its checkpoint)."""
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+        self.children: Dict[int, Any] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.signum = signum
+        with self.lock:
+            for child in self.children.values():
+                if child.is_alive():
+                    child.terminate()
+
+
+@contextmanager
+def _signals(stop: _Stop) -> Iterator[None]:
+    try:
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _launch(job: Job, config: Optional[PathLike], out: Path, evaluate: int, threads: int, stop: _Stop,
+            ctx: Any) -> Job:
+    from .worker import child_main
+
+    if stop.signum is not None:
+        job.result = {"status": "interrupted"}
+        return job
+    spec = {"config": None if config is None else str(config), "out": str(job.folder), "mode": job.mode,
+            "overrides": list(job.cell.overrides), "epochs": job.cell.config.train.epochs, "evaluate": evaluate}
+    log = out / LOGS / f"{job.cell.name}.log"
+    child = ctx.Process(target=child_main, args=(spec, str(log), threads), name=f"sweep {job.cell.name}")
+    with stop.lock:
+        child.start()
+        stop.children[child.pid] = child
+    child.join()
+    with stop.lock:
+        del stop.children[child.pid]
+    code = child.exitcode
+    stopped = code == 130 or code < 0
+    job.result = (_read_result(job.folder) if code in (0, 1) else {}) or (
+        {"status": "interrupted"} if stopped else
+        {"status": "failed", "error": f"the worker exited with code {code}; see {shown(log)}"})
+    return job
+
+
+def run_jobs(jobs: Sequence[Job], config: Optional[PathLike], out: Path, workers: int, evaluate: int = 0,
+             progress: bool = True) -> Optional[int]:
+    """Run every job that is not ``skip`` on ``workers`` processes, one status line as each finishes; the
+    signal number when a signal stopped the sweep, else None."""
+    todo = [job for job in jobs if job.mode != "skip"]
+    skipped = len(jobs) - len(todo)
+    if skipped:
+        print(f"pyro-vae: sweep: {skipped} of {len(jobs)} runs already finished in {out}", file=sys.stderr)
+    if not todo:
+        return None
+    env, stop, ctx = _worker_env(workers), _Stop(), _context()
+    threads = int(env["OMP_NUM_THREADS"])
+    (out / LOGS).mkdir(exist_ok=True)
+    saved = dict(os.environ)
+    os.environ.update(env)  # the worker server, started now, reads the thread policy before importing torch
+    try:
+        with _signals(stop), tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress,
+                                  dynamic_ncols=True) as bar, ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_launch, job, config, out, evaluate, threads, stop, ctx) for job in todo]
+            for future in as_completed(futures):
+                bar.update(1)
+                bar.write(status_line(future.result()), file=sys.stderr)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return stop.signum

@@ -1,0 +1,64 @@
+"""``pyro-vae sweep``: a grid of runs into one folder, in parallel and resumably, with a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from ..errors import ConfigError, OutputError, shown
+from .grid import build, parse_axes
+from .runner import available_cpus, plan, run_jobs
+from .summary import write_summary
+
+PathLike = Union[str, Path]
+
+
+def check_trackers(grid: Sequence[Any]) -> None:
+    """The trackers the cells turn on can be opened (mlflow installed, its store reachable): else a ConfigError."""
+    if any(getattr(cell.config.train, "mlflow", False) for cell in grid):
+        from ..tracking.mlflow import client
+
+        client().search_experiments(max_results=1)
+    if any(cell.config.train.tensorboard for cell in grid):
+        from ..tracking.tensorboard import summary_writer  # noqa: F401
+
+        try:
+            import torch.utils.tensorboard  # noqa: F401
+        except ImportError:
+            raise ConfigError("train.tensorboard: needs the tensorboard package (pip install "
+                              "'pyro-vae[tensorboard]', or set train.tensorboard: false)") from None
+
+
+def sweep(config: Optional[PathLike], overrides: Sequence[str], out: PathLike, workers: Optional[int] = None,
+          evaluate: int = 0, progress: bool = True) -> List[Dict[str, Any]]:
+    """Train the cross product of ``overrides`` (``key=a,b,c`` lists; others apply to every run) from ``config``
+    into ``out/<cell>/`` on ``workers`` processes (default: the CPUs available), each run evaluated with K =
+    ``evaluate`` importance samples when > 0; writes ``out/summary.{csv,md,png}`` and returns the rows.
+    Finished runs are skipped, interrupted ones resumed, failed ones retried. A signal stops the sweep after
+    the running runs have saved their checkpoints (:class:`~pyro_vae.train.signals.Interrupted`)."""
+    from ..train.signals import Interrupted
+
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers: expected an integer >= 1, got {workers}")
+    if evaluate < 0:
+        raise ConfigError(f"--evaluate: expected an integer >= 0 (K importance samples), got {evaluate}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {shown(out)}: is a file, not a folder")
+    grid = build(config, overrides)
+    check_trackers(grid)
+    jobs = plan(out, grid, evaluate)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"--out {shown(out)}: cannot create the folder ({e.strerror or e})") from None
+    todo = sum(job.mode != "skip" for job in jobs)
+    signum = run_jobs(jobs, config, out, max(1, min(workers or available_cpus(), todo or 1)), evaluate, progress)
+    axes, _ = parse_axes(overrides)
+    table = write_summary(out, jobs, [*axes, "seed"])
+    if signum is not None:
+        import signal
+
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}; the runs that had started saved their "
+                          f"checkpoints; rerun the same command to continue", signum)
+    return table

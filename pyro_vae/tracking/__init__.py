@@ -1,0 +1,62 @@
+"""Experiment tracking of a training run: TensorBoard (``train.tensorboard``) and MLflow (``train.mlflow``).
+
+A tracker has ``log_epoch(trainer, metrics)`` (after each epoch), ``log_pictures(run, step)`` (at the end of
+training) and ``close()``; :func:`open_tracker` combines the ones a run's config turns on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from .tensorboard import FOLDER, TensorBoardTracker, summary_writer
+
+PathLike = Union[str, Path]
+
+__all__ = ["FOLDER", "Trackers", "TensorBoardTracker", "log_evaluation", "open_tracker", "summary_writer"]
+
+
+class Trackers:
+    """Several trackers called as one."""
+
+    def __init__(self, trackers: List[Any]) -> None:
+        self.trackers = trackers
+
+    def log_epoch(self, trainer: Any, metrics: Any) -> None:
+        for tracker in self.trackers:
+            tracker.log_epoch(trainer, metrics)
+
+    def log_pictures(self, run: Any, step: int) -> None:
+        for tracker in self.trackers:
+            tracker.log_pictures(run, step)
+
+    def close(self) -> None:
+        for tracker in self.trackers:
+            tracker.close()
+
+
+def open_tracker(config: Any, folder: PathLike, resumed: bool = False) -> Optional[Trackers]:
+    """The trackers a run config turns on (``train.tensorboard``, ``train.mlflow``), else None. ``config``: the
+    RunConfig (or just its ``train`` section); ``resumed``: a resumed run continues its MLflow run."""
+    train = getattr(config, "train", config)
+    trackers: List[Any] = []
+    if getattr(train, "tensorboard", False):
+        trackers.append(TensorBoardTracker(folder, train.eval_samples))
+    if getattr(train, "mlflow", False):
+        from .mlflow import MlflowTracker
+
+        trackers.append(MlflowTracker(config, folder, resumed))
+    return Trackers(trackers) if trackers else None
+
+
+def log_evaluation(folder: PathLike, report: Dict[str, Any], step: int, train_config: Any = None) -> None:
+    """Every scalar of an evaluation report under ``eval/``, to each tracker the run's ``train`` config turns on
+    (no config: TensorBoard)."""
+    if train_config is None or getattr(train_config, "tensorboard", False):
+        from .tensorboard import log_evaluation as to_tensorboard
+
+        to_tensorboard(folder, report, step)
+    if getattr(train_config, "mlflow", False):
+        from .mlflow import log_evaluation as to_mlflow
+
+        to_mlflow(folder, report, step)
