@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Literal, Optional, Protocol, Tuple, runtime_checkable
+from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Protocol, Tuple, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -45,6 +45,10 @@ class DataConfigBase:
     )
     scale: bool = opt(True, "scale pixel values to [0, 1]")
     limit: Optional[int] = opt(None, "use at most this many images (before the split)", positive, "an integer >= 1")
+    validation: Optional[float] = opt(
+        None, "hold out this fraction of the training split as the run's held-out set instead of the test split "
+              "(for choosing settings, e.g. pyro-vae tune; the test split is then not read); null: off",
+        fraction, "a number in (0, 1) or null")
     labeled: Optional[int] = opt(
         None, "semi-supervised (model.type: m2): keep the labels of this many class-balanced training points "
               "(chosen by the seed) and hide all others, test labels included; null: every label is seen",
@@ -267,7 +271,20 @@ def split_order(n: int, config: DataConfigBase, seed: int, name: str,
     if n_test >= order.shape[0]:
         raise DataError(f"dataset {name!r}: {order.shape[0]} {noun} leave none for training "
                         f"with test_fraction={config.test_fraction}")
-    return order[n_test:], order[:n_test], gen
+    train, test = order[n_test:], order[:n_test]
+    if getattr(config, "validation", None) is not None:
+        train, test = validation_split(train, config, name)
+    return train, test, gen
+
+
+def validation_split(train: Tensor, config: Any, name: str) -> Tuple[Tensor, Tensor]:
+    """``data.validation``: the first ``validation`` fraction of the (shuffled) training rows become the held-out
+    rows, the test split is not read: ``(train rows, validation rows)``."""
+    n_val = max(1, int(round(config.validation * train.shape[0])))
+    if n_val >= train.shape[0]:
+        raise DataError(f"dataset {name!r}: {train.shape[0]} training points leave none for training with "
+                        f"validation={config.validation}")
+    return train[n_val:], train[:n_val]
 
 
 def make_image_data(
@@ -323,6 +340,10 @@ def make_image_data(
         test_idx = None
         train = (prepare(images[train_idx]), labels[train_idx].long())
         test = (prepare(test[0]), test[1].long())
+    if getattr(config, "validation", None) is not None and (split is not None or test_idx is None):
+        train_idx, test_idx = validation_split(train_idx, config, name)  # (a test_fraction split has it already)
+        train = (prepare(images[train_idx]), labels[train_idx].long())
+        test = (prepare(images[test_idx]), labels[test_idx].long())
     binarize = config.binarize
     if binarize != "none":
         if config.scale is False:
