@@ -242,8 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("compare", help="two or more runs in one table and one ELBO-curve figure")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p = sub.add_parser("compare", help="two or more runs (or a sweep folder's runs) in one table and one ELBO-curve "
+                                       "figure")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders, or a sweep folder (its runs)")
     p.add_argument("-o", "--output", default="compare.png", help="figure PNG (default: compare.png)")
     p.add_argument("--num-samples", type=int, default=0,
                    help="K > 0: also evaluate each run (importance-sampled log p(x), clustering accuracy)")

@@ -27,13 +27,26 @@ def _fmt(value: Any) -> str:
     return "—" if value is None else str(value)
 
 
+def expand_sweeps(paths: Sequence[PathLike]) -> List[Path]:
+    """Each path that is a sweep folder (no ``model.pt``, run folders below it) replaced by its run folders."""
+    out: List[Path] = []
+    for path in map(Path, paths):
+        runs = sorted(p for p in path.iterdir() if (p / "model.pt").is_file()) \
+            if path.is_dir() and not (path / "model.pt").exists() else []
+        out.extend(runs or [path])
+    return out
+
+
 def compare_runs(run_dirs: Sequence[PathLike], figure: Optional[PathLike] = None, names: Optional[Sequence[str]] = None,
                  num_samples: int = 0) -> str:
-    """A markdown table of the runs (model, prior, likelihood, epochs, last train/test ELBO, and with
+    """A markdown table of the runs (a sweep folder stands for its run folders: model, prior, likelihood, guide,
+    objective, epochs, last train/test ELBO, and with
     ``num_samples`` = K > 0 the evaluation report's importance-sampled log p(x) and clustering accuracy),
     and ``figure``: every run's per-epoch test (solid) and train (dashed) ELBO on one set of axes."""
+    if names is None:
+        run_dirs = expand_sweeps(run_dirs)
     if len(run_dirs) < 2:
-        raise ConfigError("compare: give two or more run folders")
+        raise ConfigError("compare: give two or more run folders (or a sweep folder)")
     names = list(names) if names is not None else [Path(d).name for d in run_dirs]
     rows: List[Dict[str, Any]] = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -42,7 +55,9 @@ def compare_runs(run_dirs: Sequence[PathLike], figure: Optional[PathLike] = None
         last = run.history[-1] if run.history else {}
         row: Dict[str, Any] = {
             "run": name, "model": run.config.model.type, "prior": _describe(run.config.model.prior),
-            "likelihood": _describe(run.config.model.likelihood), "epochs": last.get("epoch"),
+            "likelihood": _describe(run.config.model.likelihood),
+            "guide": _describe(getattr(run.config.model, "guide", None) or "—"),
+            "objective": _describe(run.config.train.objective), "epochs": last.get("epoch"),
             "train ELBO": last.get("train_elbo"), "test ELBO": last.get("test_elbo"),
         }
         if num_samples > 0:

@@ -27,7 +27,8 @@ def test_compare_puts_runs_in_one_table_and_one_figure(two_runs, tmp_path):
     table = compare_runs([normal.path, gmm.path], figure, names=["N(0,I)", "GMM"], num_samples=3)
     lines = table.strip().splitlines()
     assert len(lines) == 4 and "log p(x) (K=3)" in lines[0] and "cluster acc." in lines[0]
-    assert lines[2].startswith("| N(0,I) | vae | normal | bernoulli | 1 |") and "| gmm |" in lines[3]
+    assert lines[2].startswith("| N(0,I) | vae | normal | bernoulli | gaussian | elbo | 1 |") and "| gmm |" in lines[3]
+    assert "| gaussian | enum |" in lines[3]  # runs that differ only in guide or objective are told apart
     assert lines[2].rstrip().endswith("| — |")  # no clusters for N(0, I)
     assert figure.stat().st_size > 0
     with pytest.raises(ConfigError, match="two or more"):
@@ -40,6 +41,13 @@ def test_compare_command(two_runs, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| normal |" in out and "| gmm |" in out and (tmp_path / "c.png").is_file()
     assert main(["compare", str(normal.path)]) == 2
+
+
+def test_compare_a_sweep_folder_lists_its_runs(two_runs, tmp_path, capsys):
+    normal, _ = two_runs
+    assert main(["compare", str(normal.path.parent), "-o", str(tmp_path / "c.png")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "run |" not in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| gmm", "| normal"]
 
 
 def test_gmm_run_reports_clustering_and_draws_its_components(two_runs):
