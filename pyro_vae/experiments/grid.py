@@ -102,8 +102,11 @@ def cells(axes: Dict[str, List[str]], plain: Sequence[str]) -> List[Cell]:
 def build(config: Optional[PathLike], overrides: Sequence[str]) -> List[Cell]:
     """The grid's cells, each with its parsed and checked RunConfig; the first bad one is a ConfigError naming
     the key and, for a swept value, the value (before any run starts)."""
+    from ..config.loading import read_yaml
     from ..validation import validate
 
+    if config is not None:
+        read_yaml(config)  # a missing or malformed file is named once, not per cell
     axes, plain = parse_axes(overrides)
     for key, values in axes.items():
         for value in values:
