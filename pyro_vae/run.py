@@ -36,7 +36,7 @@ from .models import build_model
 from .models.base import GenerativeModel, LatentModel
 from .priors.base import MixturePrior
 from .resources import physical_memory, size
-from .tracking import open_tracker
+from .tracking import check_trackers, open_tracker
 from .validation import validate
 from .train import EpochMetrics, Trainer, load_checkpoint, resolve_device, save_checkpoint
 from .train import distributed
@@ -257,6 +257,7 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
     if data is not None and config.data.type != "python":
         config.data = PythonDataConfig()
     validate(config)  # cross-section rules, before any data is read
+    check_trackers(config)  # train.tensorboard, train.mlflow: installed
     config = _resolve_paths(config)
     out = check_out(out_dir if out_dir is not None else _default_out(config), force)
     run, trainer = _build(config, out, data)

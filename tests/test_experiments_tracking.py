@@ -41,6 +41,7 @@ def test_mlflow_missing_is_one_line(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
-    assert main(["sweep", "train.mlflow=true", "seed=0,1", "--out", str(tmp_path / "s")]) == 2
-    assert "train.mlflow: needs the mlflow package" in capsys.readouterr().err
-    assert not (tmp_path / "s").exists()
+    for command in (["sweep", "seed=0,1"], ["train"]):
+        assert main([*command, "train.mlflow=true", "--out", str(tmp_path / "s")]) == 2
+        assert "train.mlflow: needs the mlflow package" in capsys.readouterr().err
+        assert not (tmp_path / "s").exists()  # before any run folder is made

@@ -54,3 +54,13 @@ def test_bad_spaces_and_storage_are_one_line(tmp_path, capsys, space, args, word
     assert main(["tune", "--space", str(tmp_path / "space.yaml"), "--out", str(tmp_path / "t"), *args]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+def test_optuna_missing_is_one_line(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed
+    (tmp_path / "space.yaml").write_text(SPACE)
+    assert main(["tune", "--space", str(tmp_path / "space.yaml"), "--out", str(tmp_path / "t")]) == 2
+    assert "tune: needs the optuna package (pip install 'pyro-vae[tune]')" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

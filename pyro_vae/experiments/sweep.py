@@ -14,19 +14,19 @@ PathLike = Union[str, Path]
 
 
 def check_trackers(grid: Sequence[Any]) -> None:
-    """The trackers the cells turn on can be opened (mlflow installed, its store reachable): else a ConfigError."""
+    """The trackers the cells turn on are installed, and an MLflow store opens: else a ConfigError."""
+    from ..tracking import check_trackers as check
+
+    for cell in grid:
+        check(cell.config)
     if any(getattr(cell.config.train, "mlflow", False) for cell in grid):
         from ..tracking.mlflow import client
 
-        client().search_experiments(max_results=1)
-    if any(cell.config.train.tensorboard for cell in grid):
-        from ..tracking.tensorboard import summary_writer  # noqa: F401
-
         try:
-            import torch.utils.tensorboard  # noqa: F401
-        except ImportError:
-            raise ConfigError("train.tensorboard: needs the tensorboard package (pip install "
-                              "'pyro-vae[tensorboard]', or set train.tensorboard: false)") from None
+            client().search_experiments(max_results=1)
+        except Exception as e:
+            raise ConfigError(f"train.mlflow: cannot open the MLflow store (MLFLOW_TRACKING_URI): "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
 def sweep(config: Optional[PathLike], overrides: Sequence[str], out: PathLike, workers: Optional[int] = None,

@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+from ..errors import ConfigError
 from .tensorboard import FOLDER, TensorBoardTracker, summary_writer
 
 PathLike = Union[str, Path]
 
-__all__ = ["FOLDER", "Trackers", "TensorBoardTracker", "log_evaluation", "open_tracker", "summary_writer"]
+__all__ = ["FOLDER", "Trackers", "check_trackers", "TensorBoardTracker", "log_evaluation", "open_tracker", "summary_writer"]
 
 
 class Trackers:
@@ -33,6 +34,21 @@ class Trackers:
     def close(self) -> None:
         for tracker in self.trackers:
             tracker.close()
+
+
+def check_trackers(config: Any) -> None:
+    """A ConfigError (one line) when a tracker the config turns on is not installed: checked before a run starts."""
+    train = getattr(config, "train", config)
+    if getattr(train, "tensorboard", False):
+        try:
+            import torch.utils.tensorboard  # noqa: F401
+        except ImportError:
+            raise ConfigError("train.tensorboard: needs the tensorboard package (pip install "
+                              "'pyro-vae[tensorboard]', or set train.tensorboard: false)") from None
+    if getattr(train, "mlflow", False):
+        from .mlflow import client
+
+        client()
 
 
 def open_tracker(config: Any, folder: PathLike, resumed: bool = False) -> Optional[Trackers]:
