@@ -1,72 +1,53 @@
 """Choose M2's settings on a validation slice of the training split (never the held-out test split).
 
-    python benchmarks/m2_validation.py configs/mnist_m2.yaml --labeled 100 1000 --seeds 0 1 [key=value ...]
+A sweep of the config over ``--labeled`` label counts × ``--seeds`` × any ``key=a,b`` axes given (e.g.
+``model.alpha=1,5``), every run with ``data.validation`` set: that fraction of the training split (default
+1/9: 1,000 of MNIST's 9,000 training points) is held out and scored, ``data.labeled`` labels are chosen among
+the remaining training points, and the test split is not read. Each run is evaluated with
+``--num-samples`` importance samples; the report step reads the sweep's ``summary.csv`` and writes
+``m2_validation.md``: the classifier's validation accuracy after the last epoch and the validation ELBO, mean
+± sd over seeds per setting (per-epoch ELBO curves: each run's ``metrics.jsonl``).
 
-For each seed and label count: the config's training split loses its first ``--validation`` points
-(a random slice: the split is already shuffled by the seed) to a validation set, ``data.labeled``
-labels are chosen among the remaining training points, the model trains, and the classifier's
-accuracy on the validation slice is printed after every epoch, with seconds per epoch. One JSON line
-per run goes to ``--out``.
+    python benchmarks/m2_validation.py configs/mnist_m2.yaml data.root=PATH/TO/MNIST/raw model.alpha=1,5 \\
+        --labeled 100 1000 --seeds 0 --out benchmarks/results/m2_validation
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from dataclasses import replace
+from pathlib import Path
 
-import pyro
+from sweep_report import read_summary, swept_keys, table
 
-from pyro_vae.config.run import load_config
-from pyro_vae.data import load_data
-from pyro_vae.data.base import ImageData, with_labeled
-from pyro_vae.evaluation.classification import classification_metrics
-from pyro_vae.models import build_model
-from pyro_vae.train import Trainer
+from pyro_vae.experiments.sweep import sweep
 
 
-def validation_data(data: ImageData, size: int) -> ImageData:
-    """The training split cut in two: its first ``size`` points become the test split."""
-    return replace(data, train_x=data.train_x[size:], train_y=data.train_y[size:], test_x=data.train_x[:size],
-                   test_y=data.train_y[:size], labeled=None)
+def report(out: Path) -> str:
+    rows = read_summary(out)
+    md = table(rows, swept_keys(rows), [("validation accuracy %", "classifier_accuracy", 100.0),
+                                        ("validation ELBO", "test_elbo", 1.0), ("seconds", "seconds", 1.0)])
+    (out / "m2_validation.md").write_text(md)
+    return md
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
-    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("overrides", nargs="*", help="key=value for every run, key=a,b,c an axis of the sweep")
     parser.add_argument("--labeled", type=int, nargs="+", default=[100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--validation", type=int, default=1000)
-    parser.add_argument("--out", default=None, help="append one JSON line per run to this file")
+    parser.add_argument("--validation", type=float, default=1 / 9, help="fraction of the training split")
+    parser.add_argument("--num-samples", type=int, default=10, help="K importance samples of the evaluation")
+    parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the CPUs available)")
+    parser.add_argument("--out", default="benchmarks/results/m2_validation")
+    parser.add_argument("--report", action="store_true", help="only the table, from summary.csv")
     args = parser.parse_args()
-    for labeled in args.labeled:
-        for seed in args.seeds:
-            config = load_config(args.config, [*args.overrides, f"seed={seed}", "train.progress=false"])
-            pyro.set_rng_seed(seed)
-            pyro.clear_param_store()
-            data = validation_data(load_data(replace(config.data, labeled=None), seed), args.validation)
-            data = with_labeled(data, labeled, config.data.labeled_per_batch, seed)
-            model = build_model(config.model, data.shape, data.num_classes)
-            trainer = Trainer(model, data, config.train, seed=seed)
-            curve = []
-
-            def on_epoch_end(t: Trainer, metrics) -> None:
-                acc = classification_metrics(t.model, t.data)["classifier_accuracy"]
-                curve.append(round(acc, 4))
-                print(f"labeled={labeled} seed={seed} epoch {metrics.epoch}: validation accuracy {acc:.4f}, "
-                      f"{metrics.seconds:.1f} s", flush=True)
-
-            start = time.perf_counter()
-            trainer.fit(on_epoch_end)
-            row = {"config": args.config, "overrides": args.overrides, "labeled": labeled, "seed": seed,
-                   "validation": args.validation, "accuracy": curve[-1], "curve": curve,
-                   "seconds": round(time.perf_counter() - start, 1)}
-            print(json.dumps(row), flush=True)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+    out = Path(args.out)
+    if not args.report:
+        grid = [*args.overrides, f"data.labeled={','.join(map(str, args.labeled))}",
+                f"seed={','.join(map(str, args.seeds))}", f"data.validation={args.validation}"]
+        sweep(args.config, grid, out, args.workers, args.num_samples, keep=("data.labeled", "seed"))
+    print(report(out))
 
 
 if __name__ == "__main__":

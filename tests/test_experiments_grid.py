@@ -19,12 +19,15 @@ def test_axes_and_plain_overrides():
     axes, plain = parse_axes(["train.lr=1e-3,1e-2", "seed=0,1,2", "train.epochs=3", "model.network.hidden_dims=[8,4]"])
     assert axes == {"train.lr": ["1e-3", "1e-2"], "seed": ["0", "1", "2"]}
     assert plain == ["train.epochs=3", "model.network.hidden_dims=[8,4]"]
+    axes, plain = parse_axes(["seed=0", "train.epochs=3"], keep=["seed"])  # an axis of one value: a column
+    assert axes == {"seed": ["0"]} and plain == ["train.epochs=3"]
 
 
 @pytest.mark.parametrize("bad, words", [
     (["train.lr=1e-3,"], "train.lr: empty value"),
     (["=1,2"], "expected key=value"),
     (["seed=0,1", "seed=2,3"], "seed: swept twice"),
+    (["seed=0,1,0"], "seed: a value repeats"),
 ])
 def test_malformed_grids_are_one_line(bad, words):
     with pytest.raises(ConfigError, match=words):

@@ -41,9 +41,10 @@ def split_values(text: str) -> List[str]:
     return [v.strip() for v in values]
 
 
-def parse_axes(overrides: Sequence[str]) -> Tuple[Dict[str, List[str]], List[str]]:
-    """``(axes, plain)``: each ``key=a,b`` with two or more values is an axis ``key -> [a, b]``; the others are
-    plain overrides applied to every cell. An empty value in a list (``lr=1e-3,``) is a ConfigError."""
+def parse_axes(overrides: Sequence[str], keep: Sequence[str] = ()) -> Tuple[Dict[str, List[str]], List[str]]:
+    """``(axes, plain)``: each ``key=a,b`` with two or more values (or any value of a key in ``keep``) is an axis
+    ``key -> [a, b]``; the others are plain overrides applied to every cell. An empty value in a list
+    (``lr=1e-3,``) is a ConfigError."""
     axes: Dict[str, List[str]] = {}
     plain: List[str] = []
     for item in overrides:
@@ -52,7 +53,7 @@ def parse_axes(overrides: Sequence[str]) -> Tuple[Dict[str, List[str]], List[str
         if not sep or not key:
             raise ConfigError(f"override {item[:80]!r}: expected key=value or key=a,b,c, e.g. train.lr=1e-3,1e-2")
         values = split_values(text)
-        if len(values) == 1:
+        if len(values) == 1 and key not in keep:
             plain.append(item)
             continue
         if any(v == "" for v in values):
@@ -60,6 +61,8 @@ def parse_axes(overrides: Sequence[str]) -> Tuple[Dict[str, List[str]], List[str
                               f"{key}=a,b")
         if key in axes:
             raise ConfigError(f"{key}: swept twice; give its values in one list")
+        if len(set(values)) < len(values):
+            raise ConfigError(f"{key}: a value repeats in {text!r}; give each value once")
         axes[key] = values
     return axes, plain
 
@@ -99,15 +102,16 @@ def cells(axes: Dict[str, List[str]], plain: Sequence[str]) -> List[Cell]:
     return out
 
 
-def build(config: Optional[PathLike], overrides: Sequence[str]) -> List[Cell]:
-    """The grid's cells, each with its parsed and checked RunConfig; the first bad one is a ConfigError naming
-    the key and, for a swept value, the value (before any run starts)."""
+def build(config: Optional[PathLike], overrides: Sequence[str], keep: Sequence[str] = ()) -> List[Cell]:
+    """The grid's cells (``keep``: keys that are axes even with one value), each with its parsed and checked
+    RunConfig; the first bad one is a ConfigError naming the key and, for a swept value, the value (before any
+    run starts)."""
     from ..config.loading import read_yaml
     from ..validation import validate
 
     if config is not None:
         read_yaml(config)  # a missing or malformed file is named once, not per cell
-    axes, plain = parse_axes(overrides)
+    axes, plain = parse_axes(overrides, keep)
     for key, values in axes.items():
         for value in values:
             parse_value(value)  # too deeply nested values fail here, naming the value

@@ -30,10 +30,11 @@ def check_trackers(grid: Sequence[Any]) -> None:
 
 
 def sweep(config: Optional[PathLike], overrides: Sequence[str], out: PathLike, workers: Optional[int] = None,
-          evaluate: int = 0, progress: bool = True) -> List[Dict[str, Any]]:
+          evaluate: int = 0, progress: bool = True, keep: Sequence[str] = ()) -> List[Dict[str, Any]]:
     """Train the cross product of ``overrides`` (``key=a,b,c`` lists; others apply to every run) from ``config``
     into ``out/<cell>/`` on ``workers`` processes (default: the CPUs available), each run evaluated with K =
     ``evaluate`` importance samples when > 0; writes ``out/summary.{csv,md,png}`` and returns the rows.
+    ``keep``: keys that are axes (summary columns, parts of the folder names) even with one value.
     Finished runs are skipped, interrupted ones resumed, failed ones retried. A signal stops the sweep after
     the running runs have saved their checkpoints (:class:`~pyro_vae.train.signals.Interrupted`)."""
     from ..train.signals import Interrupted
@@ -45,7 +46,7 @@ def sweep(config: Optional[PathLike], overrides: Sequence[str], out: PathLike, w
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {shown(out)}: is a file, not a folder")
-    grid = build(config, overrides)
+    grid = build(config, overrides, keep)
     check_trackers(grid)
     jobs = plan(out, grid, evaluate)
     try:
@@ -54,7 +55,7 @@ def sweep(config: Optional[PathLike], overrides: Sequence[str], out: PathLike, w
         raise OutputError(f"--out {shown(out)}: cannot create the folder ({e.strerror or e})") from None
     todo = sum(job.mode != "skip" for job in jobs)
     signum = run_jobs(jobs, config, out, max(1, min(workers or available_cpus(), todo or 1)), evaluate, progress)
-    axes, _ = parse_axes(overrides)
+    axes, _ = parse_axes(overrides, keep)
     table = write_summary(out, jobs, [*axes, "seed"])
     if signum is not None:
         import signal
