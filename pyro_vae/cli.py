@@ -177,8 +177,13 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from .experiments.sweep import sweep
+    from .train.signals import Interrupted
 
-    table = sweep(args.config, args.overrides, args.out, args.workers, args.evaluate)
+    try:
+        table = sweep(args.config, args.overrides, args.out, args.workers, args.evaluate)
+    except Interrupted as e:  # SIGINT/SIGTERM: the running runs saved their checkpoints; exit 128 + signal number
+        print(f"pyro-vae: {e}", file=sys.stderr)
+        return e.exit_code
     failed = [row for row in table if row["status"] != "done"]
     print(f"sweep folder: {args.out} ({len(table) - len(failed)} of {len(table)} runs finished; "
           f"summary.csv, summary.md, summary.png)")

@@ -18,9 +18,13 @@ def test_mlflow_logs_a_run_and_resume_continues_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     out = tmp_path / "run"
     seen = []
-    train(None, out, tiny_overrides("train.epochs=1", "train.mlflow=true"), on_epoch_end=[lambda r, m: seen.append(m.epoch)])
+
+    def record(run, metrics):
+        seen.append(metrics.epoch)
+
+    train(None, out, tiny_overrides("train.epochs=1", "train.mlflow=true"), on_epoch_end=[record])
     run_id = json.loads((out / "mlflow.json").read_text())["run_id"]
-    resume(out, ["train.epochs=2"], on_epoch_end=[lambda r, m: seen.append(m.epoch)])
+    resume(out, ["train.epochs=2"], on_epoch_end=[record])
     assert seen == [1, 2]
     assert json.loads((out / "mlflow.json").read_text())["run_id"] == run_id
     load_run(out).evaluate(num_samples=3)

@@ -100,7 +100,8 @@ def plan(out: Path, grid: Sequence[Cell], evaluate: int = 0) -> List[Job]:
         if (folder / "config.yaml").is_file():
             _check_same_config(folder, cell)
         result = _read_result(folder)
-        if result.get("status") == "failed" or ((folder / "config.yaml").is_file() and not (folder / "model.pt").is_file()):
+        started = (folder / "config.yaml").is_file() and not (folder / "model.pt").is_file()  # killed in epoch 1
+        if result.get("status") == "failed" or started:
             jobs.append(Job(cell, folder, "retry", result))
         elif (folder / "model.pt").is_file():
             done = result.get("status") == "done"

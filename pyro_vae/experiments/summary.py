@@ -32,7 +32,8 @@ def rows(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
         for key in BASE[3:]:
             row[key] = r.get(key)
         for key, value in (r.get("evaluate") or {}).items():  # the report's test_elbo (K samples) is not the run's
-            if key not in row and key not in SKIPPED and isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if number and key not in row and key not in SKIPPED:
                 row[key] = value
         row["error"] = r.get("error", "")
         out.append(row)

@@ -11,8 +11,9 @@ The search space is a YAML mapping from config keys to distributions::
 and the objective is its ELBO after the last epoch (maximised); the test split is never read. Each epoch's
 validation ELBO is reported to Optuna, whose pruner may stop a poor trial early. The study lives in
 ``--storage`` (default ``sqlite:///OUT/study.db``); several processes or machines given the same URL and
-``--study`` share it. ``OUT/best.yaml`` is the best trial's config without ``data.validation``: ``pyro-vae
-train OUT/best.yaml`` trains it on the whole training split and scores it on the test split.
+``--study`` share it. Trial N of study S trains into ``OUT/S/trial-N``. ``OUT/best.yaml`` is the best trial's
+config without ``data.validation``: ``pyro-vae train OUT/best.yaml`` trains it on the whole training split and
+scores it on the test split.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def read_space(path: PathLike) -> Dict[str, Dict[str, Any]]:
             number = int if kind == "int" else (int, float)
             if not all(isinstance(dist[k], number) and not isinstance(dist[k], bool) for k in ("low", "high")) \
                     or dist["low"] > dist["high"]:
-                raise ConfigError(f"{where}: expected {kind} numbers low <= high, got {dist['low']!r}, {dist['high']!r}")
+                raise ConfigError(f"{where}: expected {kind} numbers low <= high, got {dist['low']!r}, "
+                                  f"{dist['high']!r}")
             if dist.get("log") and dist["low"] <= 0:
                 raise ConfigError(f"{where}: log: true needs low > 0, got {dist['low']!r}")
     return space
@@ -111,8 +113,8 @@ def open_study(optuna: Any, storage: str, name: str) -> Any:
 
 def objective(config: Optional[PathLike], overrides: Sequence[str], space: Dict[str, Any], out: Path,
               validation: float) -> Any:
-    """The trial function: train ``out/trial-N`` with the suggested values, report each epoch's validation ELBO
-    (pruning when Optuna says so), return the last one."""
+    """The trial function: train ``out/trial-N`` (``out``: the study's folder) with the suggested values, report
+    each epoch's validation ELBO (pruning when Optuna says so), return the last one."""
     import optuna
 
     from ..run import train
@@ -128,7 +130,7 @@ def objective(config: Optional[PathLike], overrides: Sequence[str], space: Dict[
         folder = out / f"trial-{trial.number}"
         trial.set_user_attr("run_folder", str(folder))
         run = train(config, folder, [*overrides, f"data.validation={validation}", "train.progress=false", *values],
-                    force=True, on_epoch_end=[report])
+                    on_epoch_end=[report])
         return run.history[-1]["test_elbo"]
 
     return run_trial
@@ -143,7 +145,7 @@ def _optimize(config: Optional[PathLike], overrides: Sequence[str], space: Dict[
     study = optuna.load_study(storage=storage, study_name=name,
                               pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    study.optimize(objective(config, overrides, space, Path(out), validation), n_trials=trials,
+    study.optimize(objective(config, overrides, space, Path(out) / name, validation), n_trials=trials,
                    callbacks=[optuna.study.MaxTrialsCallback(trials, states=states)], catch=(PyroVAEError,))
 
 

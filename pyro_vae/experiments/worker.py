@@ -46,7 +46,8 @@ def run_cell(spec: Dict[str, Any]) -> Optional[Dict[str, Any]]:
                   "test_elbo": last["test_elbo"], "seconds": round(sum(r.get("seconds", 0) for r in run.history), 2)}
         if k:
             result["evaluate"] = {"num_samples": k, **run.evaluate(k)}
-    except Interrupted:
+    except Interrupted as e:  # the checkpoint is saved; the next sweep resumes from it
+        print(f"pyro-vae: {e}", file=sys.stderr)
         return None
     except (PyroVAEError, Exception) as e:  # any failure of this run is recorded; the sweep goes on
         result = {"status": "failed", "error": _one_line(e)}

@@ -14,7 +14,8 @@ from .tensorboard import FOLDER, TensorBoardTracker, summary_writer
 
 PathLike = Union[str, Path]
 
-__all__ = ["FOLDER", "Trackers", "check_trackers", "TensorBoardTracker", "log_evaluation", "open_tracker", "summary_writer"]
+__all__ = ["FOLDER", "Trackers", "check_trackers", "TensorBoardTracker", "log_evaluation", "open_tracker",
+           "summary_writer"]
 
 
 class Trackers:
