@@ -49,6 +49,7 @@ from pyro_vae.config.run import load_config  # noqa: E402
 from pyro_vae.data import ImageData, load_data  # noqa: E402
 from pyro_vae.errors import PyroVAEError  # noqa: E402
 from pyro_vae.evaluation.loglik import SAMPLES_PER_PASS, test_log_likelihood  # noqa: E402
+from pyro_vae.experiments.summary import mean_sd  # noqa: E402
 from pyro_vae.models import build_model  # noqa: E402
 from pyro_vae.nets.mlp import MLPConfig, MLPDecoder, MLPEncoder  # noqa: E402
 from pyro_vae.train import Trainer  # noqa: E402
@@ -385,14 +386,6 @@ def claim_row(results: Path, key: Tuple) -> Optional[Path]:
 
 
 # --- report -------------------------------------------------------------------------------------------------
-def mean_sd(values: Sequence[float]) -> str:
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
-
-
 def group(rows: List[Dict]) -> Dict[Tuple[str, int], List[Dict]]:
     groups: Dict[Tuple[str, int], List[Dict]] = {}
     for row in rows:
