@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's pyro_vae, not an installed copy
+
+from pyro_vae.experiments.runner import available_cpus  # noqa: E402
 
 
 def timed(command: list, env: dict) -> float:
@@ -46,7 +49,7 @@ def main() -> None:
         seeds = ",".join(map(str, range(runs)))
         swept = timed([*cli, "sweep", f"seed={seeds}", *extra, "--workers", str(args.workers), "--out",
                        str(root / "sweep")], env)
-    result = {"runs": runs, "workers": args.workers, "cpus": len(os.sched_getaffinity(0)), "extra": extra,
+    result = {"runs": runs, "workers": args.workers, "cpus": available_cpus(), "extra": extra,
               "sequential_s": round(sequential, 1), "sweep_s": round(swept, 1), "ratio": round(swept / sequential, 3)}
     print(json.dumps(result))
     if args.json:
