@@ -30,7 +30,7 @@ def test_round_trip_through_yaml(tmp_path):
 
 def test_type_override_resets_component_options():
     base = {"model": {"likelihood": {"type": "gaussian", "sigma": 0.5}}}
-    assert apply_overrides(base, ["model.likelihood.type=bernoulli"])["model"]["likelihood"] == {"type": "bernoulli"}
+    assert apply_overrides(base, ["model.likelihood.type=bernoulli"], RunConfig)["model"]["likelihood"] == {"type": "bernoulli"}
     assert base["model"]["likelihood"]["sigma"] == 0.5  # the input is not mutated
 
 

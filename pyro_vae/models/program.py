@@ -14,7 +14,7 @@ x̃ = corrupt(x), and its family) live with the guide, in :class:`~pyro_vae.mode
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import pyro
 from pyro.distributions import TorchDistribution
@@ -23,9 +23,7 @@ from torch import Tensor, nn
 from ..likelihoods.base import Likelihood
 from ..priors.base import Prior
 from .base import GenerativeModel
-
-if TYPE_CHECKING:
-    from .cvae import Condition
+from .condition import Condition
 
 
 class DecoderModel(GenerativeModel):
@@ -36,7 +34,7 @@ class DecoderModel(GenerativeModel):
     """
 
     prior: Optional[Prior]
-    cond: Optional["Condition"]
+    cond: Optional[Condition]
     likelihood: nn.Module
     decoder: nn.Module
     #: name of the ``pyro.factor`` site carrying −Ω(x) (see :meth:`penalty`)

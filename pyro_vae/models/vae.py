@@ -98,7 +98,7 @@ class VAE(DecoderModel, LatentModel):
 
     # ---- construction hooks ----
     def build_condition(self) -> Optional[nn.Module]:
-        """The condition c(x, y) (a :class:`~pyro_vae.models.cvae.Condition`), or None for p(z) p(x|z)."""
+        """The condition c(x, y) (a :class:`~pyro_vae.models.condition.Condition`), or None for p(z) p(x|z)."""
         return None
 
     def encoder_cond_dim(self) -> int:
