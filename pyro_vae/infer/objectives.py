@@ -26,6 +26,7 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.trace_struct import Trace
 
 from ..config.schema import opt, positive
+from ..config.validators import non_negative
 from ..errors import ConfigError
 from ..registry import OBJECTIVES
 
@@ -38,20 +39,16 @@ class ParticlesConfig:
     vectorize_particles: bool = opt(True, "draw the m particles in one vectorized pass")
 
 
-def _non_negative(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-
-
 @dataclass
 class LatentWeightConfig(ParticlesConfig):
     """Options weighting the latent (KL) term: β-VAE, KL warm-up, free bits."""
 
-    beta: float = opt(1.0, "weight β on the latent term: E_q log p(x|z) − β·KL (β-VAE)", _non_negative,
+    beta: float = opt(1.0, "weight β on the latent term: E_q log p(x|z) − β·KL (β-VAE)", non_negative,
                       "a number >= 0")
     warmup_steps: int = opt(0, "KL warm-up: the weight rises linearly from β/T to β over T SVI steps (0: off)",
-                            _non_negative, "an integer >= 0")
+                            non_negative, "an integer >= 0")
     free_bits: float = opt(0.0, "free bits λ: each latent dim's minibatch-mean KL counts as max(λ, KL_d) "
-                                "nats (a non-factorized prior: the whole z) (0: off)", _non_negative, "a number >= 0")
+                                "nats (a non-factorized prior: the whole z) (0: off)", non_negative, "a number >= 0")
     fused: bool = opt(True, "torch engine: compute this ELBO with the speed layer (pyro_vae.fast: same estimator "
                             "and gradients, fewer ops; a program it cannot run falls back to Pyro's class and "
                             "says so); false: Pyro's trace-based ELBO class as is")

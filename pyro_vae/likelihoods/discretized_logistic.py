@@ -13,6 +13,7 @@ from torch.distributions.utils import broadcast_all
 from torch.nn.functional import logsigmoid, softplus
 
 from ..config.schema import opt
+from ..config.validators import at_least
 from ..registry import LIKELIHOODS
 from .base import Likelihood, check_levels
 
@@ -65,7 +66,7 @@ class DiscretizedLogistic(dist.TorchDistribution):
 @dataclass
 class DiscretizedLogisticConfig:
     type: str = "discretized_logistic"
-    levels: int = opt(256, "number L of grey levels (256 for 8-bit images)", lambda v: v >= 2, "an integer >= 2")
+    levels: int = opt(256, "number L of grey levels (256 for 8-bit images)", at_least(2), "an integer >= 2")
     min_log_scale: float = opt(-7.0, "lower bound on the predicted log s")
 
 

@@ -1,7 +1,8 @@
 """The one model body of the VAE, the CVAE, the deterministic baseline and the autoencoder family.
 
     c ~ condition(x, y)                               # None for an unconditional model
-    z ~ p(z|c)                                        # site "z" (no z in the baseline)
+    s ~ prior.sites(c)                                # a prior's own sites (a mixture's component y), if any
+    z ~ p(z|s, c)                                     # site "z" (no z in the baseline)
     factor −Ω(x)                                      # site penalty_site, when penalty(x) is not None
     x ~ observed(likelihood(params(z, c)))            # site "x", observed when x is given
 
@@ -46,7 +47,10 @@ class DecoderModel(GenerativeModel):
         c = self.condition(x, y, num_samples)
         size = c.shape[0] if c is not None else x.shape[0] if x is not None else num_samples
         with pyro.plate("data", size):
-            z = pyro.sample("z", self.prior.site_distribution(c)) if self.prior is not None else None
+            z = None
+            if self.prior is not None:  # the prior's own sites first (a mixture's component y), then z
+                given = {s.name: pyro.sample(s.name, s.distribution, infer=s.infer) for s in self.prior.sites(c)}
+                z = pyro.sample("z", self.prior.distribution_given(given, c))
             omega = self.penalty(x) if x is not None else None
             if omega is not None:
                 pyro.factor(self.penalty_site, -omega)
