@@ -15,7 +15,6 @@ once, as one line on stderr (``notify``).
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable, Dict, FrozenSet, List, Optional
 
 import pyro
@@ -31,6 +30,7 @@ from ..infer.objectives import LatentWeightedMixin, build_elbo, set_objective_st
 from ..registry import OBJECTIVES
 from ..rng import set_torch_rng_state, torch_rng_state
 from .kernels import NO_CONSTANTS, Constants
+from .notify import notify_stderr
 from .onepass import NotFusable, OnePassELBO, OnePassIWAE
 from .replay import ReplayedLoss
 
@@ -41,13 +41,6 @@ ONE_PASS_FORMS: Dict[type, bool] = {pyro.infer.Trace_ELBO: False, pyro.infer.Tra
 def is_iwae(elbo: Any) -> bool:
     """Pyro's ``RenyiELBO`` with α = 0: the IWAE bound, which :class:`~.onepass.OnePassIWAE` reproduces."""
     return isinstance(elbo, pyro.infer.RenyiELBO) and elbo.alpha == 0
-
-
-def notify_stderr(line: str) -> None:
-    """One line on stderr that does not break a running progress bar."""
-    from tqdm import tqdm
-
-    tqdm.write(line, file=sys.stderr)
 
 
 def pyro_class(elbo: Any) -> str:

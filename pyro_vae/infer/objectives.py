@@ -28,6 +28,7 @@ from pyro.poutine.trace_struct import Trace
 from ..config.schema import opt, positive
 from ..config.validators import non_negative
 from ..errors import ConfigError
+from ..fast.compat import TraceHooks, particle_traces
 from ..registry import OBJECTIVES
 
 
@@ -111,7 +112,7 @@ def per_dim_kl(model_site: dict, guide_site: dict, closed_form: bool) -> torch.T
     return q.base_dist.log_prob(z) - p.base_dist.log_prob(z)
 
 
-class LatentWeightedMixin:
+class LatentWeightedMixin(TraceHooks):
     """β(t)-weighted latent term and free bits on top of a Pyro ``Trace*_ELBO`` (see the module docstring).
 
     ``step`` counts gradient evaluations (one per SVI step) and drives the warm-up; a trainer resuming
@@ -133,12 +134,12 @@ class LatentWeightedMixin:
             return self.beta
         return self.beta * min(1.0, (self.step + 1) / self.warmup_steps)
 
-    def _get_trace(self, model, guide, args, kwargs) -> Tuple[Trace, Trace]:
-        handler = LatentScale(self.weight)
-        return super()._get_trace(handler(model), handler(guide), args, kwargs)
+    def program_handler(self) -> Messenger:
+        """Model and guide run with each latent site's log-density scaled by β(t)."""
+        return LatentScale(self.weight)
 
-    def _differentiable_loss_particle(self, model_trace: Trace, guide_trace: Trace):
-        loss, surrogate = super()._differentiable_loss_particle(model_trace, guide_trace)
+    def particle_loss(self, model_trace: Trace, guide_trace: Trace, loss: Any, surrogate: Any) -> Tuple[Any, Any]:
+        """Pyro's particle (loss, surrogate) plus the free-bits shortfall β·Σ_d relu(λ − KL̄_d)."""
         if self.free_bits <= 0:
             return loss, surrogate
         # −L gains β·Σ_d max(λ, KL̄_d) − β·Σ_d KL̄_d = β·Σ_d relu(λ − KL̄_d) per datapoint (the site scale holds β)
@@ -220,7 +221,7 @@ class RenyiLoss(pyro.infer.RenyiELBO):
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         particles = []
-        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+        for model_trace, guide_trace in particle_traces(self, model, guide, args, kwargs):
             sum_dims = get_dependent_plate_dims(model_trace.nodes.values())
             particle = 0.0
             for site in model_trace.nodes.values():
