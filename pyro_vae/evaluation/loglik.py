@@ -44,8 +44,8 @@ class LogLikelihood:
 
     @staticmethod
     def cat(parts: "List[LogLikelihood]") -> "LogLikelihood":
-        return LogLikelihood(*(torch.cat([getattr(p, f) for p in parts]) for f in ("log_px", "reconstruction", "kl")),
-                             parts[0].num_samples)
+        return LogLikelihood(torch.cat([p.log_px for p in parts]), torch.cat([p.reconstruction for p in parts]),
+                             torch.cat([p.kl for p in parts]), parts[0].num_samples)
 
 
 def _chunks(total: int, size: int):

@@ -174,44 +174,69 @@ def latent_weighted(elbo_cls: type) -> type:
 
 
 class Objective:
-    """Wraps a Pyro ELBO class: ``build(max_plate_nesting)`` returns the configured instance."""
+    """Wraps a Pyro ELBO class: ``build(max_plate_nesting)`` returns the configured instance.
 
-    elbo_cls: type = pyro.infer.Trace_ELBO
+    What the engines and the speed layer need to know is declared here: :attr:`pyro_elbo_class`,
+    :attr:`uses_dreg` and :attr:`runs_fused` (an objective class registered without this base has no one-pass form).
+    """
+
+    #: the Pyro ELBO class this objective is (the speed layer reproduces some: pyro_vae.fast.loss.ONE_PASS_FORMS)
+    pyro_elbo_class: type = pyro.infer.Trace_ELBO
 
     def __init__(self, config: Any) -> None:
         self.config = config
+
+    @property
+    def uses_dreg(self) -> bool:
+        """The gradient is the doubly reparameterized (DReG) estimator (the speed layer's one pass only)."""
+        return False
+
+    @property
+    def runs_fused(self) -> bool:
+        """The torch engine may compute it with the speed layer (else Pyro's class as is)."""
+        return True
 
     def kwargs(self) -> dict:
         return {"num_particles": self.config.num_particles, "vectorize_particles": self.config.vectorize_particles}
 
     def build(self, max_plate_nesting: int) -> pyro.infer.ELBO:
+        return self.pyro_elbo_class(max_plate_nesting=max_plate_nesting, **self.kwargs())
+
+
+class LatentWeightedObjective(Objective):
+    """An ELBO with the options of :class:`LatentWeightConfig`: a β(t)-weighted latent term, free bits, ``fused``."""
+
+    @property
+    def runs_fused(self) -> bool:
+        return self.config.fused
+
+    def build(self, max_plate_nesting: int) -> pyro.infer.ELBO:
         c = self.config
-        weighted = getattr(c, "beta", 1.0) != 1.0 or getattr(c, "warmup_steps", 0) > 0 or getattr(c, "free_bits", 0) > 0
-        if not weighted:
-            return self.elbo_cls(max_plate_nesting=max_plate_nesting, **self.kwargs())
-        elbo = latent_weighted(self.elbo_cls)(max_plate_nesting=max_plate_nesting, **self.kwargs())
+        if c.beta == 1.0 and c.warmup_steps <= 0 and c.free_bits <= 0:
+            return super().build(max_plate_nesting)
+        elbo = latent_weighted(self.pyro_elbo_class)(max_plate_nesting=max_plate_nesting, **self.kwargs())
         return elbo.configure(c.beta, c.warmup_steps, c.free_bits)
 
 
 @OBJECTIVES.register("elbo", ELBOConfig)
-class ELBO(Objective):
+class ELBO(LatentWeightedObjective):
     """Trace_ELBO: E_q[log p(x,z) − log q(z|x)], estimated with m reparameterized samples."""
 
-    elbo_cls = pyro.infer.Trace_ELBO
+    pyro_elbo_class = pyro.infer.Trace_ELBO
 
 
 @OBJECTIVES.register("meanfield", MeanFieldConfig)
-class MeanFieldELBO(Objective):
+class MeanFieldELBO(LatentWeightedObjective):
     """TraceMeanField_ELBO: E_q[log p(x|z)] − KL(q(z|x)‖p(z)), the KL in closed form where it exists."""
 
-    elbo_cls = pyro.infer.TraceMeanField_ELBO
+    pyro_elbo_class = pyro.infer.TraceMeanField_ELBO
 
 
 @OBJECTIVES.register("enum", EnumConfig)
 class EnumELBO(Objective):
     """TraceEnum_ELBO: discrete sites marked ``enumerate="parallel"`` are summed out exactly."""
 
-    elbo_cls = pyro.infer.TraceEnum_ELBO
+    pyro_elbo_class = pyro.infer.TraceEnum_ELBO
 
 
 class RenyiLoss(pyro.infer.RenyiELBO):
@@ -247,10 +272,26 @@ class RenyiLoss(pyro.infer.RenyiELBO):
 class IWAE(Objective):
     """Importance-weighted bound E[log (1/K) Σ_k p(x,z_k)/q(z_k|x)] (Burda et al.): RenyiELBO with α = 0."""
 
-    elbo_cls = RenyiLoss
+    pyro_elbo_class = RenyiLoss
+
+    @property
+    def uses_dreg(self) -> bool:
+        return self.config.estimator == "dreg"
 
     def kwargs(self) -> dict:
         return {"alpha": 0.0, **super().kwargs()}
+
+
+def objective_of(config: Any) -> Optional[Objective]:
+    """The :class:`Objective` registered for objective ``config``; None for an objective class without that base."""
+    objective = OBJECTIVES.build(config)
+    return objective if isinstance(objective, Objective) else None
+
+
+def uses_dreg(config: Any) -> bool:
+    """Objective ``config`` asks for the DReG gradient estimator."""
+    objective = objective_of(config)
+    return objective is not None and objective.uses_dreg
 
 
 def set_objective_step(elbo: Any, step: int) -> None:
@@ -279,7 +320,7 @@ def check_estimator(engine: str, config: Any, guide: Optional[type] = None) -> N
     """ConfigError when objective ``config`` asks for the DReG estimator and ``engine`` is Pyro's SVI loop, whose
     ``RenyiELBO`` gives the standard IWAE gradient only, or the ``guide`` family (a Guide class; None: the model's
     own) has no density at stop-gradient parameters."""
-    if getattr(config, "estimator", None) != "dreg":
+    if not uses_dreg(config):
         return
     if engine == "svi":
         raise ConfigError("train.objective.estimator: 'dreg' needs train.engine: torch or auto (Pyro's SVI loop "

@@ -35,6 +35,7 @@ from torch import Tensor
 from ..config.schema import opt
 from ..config.validators import non_negative
 from ..errors import ConfigError
+from ..likelihoods.base import Likelihood
 from ..nets.base import hidden_activation, mlp_classifier
 from ..priors.base import ConditionalPrior, EncoderPrior, build_prior
 from ..registry import LIKELIHOODS, MODELS, NETWORKS, PRIORS
@@ -101,6 +102,9 @@ class M2(LatentModel):
     def discrete_levels(self) -> Optional[int]:  # type: ignore[override]
         """The likelihood's ``levels`` (None: a density)."""
         return self.likelihood.levels
+
+    def data_likelihood(self) -> Likelihood:
+        return self.likelihood
 
     @classmethod
     def enumerated_sites_for(cls, config: M2Config) -> Tuple[str, ...]:

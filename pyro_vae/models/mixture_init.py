@@ -69,8 +69,9 @@ class MixtureInitMixin:
 
     def end_pretraining(self, data: ImageData, seed: int) -> None:
         """Fit ``GaussianMixture(K, covariance_type="diag")`` to the latent means of the training set; set π, μ, σ."""
-        x = getattr(data, "train_x", None)  # the pixels as stored (dynamically binarized data: their expected value)
-        if x is None:  # a dataset without an in-memory training tensor: one pass of its batches
+        if isinstance(data, ImageData):  # the pixels as stored (dynamically binarized data: their expected value)
+            x = data.train_x
+        else:  # a dataset without an in-memory training tensor: one pass of its batches
             x = torch.cat([xb for xb, _ in data.batches("train", 1000)])
         means = torch.cat([self.pretrain_codes(x[i:i + 1000])[0] for i in range(0, x.shape[0], 1000)])
         self.prior.set_components(*fit_gaussian_mixture(means, self.prior.config.num_components, seed,

@@ -61,6 +61,9 @@ class DecoderModel(GenerativeModel):
         """The likelihood's ``levels`` (None: a density)."""
         return self.likelihood.levels if isinstance(self.likelihood, Likelihood) else None
 
+    def data_likelihood(self) -> Optional[Likelihood]:
+        return self.likelihood if isinstance(self.likelihood, Likelihood) else None
+
     def scored_dims(self) -> int:
         """D: the data dimensions site ``x`` scores (with visible quadrants, only the hidden pixels)."""
         return super().scored_dims() - (0 if self.cond is None else self.cond.visible_dims)
