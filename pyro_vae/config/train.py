@@ -33,7 +33,8 @@ class TrainConfig:
     batch_size: int = opt(64, "datapoints per SVI step", positive, "an integer >= 1")
     lr: float = opt(1e-3, "Adam learning rate", positive, "a number > 0")
     lr_decay: LRDecayConfig = field(default_factory=LRDecayConfig)
-    clip_norm: Optional[float] = opt(10.0, "gradient-norm clipping (null: off)", positive, "a number > 0 or null")
+    clip_norm: Optional[float] = opt(10.0, "clamp every gradient entry to [−clip_norm, clip_norm] before the Adam step "
+                                           "(Pyro's ClippedAdam; null: off)", positive, "a number > 0 or null")
     objective: Any = component(OBJECTIVES, _default_objective, "the variational objective fitted by SVI")
     divergence_nats: Optional[float] = opt(
         100.0, "stop (exit 1) when an epoch's train or held-out ELBO falls more than this many nats per data "
