@@ -106,3 +106,18 @@ def test_a_subclass_may_thread_its_own_condition_width():
     model = VAE(config, SHAPE, 4, cond_dim=3)
     assert model.cond is None and model.cond_dim == 3
     assert model.encoder.body[0].in_features == 64 + 3 and model.decoder.body[0].in_features == 2 + 3
+
+
+def test_a_prior_declares_its_own_sites():
+    """The gmm prior's component y is a declared site (Prior.sites), z's distribution given it is
+    distribution_given; with form marginal it has no sites and z is the mixture itself."""
+    marginal = tiny("vae", prior={"type": "gmm", "form": "marginal", "num_components": 3}).prior
+    enumerated = tiny("vae", prior={"type": "gmm", "form": "enumerate", "num_components": 3}).prior
+    assert marginal.sites() == () and marginal.distribution_given({}).event_shape == (2,)
+    (site,) = enumerated.sites()
+    weights, locs, scales = enumerated.components()
+    assert site.name == "y" and site.infer == {"enumerate": "parallel"}
+    assert torch.allclose(site.distribution.probs, weights)
+    y = torch.tensor([0, 2])
+    d = enumerated.distribution_given({"y": y})
+    assert torch.equal(d.mean, locs[y]) and torch.allclose(d.stddev, scales[y])
