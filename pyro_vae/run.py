@@ -312,7 +312,7 @@ def _resume(path: Path, overrides: Optional[List[str]], data: Any, on_epoch_end:
             if key not in RESUMABLE_KEYS:
                 raise ConfigError(f"{key}: cannot be changed when resuming (only {', '.join(RESUMABLE_KEYS)}); "
                                   "train a new run for a different config")
-        config = from_dict(RunConfig, apply_overrides(to_dict(config), overrides))
+        config = from_dict(RunConfig, apply_overrides(to_dict(config), overrides, RunConfig))
     validate(config)
     state = payload["trainer"]
     done = state.get("epoch", 0) + (1 if state.get("batch") else 0)  # epochs finished, or started

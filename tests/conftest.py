@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, List
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import pyro
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_RAW = REPO.parent / "shared" / "data" / "MNIST" / "raw"
@@ -25,6 +26,28 @@ def mnist_root() -> Path:
     if not (MNIST_RAW / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST not found at {MNIST_RAW}")
     return MNIST_RAW
+
+
+def tiny_model(model_type: str = "vae", shape: Tuple[int, ...] = (1, 4, 4), num_classes: int = 10, *,
+               latent_dim: int = 2, hidden_dims: Sequence[int] = (8,), seed: Optional[int] = None, **fields: Any):
+    """A model of ``model_type`` for data of ``shape`` with a tiny MLP (``hidden_dims``) and ``latent_dim``; ``fields``
+    are more keys of its config (as YAML would give them; keys the model's config lacks are left out); ``seed``
+    seeds torch first."""
+    from pyro_vae.config.schema import from_dict
+    from pyro_vae.models import MODELS, build_model
+
+    config_cls = MODELS.get(model_type).config_cls
+    options = {"latent_dim": latent_dim, "network": {"type": "mlp", "hidden_dims": list(hidden_dims)}, **fields}
+    options = {k: v for k, v in options.items() if k in config_cls.__dataclass_fields__}
+    if seed is not None:
+        torch.manual_seed(seed)
+    return build_model(from_dict(config_cls, options), tuple(shape), num_classes)
+
+
+@pytest.fixture
+def tiny() -> Callable[..., Any]:
+    """:func:`tiny_model`, as a fixture."""
+    return tiny_model
 
 
 def tiny_overrides(*extra: str) -> List[str]:

@@ -30,7 +30,7 @@ def test_round_trip_through_yaml(tmp_path):
 
 def test_type_override_resets_component_options():
     base = {"model": {"likelihood": {"type": "gaussian", "sigma": 0.5}}}
-    assert apply_overrides(base, ["model.likelihood.type=bernoulli"])["model"]["likelihood"] == {"type": "bernoulli"}
+    assert apply_overrides(base, ["model.likelihood.type=bernoulli"], RunConfig)["model"]["likelihood"] == {"type": "bernoulli"}
     assert base["model"]["likelihood"]["sigma"] == 0.5  # the input is not mutated
 
 
@@ -125,3 +125,14 @@ def test_short_form_type_override_keeps_shared_options():
     config = load_config(None, ["model.network.activation=tanh", "model.network.hidden_dims=[16]",
                                 "model.network=conv"])
     assert (config.model.network.type, config.model.network.activation) == ("conv", "tanh")
+
+
+def test_the_validators_say_what_they_accept():
+    from pyro_vae.config import validators as v
+
+    assert v.non_negative(0) and v.non_negative(2.5) and not v.non_negative(-1) and not v.non_negative(True)
+    assert v.positive(1) and not v.positive(0) and not v.positive(None)
+    assert v.fraction(0.5) and not v.fraction(1.0) and v.fraction_or_one(1.0) and not v.fraction_or_one(0)
+    assert v.all_positive([1, 2]) and not v.all_positive([1, 0])
+    assert v.at_least(2)(2) and not v.at_least(2)(1)
+    assert v.one_of(1, 2, 3)(3) and not v.one_of(1, 2, 3)(4)

@@ -8,8 +8,8 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
+from conftest import tiny_model
 from pyro_vae.config.schema import from_dict
-from pyro_vae.models import build_model
 from pyro_vae.models.base import Clusterer, GenerativeModel, LatentModel
 from pyro_vae.models.program import DecoderModel
 from pyro_vae.nets.mlp import MLPEncoder
@@ -20,10 +20,7 @@ SHAPE = (1, 8, 8)
 
 
 def tiny(model_type: str, **fields) -> GenerativeModel:
-    cfg = {"latent_dim": 2, "network": {"type": "mlp", "hidden_dims": [8]}, **fields}
-    cls = MODELS.get(model_type).config_cls
-    cfg = {k: v for k, v in cfg.items() if k in cls.__dataclass_fields__}
-    return build_model(from_dict(cls, cfg), SHAPE, 4)
+    return tiny_model(model_type, SHAPE, 4, **fields)
 
 
 @pytest.mark.parametrize("name, kinds", [
@@ -45,12 +42,18 @@ def test_a_prior_is_a_module_from_the_condition_to_a_distribution():
     assert torch.equal(d.mean, model.prior.distribution(c).mean)
 
 
-@pytest.mark.parametrize("model_type", ["vae", "cvae", "baseline", "autoencoder", "denoising", "sparse", "contractive"])
+SHARED_BODY = sorted(e.name for e in MODELS.entries() if e.cls.model is DecoderModel.model)
+
+
+def test_the_shared_body_is_shared():
+    assert {"vae", "cvae", "baseline", "autoencoder"} <= set(SHARED_BODY)
+
+
+@pytest.mark.parametrize("model_type", SHARED_BODY)
 def test_one_model_body(model_type):
-    """VAE, CVAE, baseline and the autoencoder family share DecoderModel.model; the sites stay z (not for the
-    baseline), the penalty factor (contractive) and x."""
+    """Every registered model on DecoderModel.model (VAE, CVAE, baseline, the autoencoder family...): the sites
+    stay z (not for the baseline), the penalty factor (contractive) and x."""
     model = tiny(model_type)
-    assert type(model).model is DecoderModel.model
     x, y = torch.bernoulli(torch.full((3, *SHAPE), 0.4)), torch.tensor([0, 1, 2])
     guide = poutine.trace(model.guide).get_trace(x, y)
     trace = poutine.trace(poutine.replay(model.model, trace=guide)).get_trace(x, y)
@@ -103,3 +106,18 @@ def test_a_subclass_may_thread_its_own_condition_width():
     model = VAE(config, SHAPE, 4, cond_dim=3)
     assert model.cond is None and model.cond_dim == 3
     assert model.encoder.body[0].in_features == 64 + 3 and model.decoder.body[0].in_features == 2 + 3
+
+
+def test_a_prior_declares_its_own_sites():
+    """The gmm prior's component y is a declared site (Prior.sites), z's distribution given it is
+    distribution_given; with form marginal it has no sites and z is the mixture itself."""
+    marginal = tiny("vae", prior={"type": "gmm", "form": "marginal", "num_components": 3}).prior
+    enumerated = tiny("vae", prior={"type": "gmm", "form": "enumerate", "num_components": 3}).prior
+    assert marginal.sites() == () and marginal.distribution_given({}).event_shape == (2,)
+    (site,) = enumerated.sites()
+    weights, locs, scales = enumerated.components()
+    assert site.name == "y" and site.infer == {"enumerate": "parallel"}
+    assert torch.allclose(site.distribution.probs, weights)
+    y = torch.tensor([0, 2])
+    d = enumerated.distribution_given({"y": y})
+    assert torch.equal(d.mean, locs[y]) and torch.allclose(d.stddev, scales[y])

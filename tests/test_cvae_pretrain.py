@@ -14,6 +14,7 @@ from pyro_vae.data import load_data
 from pyro_vae.data.quadrants import visible_quadrants
 from pyro_vae.models import build_model
 from pyro_vae.models.baseline import check_baseline_fits
+from pyro_vae.models.cvae import CVAE, baseline_for
 from pyro_vae.run import Run
 from pyro_vae.train import Trainer
 from pyro_vae.train.phases import MAIN, pretrain_epochs
@@ -35,6 +36,17 @@ def _no_pictures(monkeypatch):
 def test_no_baseline_phase_by_default():
     model = build_model(load_config(None, ["model.type=cvae"]).model, SHAPE)
     assert pretrain_epochs(model) == 0 and model.baseline is None
+
+
+def test_the_cvae_is_handed_its_baseline():
+    """As Pyro's CVAE example is handed its pre-trained baseline network: a given baseline is the one fitted
+    and started from; without one, the CVAE builds it from its own config."""
+    config = load_config(None, ["model.type=cvae", "model.condition=quadrants", "model.pretrain.epochs=1"]).model
+    baseline = baseline_for(config, SHAPE, 10)
+    given = CVAE(config, SHAPE, 10, baseline=baseline)
+    built = build_model(config, SHAPE)
+    assert given.baseline is baseline and isinstance(built.baseline, type(baseline))
+    assert set(given.state_dict()) == set(built.state_dict())  # checkpoints hold the same names
 
 
 def test_pretrain_loss_is_the_baselines_hidden_pixel_nll():

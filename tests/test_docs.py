@@ -71,8 +71,45 @@ def test_every_docs_page_is_in_the_site_navigation() -> None:
 
 
 def test_site_builds_strictly(tmp_path: Path) -> None:
-    pytest.importorskip("mkdocs", reason="the docs extra (mkdocs) is not installed")
+    """The MkDocs site with its API reference from the docstrings (mkdocstrings), warnings as errors."""
+    for module in ("mkdocs", "material", "mkdocstrings_handlers.python"):
+        pytest.importorskip(module, reason="the docs extra (mkdocs, mkdocs-material, mkdocstrings[python]) is not installed")
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "index.html").is_file()
+
+
+def listed_components(text: str) -> dict:
+    """``{kind: [names]}`` from the output of ``pyro-vae list`` (a ``kind:`` line, then ``  name: doc`` lines)."""
+    found, kind = {}, None
+    for line in text.splitlines():
+        if re.fullmatch(r"\w+:", line):
+            kind = line[:-1]
+            found[kind] = []
+        elif kind and (m := re.match(r"^  ([\w-]+): ", line)):
+            found[kind].append(m.group(1))
+    return found
+
+
+def documented_components(page: str) -> dict:
+    """``{kind: [names]}`` from the tables under ``### kind (`key`)`` of docs/configuration.md."""
+    found, kind = {}, None
+    for line in page.splitlines():
+        if (m := re.match(r"^### (\w+) \(`[\w.]+`\)", line)):
+            kind = m.group(1)
+            found[kind] = []
+        elif line.startswith("#"):
+            kind = None
+        elif kind and (m := re.match(r"^\| `([\w-]+)` \|", line)):
+            found[kind].append(m.group(1))
+    return found
+
+
+def test_configuration_page_names_every_registered_component() -> None:
+    """docs/configuration.md lists each component `pyro-vae list` prints, under its kind, and no other."""
+    result = subprocess.run([sys.executable, "-m", "pyro_vae", "list"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    listed = listed_components(result.stdout)
+    assert {"models", "datasets", "priors", "likelihoods", "objectives"} <= set(listed)
+    assert documented_components((ROOT / "docs" / "configuration.md").read_text()) == listed

@@ -16,6 +16,7 @@ from pyro_vae import load_config
 from pyro_vae.data import load_data
 from pyro_vae.evaluation.bounds import elbo_and_iwae
 from pyro_vae.evaluation.loglik import ImportanceWeights, log_likelihood_batch
+from pyro_vae.fast import log_weights as fast_log_weights
 from pyro_vae.evaluation.loglik import test_log_likelihood as held_out_log_likelihood
 from pyro_vae.infer.importance import log_weights
 from pyro_vae.models import build_model
@@ -114,3 +115,16 @@ def test_elbo_and_iwae_chunks_any_k():
     model, data = setup("vae")
     small = elbo_and_iwae(model, data, num_samples=40, batch_size=64, chunk_size=16)
     assert math.isfinite(small["iwae"]) and small["elbo"] <= small["iwae"]
+
+
+def test_the_fall_back_to_pyros_traces_is_said_once():
+    """fast.log_weights, evaluation's one entry: a program the one pass does not cover is scored from Pyro's
+    traces, and the switch is said in one line, once."""
+    model, data = setup("gmvae")
+    lines = []
+    weights = fast_log_weights(model, notify=lines.append)
+    x = data.test_x[:5]
+    for _ in range(2):
+        log_w, rec = weights(x, None, 3)
+        assert log_w.shape == rec.shape == (3, 5)
+    assert weights.fused is False and len(lines) == 1 and lines[0].startswith("pyro-vae: fast path off (")

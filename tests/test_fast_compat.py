@@ -3,6 +3,7 @@ the one-pass ELBO and replay rely on, and the installed versions are inside the 
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pyro
@@ -86,3 +87,70 @@ def test_make_fx_fake_records_ops_and_op_schemas_are_readable():
     assert compat.mutates(torch.ops.aten.add_.Tensor) and not compat.mutates(torch.ops.aten.add.Tensor)
     assert sorted(op.name() for op in compat.NOOP_VIEWS) == ["aten::_unsafe_view", "aten::alias", "aten::expand",
                                                              "aten::view"]
+
+
+# ---- no private Pyro/torch name outside pyro_vae/fast/compat.py ----
+PACKAGE = REPO / "pyro_vae"
+COMPAT = PACKAGE / "fast" / "compat.py"
+#: underscore names that are Pyro's and torch's documented extension points: an effect handler's message hooks,
+#: a Transform's forward and inverse
+HOOKS = {"_process_message", "_postprocess_message", "_call", "_inverse"}
+#: Pyro/torch classes whose underscore methods a subclass here must not override outside compat.py
+BASES = (pyro.infer.Trace_ELBO, pyro.infer.TraceEnum_ELBO, pyro.infer.RenyiELBO, dist.TorchDistribution,
+         torch.distributions.transforms.Transform, nn.Module, pyro.poutine.messenger.Messenger)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__") and name not in HOOKS and not name.startswith("_pyro_")
+
+
+def _own_names(trees) -> set:
+    """Underscore names the package defines itself: functions, classes, module names, ``self._x``, arguments."""
+    own = set()
+    for tree in trees:
+        for n in ast.walk(tree):
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not _is_override(n):
+                own.add(n.name)
+            elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                own.add(n.id)
+            elif (isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store) and isinstance(n.value, ast.Name)
+                  and n.value.id == "self"):
+                own.add(n.attr)
+            elif isinstance(n, ast.arg):
+                own.add(n.arg)
+    return own
+
+
+def _is_override(node) -> bool:
+    """A method whose underscore name a Pyro/torch base class has (overriding a private step of theirs)."""
+    return (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _private(node.name)
+            and any(hasattr(base, node.name) for base in BASES))
+
+
+def private_uses(path: Path, own: set) -> list:
+    """``line: name`` for each private Pyro/torch name ``path`` reads, imports or overrides."""
+    found = []
+    for n in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(n, ast.Attribute) and not (isinstance(n.value, ast.Name) and n.value.id == "os"):
+            names = [n.attr]
+        elif isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] in ("torch", "pyro"):
+            names = [a.name for a in n.names]
+        elif _is_override(n):
+            found.append(f"{n.lineno}: def {n.name}")
+        found += [f"{n.lineno}: {name}" for name in names if _private(name) and name not in own]
+    return found
+
+
+def test_no_private_pyro_or_torch_name_outside_compat():
+    files = [p for p in PACKAGE.rglob("*.py") if p != COMPAT]
+    own = _own_names(ast.parse(p.read_text()) for p in files)
+    bad = {str(p.relative_to(REPO)): uses for p in files if (uses := private_uses(p, own))}
+    assert not bad, f"private Pyro/torch names outside pyro_vae/fast/compat.py: {bad}"
+
+
+def test_the_scan_finds_a_private_name(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("from torch.distributions.utils import _sum_rightmost\n"
+                     "class L:\n    def _get_trace(self):\n        return self.elbo._get_traces()\n")
+    assert private_uses(probe, set()) == ["1: _sum_rightmost", "3: def _get_trace", "4: _get_traces"]

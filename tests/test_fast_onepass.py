@@ -8,12 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from pyro_vae.config.schema import from_dict
+from conftest import tiny_model
 from pyro_vae.errors import DataError
 from pyro_vae.fast import FastLoss, compile_loss
 from pyro_vae.fast.kernels import Constants, neg_log_prob_sum, rsample_scored
 from pyro_vae.infer.objectives import build_elbo
-from pyro_vae.models import build_model
 from pyro_vae.registry import LIKELIHOODS, MODELS, OBJECTIVES, PRIORS
 
 SHAPE = (1, 6, 6)
@@ -25,11 +24,8 @@ def objective(name: str = "elbo", **options):
 
 
 def tiny(model_type: str = "vae", **fields) -> nn.Module:
-    cfg = {"latent_dim": 3, "network": {"type": "mlp", "hidden_dims": [8]}, **fields}
-    cfg = {k: v for k, v in cfg.items() if k in MODELS.get(model_type).config_cls.__dataclass_fields__}
     pyro.clear_param_store()
-    torch.manual_seed(0)
-    return build_model(from_dict(MODELS.get(model_type).config_cls, cfg), SHAPE, num_classes=4)
+    return tiny_model(model_type, SHAPE, 4, latent_dim=3, seed=0, **fields)
 
 
 def data(n: int = 5):

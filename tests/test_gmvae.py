@@ -10,7 +10,7 @@ import torch
 from pyro import poutine
 from pyro.infer import TraceEnum_ELBO
 
-from conftest import tiny_overrides
+from conftest import tiny_model, tiny_overrides
 from pyro_vae import load_config
 from pyro_vae.config.schema import from_dict
 from pyro_vae.data import load_data
@@ -26,10 +26,8 @@ SHAPE = (1, 4, 4)
 
 
 def tiny_gmvae(k=4, latent_dim=3, **options):
-    config = from_dict(GMVAEConfig, {"latent_dim": latent_dim, "network": {"type": "mlp", "hidden_dims": [16]},
-                                     "prior": {"type": "gmm", "form": "enumerate", "num_components": k},
-                                     "classifier_dims": [16], **options})
-    return build_model(config, SHAPE, 10)
+    return tiny_model("gmvae", SHAPE, 10, latent_dim=latent_dim, hidden_dims=[16], classifier_dims=[16],
+                      prior={"type": "gmm", "form": "enumerate", "num_components": k}, **options)
 
 
 def binary(n=6):

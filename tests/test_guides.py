@@ -13,7 +13,7 @@ import yaml
 from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 from pyro.optim import Adam
 
-from conftest import tiny_overrides
+from conftest import tiny_model, tiny_overrides
 from pyro_vae import load_config, load_run, train
 from pyro_vae.cli import main
 from pyro_vae.config.schema import from_dict
@@ -24,7 +24,6 @@ from pyro_vae.guides import GUIDES, build_guide
 from pyro_vae.infer.objectives import OBJECTIVES
 from pyro_vae.models import build_model
 from pyro_vae.models.cvae import CVAEConfig
-from pyro_vae.models.vae import VAEConfig
 from pyro_vae.nets.mlp import MLPConfig, MLPEncoder
 from pyro_vae.priors import PRIORS
 
@@ -44,9 +43,7 @@ def guide_parts(name: str, options=None, latent_dim: int = D):
 
 
 def tiny_vae(guide, prior="normal", latent_dim=D):
-    config = from_dict(VAEConfig, {"latent_dim": latent_dim, "network": {"type": "mlp", "hidden_dims": [8]},
-                                   "prior": prior, "guide": guide})
-    return build_model(config, SHAPE, 10)
+    return tiny_model("vae", SHAPE, 10, latent_dim=latent_dim, prior=prior, guide=guide)
 
 
 def binary_data(n=6):

@@ -1,4 +1,4 @@
-"""Import hygiene: no cycle among pyro_vae's module-level imports, no import running back up the layers."""
+"""Import hygiene: no cycle among pyro_vae's imports (inside functions too), no import running back up the layers."""
 
 from __future__ import annotations
 
@@ -20,11 +20,25 @@ def modules() -> Dict[str, Path]:
     return {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
-def imports(name: str, path: Path, known: Set[str]) -> Set[str]:
-    """Package-internal modules that ``name`` imports at module level (not inside functions)."""
+def _type_checking_only(tree: ast.AST) -> Set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks (imports for annotations only, never run)."""
+    skip: Set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return skip
+
+
+def imports(name: str, path: Path, known: Set[str], source: str = "") -> Set[str]:
+    """Package-internal modules that ``name`` imports anywhere: at module level and inside functions (what an
+    ``if TYPE_CHECKING:`` block imports aside)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: Set[str] = set()
-    for node in ast.parse(path.read_text()).body:
+    tree = ast.parse(source or path.read_text())
+    skip = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name in known}
         elif isinstance(node, ast.ImportFrom):
@@ -88,8 +102,16 @@ def test_the_graph_sees_imports():
     assert "pyro_vae.models.vae" in edges["pyro_vae.models.cvae"]
 
 
+def test_the_graph_sees_imports_inside_functions_but_not_type_checking_ones():
+    source = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n"
+              "def f():\n    from .c import C\n    return C\n")
+    known = {"pkg.a", "pkg.b", "pkg.c"}
+    assert imports("pkg.a", Path("pkg/a.py"), known, source) == {"pkg.c"}
+
+
 def test_no_import_cycle():
-    """No two modules (packages' ``__init__`` included) import each other at module level, directly or around a loop."""
+    """No two modules (packages' ``__init__`` included) import each other, at module level or inside a function,
+    directly or around a loop."""
     found = cycles(graph())
     assert not found, f"import cycles: {found}"
 

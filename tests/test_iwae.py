@@ -13,7 +13,7 @@ import pyro.infer
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_overrides
+from conftest import tiny_model, tiny_overrides
 from torch import Tensor
 
 from pyro_vae import load_config, train
@@ -39,8 +39,7 @@ def double():
 
 
 def tiny_vae() -> VAE:
-    cfg = from_dict(VAEConfig, {"latent_dim": D, "network": {"type": "mlp", "hidden_dims": [8]}})
-    return VAE(cfg, SHAPE)
+    return tiny_model("vae", SHAPE, latent_dim=D)
 
 
 def data(seed: int = 0) -> Tensor:

@@ -12,7 +12,7 @@ from pyro.infer import TraceEnum_ELBO
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 
-from conftest import tiny_overrides
+from conftest import tiny_model, tiny_overrides
 from pyro_vae import load_config
 from pyro_vae.config.schema import from_dict
 from pyro_vae.data import load_data
@@ -22,7 +22,6 @@ from pyro_vae.data.toy import ToyConfig
 from pyro_vae.errors import ConfigError
 from pyro_vae.evaluation.classification import Classifier, classification_metrics
 from pyro_vae.models import build_model
-from pyro_vae.models.m2 import M2Config
 from pyro_vae.run import load_run, train
 
 SHAPE = (1, 3, 3)
@@ -30,9 +29,7 @@ K = 4
 
 
 def tiny_m2(**options):
-    config = from_dict(M2Config, {"latent_dim": 2, "network": {"type": "mlp", "hidden_dims": [8]},
-                                  "classifier_dims": [8], **options})
-    return build_model(config, SHAPE, K)
+    return tiny_model("m2", SHAPE, K, classifier_dims=[8], **options)
 
 
 def binary(n=5):

@@ -12,11 +12,10 @@ from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
 from pyro.optim import Adam
 
+from conftest import tiny_model
 from pyro_vae.config.schema import from_dict
 from pyro_vae.evaluation.clustering import clustering_metrics, hungarian_accuracy, purity
 from pyro_vae.likelihoods import LIKELIHOODS
-from pyro_vae.models import build_model
-from pyro_vae.models.vae import VAEConfig
 from pyro_vae.priors import PRIORS
 
 D = 3
@@ -27,9 +26,7 @@ def build_prior(name: str, **options):
 
 
 def tiny_vae(prior, likelihood="bernoulli", shape=(1, 4, 4), latent_dim=D):
-    config = from_dict(VAEConfig, {"latent_dim": latent_dim, "network": {"type": "mlp", "hidden_dims": [16]},
-                                   "prior": prior, "likelihood": likelihood})
-    return build_model(config, shape, 10)
+    return tiny_model("vae", shape, 10, latent_dim=latent_dim, hidden_dims=[16], prior=prior, likelihood=likelihood)
 
 
 def grid_data(n=12, shape=(1, 4, 4)):

@@ -11,13 +11,11 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 
-from conftest import same_metrics, tiny_overrides
+from conftest import same_metrics, tiny_model, tiny_overrides
 from pyro_vae import load_config, resume, train
 from pyro_vae.cli import main
-from pyro_vae.config.schema import from_dict
 from pyro_vae.evaluation.clustering import assignment_metrics, cluster_probs
 from pyro_vae.models import build_model
-from pyro_vae.models.vade import VaDEConfig
 from pyro_vae.priors.gmm import fit_gaussian_mixture
 from pyro_vae.run import Run
 from pyro_vae.train.signals import Interrupted
@@ -26,9 +24,8 @@ SHAPE = (1, 4, 4)
 
 
 def tiny_vade(form="marginal", k=3, latent_dim=2, **options):
-    config = from_dict(VaDEConfig, {"latent_dim": latent_dim, "network": {"type": "mlp", "hidden_dims": [16]},
-                                    "prior": {"type": "gmm", "form": form, "num_components": k}, **options})
-    model = build_model(config, SHAPE, 10)
+    model = tiny_model("vade", SHAPE, 10, latent_dim=latent_dim, hidden_dims=[16],
+                       prior={"type": "gmm", "form": form, "num_components": k}, **options)
     with torch.no_grad():  # components away from their init, π away from uniform
         model.prior.set_components(torch.tensor([0.5, 0.3, 0.2][:k]), torch.randn(k, latent_dim),
                                    0.5 + torch.rand(k, latent_dim))

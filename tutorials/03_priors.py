@@ -44,11 +44,12 @@ print("registered priors:", PRIORS.names())
 # %% [markdown]
 # ## The mixture as a program, and enumeration
 #
-# The model draws `z = pyro.sample("z", prior.site_distribution(c))`; with `form: enumerate` the prior emits the
-# discrete site `y` first and returns the distribution of `z` given it:
+# The model samples the prior's own sites first, then `z = pyro.sample("z", prior.distribution_given(values, c))`;
+# with `form: enumerate` the prior declares the discrete site `y` and gives the distribution of `z` given it:
 
 # %%
-print(inspect.getsource(GMMPrior.site_distribution))
+print(inspect.getsource(GMMPrior.sites))
+print(inspect.getsource(GMMPrior.distribution_given))
 
 # %% [markdown]
 # `infer={"enumerate": "parallel"}` tells `TraceEnum_ELBO` to evaluate `y` at *all* $K$ values at once, in a new

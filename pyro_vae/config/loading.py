@@ -83,18 +83,14 @@ def parse_value(text: str) -> Any:
     return value
 
 
-def apply_overrides(data: Dict[str, Any], overrides: Iterable[str], schema: Optional[type] = None) -> Dict[str, Any]:
+def apply_overrides(data: Dict[str, Any], overrides: Iterable[str], schema: type) -> Dict[str, Any]:
     """A copy of ``data`` with each ``a.b.c=value`` set.
 
     Changing a component's ``type`` (``model.type=baseline``, or the short form ``model.prior=gmm``) keeps the
     options the new type also has and drops the others, with a one-line note on stderr naming each key
-    dropped (see :func:`~pyro_vae.config.schema.retype`); ``schema`` is the config class of ``data``
-    (default: :class:`~pyro_vae.config.run.RunConfig`).
+    dropped (see :func:`~pyro_vae.config.schema.retype`); ``schema`` is the config class of ``data`` (for a
+    run config, :class:`~pyro_vae.config.run.RunConfig`).
     """
-    if schema is None:
-        from .run import RunConfig  # config.run imports this module
-
-        schema = RunConfig
     data = copy.deepcopy(data)
     for item in overrides:
         key, sep, text = item.partition("=")
@@ -128,7 +124,7 @@ def apply_overrides(data: Dict[str, Any], overrides: Iterable[str], schema: Opti
     return data
 
 
-def load_config_dict(path: Optional[Union[str, Path]] = None, overrides: Iterable[str] = ()) -> Dict[str, Any]:
-    """The raw mapping: file ``path`` (or empty for the defaults) with ``overrides`` applied."""
+def load_config_dict(path: Optional[Union[str, Path]], overrides: Iterable[str], schema: type) -> Dict[str, Any]:
+    """The raw mapping: file ``path`` (None: empty, for the defaults) with ``overrides`` applied against ``schema``."""
     data = read_yaml(path) if path is not None else {}
-    return apply_overrides(data, overrides)
+    return apply_overrides(data, overrides, schema)

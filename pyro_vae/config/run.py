@@ -26,7 +26,7 @@ class RunConfig:
 
 def load_config(path: Optional[Union[str, Path]] = None, overrides: Iterable[str] = ()) -> RunConfig:
     """Parse YAML file ``path`` (None: the packaged default) with ``key=value`` overrides into a RunConfig."""
-    return from_dict(RunConfig, load_config_dict(path, overrides))
+    return from_dict(RunConfig, load_config_dict(path, overrides, RunConfig))
 
 
 def save_config(config: RunConfig, path: Union[str, Path]) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple,
 
 from ..errors import ConfigError
 from ..registry import Registry
+from .validators import all_positive, fraction, positive  # noqa: F401  (checks, importable from here too)
 
 C = TypeVar("C")
 
@@ -31,19 +32,6 @@ def opt(default: Any, doc: str = "", check: Optional[Callable[[Any], bool]] = No
 def component(registry: Registry, default: Callable[[], Any], doc: str = "") -> Any:
     """A sub-config chosen by its ``type`` key from ``registry`` (``prior: gmm`` is short for ``prior: {type: gmm}``)."""
     return field(default_factory=default, metadata={"registry": registry, "doc": doc})
-
-
-def positive(x: Any) -> bool:
-    return x is not None and x > 0
-
-
-def all_positive(xs: Any) -> bool:
-    """Every entry >= 1 (layer widths, channel counts)."""
-    return xs is not None and all(x > 0 for x in xs)
-
-
-def fraction(x: Any) -> bool:
-    return x is not None and 0.0 < x < 1.0
 
 
 def _join(path: str, key: str) -> str:

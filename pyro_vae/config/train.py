@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-from .schema import component, opt, positive
+from .schema import component, opt
+from .validators import fraction_or_one, positive
 from ..registry import OBJECTIVES
 
 
@@ -13,16 +14,12 @@ def _default_objective() -> Any:
     return OBJECTIVES.get("elbo").config_cls()
 
 
-def _decay_factor(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= 1
-
-
 @dataclass
 class LRDecayConfig:
     """Step decay of the main phase's learning rate: lr(epoch) = train.lr · factor^⌊epoch / every_epochs⌋."""
 
     factor: float = opt(1.0, "multiply the learning rate by this every `every_epochs` epochs (1.0: constant)",
-                        _decay_factor, "a number in (0, 1]")
+                        fraction_or_one, "a number in (0, 1]")
     every_epochs: int = opt(10, "epochs between two decays", positive, "an integer >= 1")
 
     def lr(self, base: float, epoch: int) -> float:
@@ -36,7 +33,8 @@ class TrainConfig:
     batch_size: int = opt(64, "datapoints per SVI step", positive, "an integer >= 1")
     lr: float = opt(1e-3, "Adam learning rate", positive, "a number > 0")
     lr_decay: LRDecayConfig = field(default_factory=LRDecayConfig)
-    clip_norm: Optional[float] = opt(10.0, "gradient-norm clipping (null: off)", positive, "a number > 0 or null")
+    clip_norm: Optional[float] = opt(10.0, "clamp every gradient entry to [−clip_norm, clip_norm] before the Adam step "
+                                           "(Pyro's ClippedAdam; null: off)", positive, "a number > 0 or null")
     objective: Any = component(OBJECTIVES, _default_objective, "the variational objective fitted by SVI")
     divergence_nats: Optional[float] = opt(
         100.0, "stop (exit 1) when an epoch's train or held-out ELBO falls more than this many nats per data "

@@ -12,14 +12,11 @@ import torch
 from torch import Tensor
 
 from ..config.schema import opt
+from ..config.validators import non_negative
 from ..errors import DataError
 from ..registry import DATASETS
 from .base import DataConfigBase, Dataset, check_finite, check_labels, make_image_data, split_order
 from .streaming import NpyRows, StreamData, choose_in_memory
-
-
-def _non_negative(x) -> bool:
-    return x is not None and x >= 0
 
 
 @dataclass
@@ -34,7 +31,7 @@ class FileDataConfig(DataConfigBase):
     in_memory: Union[bool, Literal["auto"]] = opt(
         "auto", "true: load everything; false: stream through a DataLoader; auto: stream when the data "
                 "would take over half the available memory")
-    num_workers: int = opt(2, "DataLoader worker processes when streaming", _non_negative, "an integer >= 0")
+    num_workers: int = opt(2, "DataLoader worker processes when streaming", non_negative, "an integer >= 0")
 
 
 @dataclass

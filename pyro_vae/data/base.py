@@ -24,12 +24,10 @@ import torch
 from torch import Tensor
 
 from ..config.schema import fraction, opt, positive
+from ..config.validators import non_negative
 from ..errors import ConfigError, DataError
 from .labels import choose_labeled, hidden_indices, mixed_batch_indices, seen_labels
 
-
-def _non_negative(x) -> bool:
-    return x is not None and x >= 0
 
 Split = Literal["train", "test"]
 Batch = Tuple[Tensor, Tensor]
@@ -55,7 +53,7 @@ class DataConfigBase:
         positive, "an integer >= 1")
     labeled_per_batch: int = opt(
         16, "with labeled: labelled points added to every training batch (cycled through the labelled set, "
-            "so few labels recur often); 0: they are shuffled in with the rest", _non_negative, "an integer >= 0")
+            "so few labels recur often); 0: they are shuffled in with the rest", non_negative, "an integer >= 0")
 
 
 @runtime_checkable

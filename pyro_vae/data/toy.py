@@ -9,13 +9,10 @@ from typing import Literal
 import torch
 
 from ..config.schema import opt, positive
+from ..config.validators import non_negative
 from ..errors import DataError
 from ..registry import DATASETS
 from .base import DataConfigBase, ImageData, make_image_data
-
-
-def _non_negative(x) -> bool:
-    return x is not None and x >= 0
 
 
 @dataclass
@@ -23,7 +20,7 @@ class ToyConfig(DataConfigBase):
     type: str = "toy"
     manifold: Literal["circle", "spiral"] = opt("circle", "circle of radius 1, or a spiral r = t/(2π) · 0.5")
     num_points: int = opt(2000, "points drawn (before the test split)", positive, "an integer >= 1")
-    noise: float = opt(0.02, "σ of isotropic Gaussian noise off the manifold", _non_negative, "a number >= 0")
+    noise: float = opt(0.02, "σ of isotropic Gaussian noise off the manifold", non_negative, "a number >= 0")
     num_classes: int = opt(8, "labels = position along the manifold, cut into this many bins (for colouring)",
                            positive, "an integer >= 1")
     binarize: Literal["none", "dynamic", "static"] = opt("none", "must stay none: the points are real-valued")

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from ..data.base import ImageData
-from .loglik import ImportanceWeights, log_likelihood_batch
+from ..fast import log_weights
+from .loglik import log_likelihood_batch
 
 
 @torch.no_grad()
@@ -16,7 +17,7 @@ def elbo_and_iwae(model: nn.Module, data: ImageData, num_samples: int = 10, batc
                   split: str = "test", chunk_size: Optional[int] = None) -> Dict[str, float]:
     """``elbo`` = mean_k log w_k and ``iwae`` = log mean_k w_k, per datapoint, with K = ``num_samples`` drawn
     ``chunk_size`` at a time (:func:`~pyro_vae.evaluation.loglik.log_likelihood_batch`: memory bounded for any K)."""
-    weights = ImportanceWeights(model)
+    weights = log_weights(model)
     elbo = iwae = 0.0
     count = 0
     for x, y in data.batches(split, batch_size):

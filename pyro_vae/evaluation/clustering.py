@@ -75,14 +75,13 @@ def assignment_metrics(clusters: np.ndarray, labels: np.ndarray) -> Dict[str, fl
 
 def clustering_metrics(model: nn.Module, data: ImageData, split: str = "test") -> Dict[str, float]:
     """For a model that clusters (:func:`has_clusters`): :func:`assignment_metrics` of its cluster assignments
-    against the labels of ``split``, plus ``num_components`` (K); ``{}`` for other models."""
+    against the labels of ``split``, plus ``num_components`` (K, of a mixture prior); ``{}`` for other models."""
     if not has_clusters(model):
         return {}
     model.eval()
     x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
     clusters = assign_clusters(model, x).cpu().numpy()
     report = assignment_metrics(clusters, y.cpu().numpy())
-    k = getattr(model, "num_components", None) or getattr(getattr(model, "prior", None), "locs", torch.empty(0)).shape[0]
-    if k:
-        report["num_components"] = int(k)
+    if isinstance(model, LatentModel) and isinstance(model.prior, MixturePrior):
+        report["num_components"] = int(model.prior.components()[0].shape[0])
     return report

@@ -4,25 +4,22 @@
 
 (the IWAE_K bound: a lower bound in expectation, tight as K → ∞). The K log-weights of a datapoint are
 reduced chunk by chunk with a running ``logaddexp``, so memory is O(batch × chunk) for any K. The log-weights
-come from the speed layer's one pass where the program fits it, else from Pyro's traces
-(:class:`ImportanceWeights`); :func:`pyro_vae.evaluation.bounds.elbo_and_iwae` uses the same function.
+come from the speed layer's entry :func:`pyro_vae.fast.log_weights` (its one pass where the program fits it,
+else Pyro's traces); :func:`pyro_vae.evaluation.bounds.elbo_and_iwae` uses the same function.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional
 
 import torch
 from torch import Tensor, nn
 
 from ..data.base import ImageData
 from ..errors import ConfigError
-from ..fast.kernels import NO_CONSTANTS, Constants
-from ..fast.onepass import NotFusable, in_particle_plate, point_scores
-from ..infer.importance import log_weights
-from ..rng import set_torch_rng_state, torch_rng_state
+from ..fast import ImportanceWeights, log_weights
 
 SAMPLES_PER_PASS = 1 << 15  # z's decoded in one vectorized pass (chunk × batch): bounds peak memory
 
@@ -47,49 +44,13 @@ class LogLikelihood:
 
     @staticmethod
     def cat(parts: "List[LogLikelihood]") -> "LogLikelihood":
-        return LogLikelihood(*(torch.cat([getattr(p, f) for p in parts]) for f in ("log_px", "reconstruction", "kl")),
-                             parts[0].num_samples)
+        return LogLikelihood(torch.cat([p.log_px for p in parts]), torch.cat([p.reconstruction for p in parts]),
+                             torch.cat([p.kl for p in parts]), parts[0].num_samples)
 
 
 def _chunks(total: int, size: int):
     for start in range(0, total, size):
         yield min(size, total - start)
-
-
-class ImportanceWeights:
-    """log w_k = log p(x, z_k) − log q(z_k|x) and log p(x|z_k) (the observed sites), each (K, B), for K draws
-    z_k ~ q(z|x) per datapoint of a batch, without gradients.
-
-    Computed by the speed layer's one pass (:func:`pyro_vae.fast.onepass.point_scores`: each site scored at its
-    sample statement, in one vectorized pass inside a particle plate); a program it does not cover (enumerated
-    sites, latents the guide lacks such as a mixture component y, ...) is scored from Pyro's traces instead
-    (:func:`pyro_vae.infer.importance.log_weights`). The first call finds out which; a failed one-pass try is
-    undone, random draws included, so both give the same numbers on the same seed.
-    """
-
-    def __init__(self, model: nn.Module, one_pass: bool = True) -> None:
-        self.model = model
-        self.fused: Optional[bool] = None if one_pass else False  # None: not tried yet
-        self.constants = Constants(model).current() if one_pass else NO_CONSTANTS
-
-    @torch.no_grad()
-    def __call__(self, x: Tensor, y: Optional[Tensor], k: int) -> Tuple[Tensor, Tensor]:
-        """``(log_w, log_px_given_z)`` for ``k`` draws per datapoint of ``x``, each of shape ``(k, B)``."""
-        m = self.model
-        if self.fused is not False:
-            state = torch_rng_state() if self.fused is None else None
-            model, guide = (in_particle_plate(f, k, m.max_plate_nesting) for f in (m.model, m.guide))
-            try:
-                scores = point_scores(model, guide, (x, y), {}, self.constants)
-            except NotFusable:
-                self.fused = False
-                set_torch_rng_state(state)
-            else:
-                self.fused = True
-                log_w, rec = torch.broadcast_tensors(scores.total, scores.reconstruction)
-                return log_w.reshape(k, -1), rec.reshape(k, -1)  # (k, 1, B) under deeper plate nesting
-        lw = log_weights(m.model, m.guide, x, y, num_samples=k, max_plate_nesting=m.max_plate_nesting)
-        return lw.total, sum(v for name, v in lw.model.items() if name not in lw.guide)
 
 
 @torch.no_grad()
@@ -100,7 +61,7 @@ def log_likelihood_batch(model: nn.Module, x: Tensor, y: Optional[Tensor] = None
     O(B × chunk) for any K); ``weights``: the :class:`ImportanceWeights` to use (one per evaluation)."""
     if num_samples < 1:
         raise ConfigError(f"num_samples: expected an integer >= 1, got {num_samples}")
-    weights = weights or ImportanceWeights(model)
+    weights = weights or log_weights(model)
     chunk_size = chunk_size or max(1, SAMPLES_PER_PASS // x.shape[0])
     log_sum = rec_sum = kl_sum = None
     for k in _chunks(num_samples, chunk_size):
@@ -126,7 +87,7 @@ def test_log_likelihood(model: nn.Module, data: ImageData, num_samples: int = 10
     from tqdm import tqdm
 
     n = data.train_x.shape[0] if split == "train" else data.test_x.shape[0]
-    weights = ImportanceWeights(model)
+    weights = log_weights(model)
     with tqdm(total=n * num_samples, disable=not progress, desc=f"log p(x), K={num_samples}", unit="z",
               unit_scale=True, dynamic_ncols=True) as bar:
         return LogLikelihood.cat([log_likelihood_batch(model, x, y, num_samples, chunk_size, bar, weights)

@@ -19,9 +19,9 @@ def standard_normal(shape: torch.Size, like: Tensor) -> Tensor:
     return _standard_normal(shape, dtype=like.dtype, device=like.device)
 
 
-def extended_shape(fn: Any) -> torch.Size:
-    """``sample_shape + batch_shape + event_shape`` for one draw (``Distribution._extended_shape()``)."""
-    return fn._extended_shape()
+def extended_shape(fn: Any, sample_shape: torch.Size = torch.Size()) -> torch.Size:
+    """``sample_shape + batch_shape + event_shape`` (one draw by default) (``Distribution._extended_shape``)."""
+    return fn._extended_shape(sample_shape)
 
 
 def sum_rightmost(value: Tensor, dim: int) -> Tensor:
@@ -86,3 +86,44 @@ def mutates(target: Any) -> bool:
     schema = getattr(target, "_schema", None)
     return schema is not None and schema.is_mutable
 
+
+
+# ---- distributions: torch's pattern for ``Distribution.expand`` in a subclass ----
+def checked_instance(d: Any, cls: type, instance: Any = None) -> Any:
+    """A new ``cls`` (or ``instance``) for ``d.expand`` to fill in (``Distribution._get_checked_instance``)."""
+    return d._get_checked_instance(cls, instance)
+
+
+def copy_validation(new: Any, d: Any) -> None:
+    """Give ``new`` the argument-validation setting of ``d`` (``Distribution._validate_args``)."""
+    new._validate_args = d._validate_args
+
+
+# ---- Pyro's ELBO classes: the private methods a subclass hooks into ----
+class TraceHooks:
+    """Mixin for a Pyro ``Trace_ELBO``-family class exposing the two private steps a subclass changes:
+    each trace's model and guide run under :meth:`program_handler` (``ELBO._get_trace``), and each particle's
+    (loss, surrogate) passes through :meth:`particle_loss` (``Trace_ELBO._differentiable_loss_particle``)."""
+
+    def program_handler(self) -> Any:
+        """An effect handler the model and the guide of every trace run under (None: none)."""
+        return None
+
+    def particle_loss(self, model_trace: Any, guide_trace: Any, loss: Any, surrogate: Any) -> Tuple[Any, Any]:
+        """One particle's ``(loss, surrogate loss)`` as Pyro computed them, adjusted (unchanged here)."""
+        return loss, surrogate
+
+    def _get_trace(self, model: Callable, guide: Callable, args: tuple, kwargs: dict) -> Any:
+        handler = self.program_handler()
+        if handler is not None:
+            model, guide = handler(model), handler(guide)
+        return super()._get_trace(model, guide, args, kwargs)  # type: ignore[misc]
+
+    def _differentiable_loss_particle(self, model_trace: Any, guide_trace: Any) -> Tuple[Any, Any]:
+        loss, surrogate = super()._differentiable_loss_particle(model_trace, guide_trace)  # type: ignore[misc]
+        return self.particle_loss(model_trace, guide_trace, loss, surrogate)
+
+
+def particle_traces(elbo: Any, model: Callable, guide: Callable, args: tuple, kwargs: dict) -> Any:
+    """``(model_trace, guide_trace)`` per particle, drawn as ``elbo`` draws them (``ELBO._get_traces``)."""
+    return elbo._get_traces(model, guide, args, kwargs)

@@ -15,7 +15,6 @@ once, as one line on stderr (``notify``).
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable, Dict, FrozenSet, List, Optional
 
 import pyro
@@ -27,10 +26,10 @@ from pyro.poutine.messenger import Messenger
 from torch import Tensor, nn
 
 from ..errors import ConfigError, PyroVAEError
-from ..infer.objectives import LatentWeightedMixin, build_elbo, set_objective_step
-from ..registry import OBJECTIVES
+from ..infer.objectives import LatentWeightedMixin, build_elbo, objective_of, set_objective_step
 from ..rng import set_torch_rng_state, torch_rng_state
 from .kernels import NO_CONSTANTS, Constants
+from .notify import notify_stderr
 from .onepass import NotFusable, OnePassELBO, OnePassIWAE
 from .replay import ReplayedLoss
 
@@ -41,13 +40,6 @@ ONE_PASS_FORMS: Dict[type, bool] = {pyro.infer.Trace_ELBO: False, pyro.infer.Tra
 def is_iwae(elbo: Any) -> bool:
     """Pyro's ``RenyiELBO`` with α = 0: the IWAE bound, which :class:`~.onepass.OnePassIWAE` reproduces."""
     return isinstance(elbo, pyro.infer.RenyiELBO) and elbo.alpha == 0
-
-
-def notify_stderr(line: str) -> None:
-    """One line on stderr that does not break a running progress bar."""
-    from tqdm import tqdm
-
-    tqdm.write(line, file=sys.stderr)
 
 
 def pyro_class(elbo: Any) -> str:
@@ -99,9 +91,10 @@ class FastLoss(nn.Module):
         self.fused: Optional[bool] = None  # None: one pass not tried yet; False: Pyro's ELBO for good
         self.reason = ""
         self.one_pass: Optional[OnePassELBO] = None
-        form = ONE_PASS_FORMS.get(getattr(OBJECTIVES.get(objective.type).cls, "elbo_cls", None))
-        self.dreg = getattr(objective, "estimator", None) == "dreg"
-        if not getattr(objective, "fused", True):
+        declared = objective_of(objective)
+        form = ONE_PASS_FORMS.get(declared.pyro_elbo_class) if declared is not None else None
+        self.dreg = declared is not None and declared.uses_dreg
+        if declared is not None and not declared.runs_fused:
             self.fused, self.reason = False, "train.objective.fused=false"
         elif is_iwae(self.elbo):
             self.one_pass = OnePassIWAE(self.elbo, self.dreg)
@@ -114,7 +107,7 @@ class FastLoss(nn.Module):
                 self.register_buffer("latent_weight", torch.tensor(float(self.elbo.weight()), device=device),
                                      persistent=False)
                 weight = lambda: self.latent_weight  # noqa: E731 (looked up per call: replay swaps it)
-            free_bits = float(getattr(self.elbo, "free_bits", 0.0))
+            free_bits = float(self.elbo.free_bits) if isinstance(self.elbo, LatentWeightedMixin) else 0.0
             self.one_pass = OnePassELBO(self.elbo, form, weight, free_bits)
         self.constants = Constants(module) if self.one_pass is not None else None
         self.replay: Optional[ReplayedLoss] = ReplayedLoss(self) if replay and self.one_pass is not None else None
@@ -122,6 +115,7 @@ class FastLoss(nn.Module):
         if self.dreg and self.replay is not None:  # its gradient hook at z is not part of a recorded graph
             self.replay, self.replay_reason = None, "train.objective.estimator=dreg (a gradient hook at z) runs eagerly"
         self.replay_noted = False
+        self.weight_set: Optional[float] = None  # the latent weight β(t) last written into latent_weight
 
     # --- what runs ---------------------------------------------------------------------------------
     def describe(self) -> Dict[str, str]:
@@ -153,9 +147,9 @@ class FastLoss(nn.Module):
         set_objective_step(self.elbo, step)
         if self.one_pass is not None and self.one_pass.weight is not None:
             weight = float(self.elbo.weight())
-            if weight != getattr(self, "_weight", None):
+            if weight != self.weight_set:
                 self.latent_weight.fill_(weight)
-                self._weight = weight
+                self.weight_set = weight
 
     # --- the loss ----------------------------------------------------------------------------------
     def loss(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:

@@ -26,7 +26,9 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.trace_struct import Trace
 
 from ..config.schema import opt, positive
+from ..config.validators import non_negative
 from ..errors import ConfigError
+from ..fast.compat import TraceHooks, particle_traces
 from ..registry import OBJECTIVES
 
 
@@ -38,20 +40,16 @@ class ParticlesConfig:
     vectorize_particles: bool = opt(True, "draw the m particles in one vectorized pass")
 
 
-def _non_negative(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-
-
 @dataclass
 class LatentWeightConfig(ParticlesConfig):
     """Options weighting the latent (KL) term: β-VAE, KL warm-up, free bits."""
 
-    beta: float = opt(1.0, "weight β on the latent term: E_q log p(x|z) − β·KL (β-VAE)", _non_negative,
+    beta: float = opt(1.0, "weight β on the latent term: E_q log p(x|z) − β·KL (β-VAE)", non_negative,
                       "a number >= 0")
     warmup_steps: int = opt(0, "KL warm-up: the weight rises linearly from β/T to β over T SVI steps (0: off)",
-                            _non_negative, "an integer >= 0")
+                            non_negative, "an integer >= 0")
     free_bits: float = opt(0.0, "free bits λ: each latent dim's minibatch-mean KL counts as max(λ, KL_d) "
-                                "nats (a non-factorized prior: the whole z) (0: off)", _non_negative, "a number >= 0")
+                                "nats (a non-factorized prior: the whole z) (0: off)", non_negative, "a number >= 0")
     fused: bool = opt(True, "torch engine: compute this ELBO with the speed layer (pyro_vae.fast: same estimator "
                             "and gradients, fewer ops; a program it cannot run falls back to Pyro's class and "
                             "says so); false: Pyro's trace-based ELBO class as is")
@@ -114,7 +112,7 @@ def per_dim_kl(model_site: dict, guide_site: dict, closed_form: bool) -> torch.T
     return q.base_dist.log_prob(z) - p.base_dist.log_prob(z)
 
 
-class LatentWeightedMixin:
+class LatentWeightedMixin(TraceHooks):
     """β(t)-weighted latent term and free bits on top of a Pyro ``Trace*_ELBO`` (see the module docstring).
 
     ``step`` counts gradient evaluations (one per SVI step) and drives the warm-up; a trainer resuming
@@ -136,12 +134,12 @@ class LatentWeightedMixin:
             return self.beta
         return self.beta * min(1.0, (self.step + 1) / self.warmup_steps)
 
-    def _get_trace(self, model, guide, args, kwargs) -> Tuple[Trace, Trace]:
-        handler = LatentScale(self.weight)
-        return super()._get_trace(handler(model), handler(guide), args, kwargs)
+    def program_handler(self) -> Messenger:
+        """Model and guide run with each latent site's log-density scaled by β(t)."""
+        return LatentScale(self.weight)
 
-    def _differentiable_loss_particle(self, model_trace: Trace, guide_trace: Trace):
-        loss, surrogate = super()._differentiable_loss_particle(model_trace, guide_trace)
+    def particle_loss(self, model_trace: Trace, guide_trace: Trace, loss: Any, surrogate: Any) -> Tuple[Any, Any]:
+        """Pyro's particle (loss, surrogate) plus the free-bits shortfall β·Σ_d relu(λ − KL̄_d)."""
         if self.free_bits <= 0:
             return loss, surrogate
         # −L gains β·Σ_d max(λ, KL̄_d) − β·Σ_d KL̄_d = β·Σ_d relu(λ − KL̄_d) per datapoint (the site scale holds β)
@@ -176,44 +174,69 @@ def latent_weighted(elbo_cls: type) -> type:
 
 
 class Objective:
-    """Wraps a Pyro ELBO class: ``build(max_plate_nesting)`` returns the configured instance."""
+    """Wraps a Pyro ELBO class: ``build(max_plate_nesting)`` returns the configured instance.
 
-    elbo_cls: type = pyro.infer.Trace_ELBO
+    What the engines and the speed layer need to know is declared here: :attr:`pyro_elbo_class`,
+    :attr:`uses_dreg` and :attr:`runs_fused` (an objective class registered without this base has no one-pass form).
+    """
+
+    #: the Pyro ELBO class this objective is (the speed layer reproduces some: pyro_vae.fast.loss.ONE_PASS_FORMS)
+    pyro_elbo_class: type = pyro.infer.Trace_ELBO
 
     def __init__(self, config: Any) -> None:
         self.config = config
+
+    @property
+    def uses_dreg(self) -> bool:
+        """The gradient is the doubly reparameterized (DReG) estimator (the speed layer's one pass only)."""
+        return False
+
+    @property
+    def runs_fused(self) -> bool:
+        """The torch engine may compute it with the speed layer (else Pyro's class as is)."""
+        return True
 
     def kwargs(self) -> dict:
         return {"num_particles": self.config.num_particles, "vectorize_particles": self.config.vectorize_particles}
 
     def build(self, max_plate_nesting: int) -> pyro.infer.ELBO:
+        return self.pyro_elbo_class(max_plate_nesting=max_plate_nesting, **self.kwargs())
+
+
+class LatentWeightedObjective(Objective):
+    """An ELBO with the options of :class:`LatentWeightConfig`: a β(t)-weighted latent term, free bits, ``fused``."""
+
+    @property
+    def runs_fused(self) -> bool:
+        return self.config.fused
+
+    def build(self, max_plate_nesting: int) -> pyro.infer.ELBO:
         c = self.config
-        weighted = getattr(c, "beta", 1.0) != 1.0 or getattr(c, "warmup_steps", 0) > 0 or getattr(c, "free_bits", 0) > 0
-        if not weighted:
-            return self.elbo_cls(max_plate_nesting=max_plate_nesting, **self.kwargs())
-        elbo = latent_weighted(self.elbo_cls)(max_plate_nesting=max_plate_nesting, **self.kwargs())
+        if c.beta == 1.0 and c.warmup_steps <= 0 and c.free_bits <= 0:
+            return super().build(max_plate_nesting)
+        elbo = latent_weighted(self.pyro_elbo_class)(max_plate_nesting=max_plate_nesting, **self.kwargs())
         return elbo.configure(c.beta, c.warmup_steps, c.free_bits)
 
 
 @OBJECTIVES.register("elbo", ELBOConfig)
-class ELBO(Objective):
+class ELBO(LatentWeightedObjective):
     """Trace_ELBO: E_q[log p(x,z) − log q(z|x)], estimated with m reparameterized samples."""
 
-    elbo_cls = pyro.infer.Trace_ELBO
+    pyro_elbo_class = pyro.infer.Trace_ELBO
 
 
 @OBJECTIVES.register("meanfield", MeanFieldConfig)
-class MeanFieldELBO(Objective):
+class MeanFieldELBO(LatentWeightedObjective):
     """TraceMeanField_ELBO: E_q[log p(x|z)] − KL(q(z|x)‖p(z)), the KL in closed form where it exists."""
 
-    elbo_cls = pyro.infer.TraceMeanField_ELBO
+    pyro_elbo_class = pyro.infer.TraceMeanField_ELBO
 
 
 @OBJECTIVES.register("enum", EnumConfig)
 class EnumELBO(Objective):
     """TraceEnum_ELBO: discrete sites marked ``enumerate="parallel"`` are summed out exactly."""
 
-    elbo_cls = pyro.infer.TraceEnum_ELBO
+    pyro_elbo_class = pyro.infer.TraceEnum_ELBO
 
 
 class RenyiLoss(pyro.infer.RenyiELBO):
@@ -223,7 +246,7 @@ class RenyiLoss(pyro.infer.RenyiELBO):
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         particles = []
-        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+        for model_trace, guide_trace in particle_traces(self, model, guide, args, kwargs):
             sum_dims = get_dependent_plate_dims(model_trace.nodes.values())
             particle = 0.0
             for site in model_trace.nodes.values():
@@ -249,10 +272,26 @@ class RenyiLoss(pyro.infer.RenyiELBO):
 class IWAE(Objective):
     """Importance-weighted bound E[log (1/K) Σ_k p(x,z_k)/q(z_k|x)] (Burda et al.): RenyiELBO with α = 0."""
 
-    elbo_cls = RenyiLoss
+    pyro_elbo_class = RenyiLoss
+
+    @property
+    def uses_dreg(self) -> bool:
+        return self.config.estimator == "dreg"
 
     def kwargs(self) -> dict:
         return {"alpha": 0.0, **super().kwargs()}
+
+
+def objective_of(config: Any) -> Optional[Objective]:
+    """The :class:`Objective` registered for objective ``config``; None for an objective class without that base."""
+    objective = OBJECTIVES.build(config)
+    return objective if isinstance(objective, Objective) else None
+
+
+def uses_dreg(config: Any) -> bool:
+    """Objective ``config`` asks for the DReG gradient estimator."""
+    objective = objective_of(config)
+    return objective is not None and objective.uses_dreg
 
 
 def set_objective_step(elbo: Any, step: int) -> None:
@@ -281,7 +320,7 @@ def check_estimator(engine: str, config: Any, guide: Optional[type] = None) -> N
     """ConfigError when objective ``config`` asks for the DReG estimator and ``engine`` is Pyro's SVI loop, whose
     ``RenyiELBO`` gives the standard IWAE gradient only, or the ``guide`` family (a Guide class; None: the model's
     own) has no density at stop-gradient parameters."""
-    if getattr(config, "estimator", None) != "dreg":
+    if not uses_dreg(config):
         return
     if engine == "svi":
         raise ConfigError("train.objective.estimator: 'dreg' needs train.engine: torch or auto (Pyro's SVI loop "

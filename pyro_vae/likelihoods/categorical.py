@@ -10,6 +10,7 @@ from pyro.distributions import constraints
 from torch import Tensor
 
 from ..config.schema import opt
+from ..fast.compat import checked_instance, copy_validation
 from ..registry import LIKELIHOODS
 from .base import Likelihood, check_levels
 
@@ -26,11 +27,11 @@ class LevelCategorical(dist.TorchDistribution):
         super().__init__(logits.shape[:-1], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(LevelCategorical, _instance)
+        new = checked_instance(self, LevelCategorical, _instance)
         batch_shape = torch.Size(batch_shape)
         new.logits, new.levels = self.logits.expand(batch_shape + (self.levels,)), self.levels
         super(LevelCategorical, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        copy_validation(new, self)
         return new
 
     def index(self, value: Tensor) -> Tensor:

@@ -13,6 +13,8 @@ from torch.distributions.utils import broadcast_all
 from torch.nn.functional import logsigmoid, softplus
 
 from ..config.schema import opt
+from ..fast.compat import checked_instance, copy_validation, extended_shape
+from ..config.validators import at_least
 from ..registry import LIKELIHOODS
 from .base import Likelihood, check_levels
 
@@ -30,11 +32,11 @@ class DiscretizedLogistic(dist.TorchDistribution):
         super().__init__(self.loc.shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(DiscretizedLogistic, _instance)
+        new = checked_instance(self, DiscretizedLogistic, _instance)
         batch_shape = torch.Size(batch_shape)
         new.loc, new.scale, new.levels = self.loc.expand(batch_shape), self.scale.expand(batch_shape), self.levels
         super(DiscretizedLogistic, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        copy_validation(new, self)
         return new
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -52,7 +54,7 @@ class DiscretizedLogistic(dist.TorchDistribution):
 
     def sample(self, sample_shape=torch.Size()) -> Tensor:
         with torch.no_grad():
-            shape = self._extended_shape(sample_shape)
+            shape = extended_shape(self, sample_shape)
             u = torch.rand(shape, device=self.loc.device).clamp(1e-5, 1 - 1e-5)
             x = self.loc.expand(shape) + self.scale.expand(shape) * (u.log() - (-u).log1p())
             return (x.clamp(0, 1) * (self.levels - 1)).round() / (self.levels - 1)
@@ -65,7 +67,7 @@ class DiscretizedLogistic(dist.TorchDistribution):
 @dataclass
 class DiscretizedLogisticConfig:
     type: str = "discretized_logistic"
-    levels: int = opt(256, "number L of grey levels (256 for 8-bit images)", lambda v: v >= 2, "an integer >= 2")
+    levels: int = opt(256, "number L of grey levels (256 for 8-bit images)", at_least(2), "an integer >= 2")
     min_log_scale: float = opt(-7.0, "lower bound on the predicted log s")
 
 

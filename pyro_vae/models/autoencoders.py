@@ -22,15 +22,12 @@ import torch
 from torch import Tensor, nn
 
 from ..config.schema import component, fraction, opt, positive
+from ..config.validators import non_negative
 from ..errors import ConfigError
 from ..nets.mlp import MLPEncoder
 from ..priors.base import ImproperPrior
 from ..registry import MODELS, PRIORS
 from .vae import VAE, VAEConfig
-
-
-def _non_negative(x: Any) -> bool:
-    return x is not None and x >= 0
 
 
 @dataclass
@@ -137,7 +134,7 @@ class Sparse(Autoencoder):
 @dataclass
 class ContractiveConfig(AutoencoderConfig):
     type: str = "contractive"
-    weight: float = opt(0.1, "λ of the penalty λ‖∂f(x)/∂x‖²_F", _non_negative, "a number >= 0")
+    weight: float = opt(0.1, "λ of the penalty λ‖∂f(x)/∂x‖²_F", non_negative, "a number >= 0")
     jacobian: Literal["auto", "closed_form", "exact", "hutchinson"] = opt(
         "auto", "‖J‖²_F by: closed_form (one-hidden-layer MLP encoder), exact (D reverse passes, vmapped), "
                 "hutchinson (unbiased, `probes` reverse passes); auto = closed_form when possible, else exact")

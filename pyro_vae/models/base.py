@@ -29,6 +29,7 @@ from typing import Any, Dict, Optional, Protocol, Tuple, runtime_checkable
 
 from torch import Tensor, nn
 
+from ..likelihoods.base import Likelihood
 from ..priors.base import Prior
 
 Grids = Dict[str, Tuple[Tensor, int]]  # picture file name -> (images, images per row)
@@ -59,6 +60,11 @@ class GenerativeModel(nn.Module):
     def discrete_levels(self) -> Optional[int]:
         """L when log p(x|latents) is a log-probability mass on L grey levels per scored dimension (evaluation then
         reports bits/dim); None for a density."""
+        return None
+
+    def data_likelihood(self) -> Optional[Likelihood]:
+        """The :class:`~pyro_vae.likelihoods.base.Likelihood` p(x|latents) of site ``x`` (training checks the data
+        against its support first); None when the model scores x otherwise (it then checks its data itself)."""
         return None
 
     def scored_dims(self) -> int:
@@ -119,6 +125,11 @@ class LatentModel(GenerativeModel):
     def decode(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """E[x|z] for latents ``(..., latent_dim)``."""
         raise NotImplementedError
+
+
+def data_likelihood(model: nn.Module) -> Optional[Likelihood]:
+    """``model.data_likelihood()`` for a :class:`GenerativeModel`; None for any other module."""
+    return model.data_likelihood() if isinstance(model, GenerativeModel) else None
 
 
 @runtime_checkable

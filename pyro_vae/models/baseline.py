@@ -10,12 +10,14 @@ import torch
 from torch import Tensor
 
 from ..config.schema import component, opt
+from ..config.validators import non_negative, one_of
 from ..data.quadrants import show_hidden
 from ..errors import ConfigError
 from ..registry import LIKELIHOODS, MODELS, NETWORKS
 from .base import Grids
-from .cvae import CVAE, _non_negative, _visible, build_condition
+from .condition import build_condition
 from .program import DecoderModel
+from .vae import VAE
 
 
 @dataclass
@@ -24,8 +26,8 @@ class BaselineConfig:
     condition: Literal["label", "covariates", "quadrants"] = opt(
         "quadrants", "label: c = one-hot class; covariates: c = the data's covariate vector; quadrants: c = visible "
                      "quadrants of x, x = the hidden rest")
-    visible: int = opt(2, "visible quadrants when condition: quadrants", _visible, "1, 2 or 3")
-    covariate_dim: int = opt(0, "width of c when condition: covariates (0: taken from the data)", _non_negative,
+    visible: int = opt(2, "visible quadrants when condition: quadrants", one_of(1, 2, 3), "1, 2 or 3")
+    covariate_dim: int = opt(0, "width of c when condition: covariates (0: taken from the data)", non_negative,
                              "an integer >= 0")
     network: Any = component(NETWORKS, lambda: NETWORKS.get("mlp").config_cls(), "the decoder architecture")
     likelihood: Any = component(LIKELIHOODS, lambda: LIKELIHOODS.get("bernoulli").config_cls(), "p(x|c)")
@@ -85,9 +87,9 @@ class Baseline(DecoderModel):
         return {"completions.png": (torch.cat([show_hidden(x, self.cond.visible), x, self.reconstruct(x)]), x.shape[0])}
 
 
-def _decoder_pairs(cvae: CVAE, baseline: Baseline, key: str) -> Iterator[Tuple[Tensor, Tensor]]:
+def _decoder_pairs(cvae: VAE, baseline: Baseline, key: str) -> Iterator[Tuple[Tensor, Tensor]]:
     """(CVAE decoder tensor, baseline decoder tensor) pairs; a ConfigError naming ``key`` if they do not fit."""
-    source, latent = baseline.decoder.state_dict(), cvae.config.latent_dim
+    source, latent = baseline.decoder.state_dict(), cvae.latent_dim
     for name, target in cvae.decoder.state_dict().items():
         w = source.get(name)
         fits = w is not None and (w.shape == target.shape or (
@@ -100,19 +102,19 @@ def _decoder_pairs(cvae: CVAE, baseline: Baseline, key: str) -> Iterator[Tuple[T
         yield target, w
 
 
-def check_baseline_fits(cvae: CVAE, baseline: Baseline, key: str = "model.pretrain.epochs") -> None:
+def check_baseline_fits(cvae: VAE, baseline: Baseline, key: str = "model.pretrain.epochs") -> None:
     """ConfigError naming ``key`` unless :func:`init_from_baseline` can start ``cvae`` at ``baseline``."""
     for _ in _decoder_pairs(cvae, baseline, key):
         pass
 
 
-def init_from_baseline(cvae: CVAE, baseline: Baseline) -> None:
+def init_from_baseline(cvae: VAE, baseline: Baseline) -> None:
     """Start the CVAE's decoder at the baseline: f(z, c) = baseline(c) at z-weights zero.
 
     Every decoder tensor is copied; the first layer's weight gains zero columns for z (z comes first
     in the decoder input ``[z, c]``).
     """
-    latent = cvae.config.latent_dim
+    latent = cvae.latent_dim
     with torch.no_grad():
         for target, w in _decoder_pairs(cvae, baseline, "model.pretrain.epochs"):
             if w.shape == target.shape:

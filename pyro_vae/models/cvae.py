@@ -18,114 +18,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Tuple
 
-import pyro.distributions as dist
 import torch
-from pyro.infer.util import is_validation_enabled
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..config.schema import component, opt, positive
+from ..config.schema import component, opt
+from ..config.validators import non_negative, one_of, positive
 from ..data.base import ImageData
-from ..data.quadrants import show_hidden, visible_quadrants
-from ..errors import ConfigError, DataError
+from ..data.quadrants import show_hidden
+from ..errors import ConfigError
 from ..priors.base import EncoderPrior
 from ..registry import MODELS, PRIORS
 from .base import Grids
+from .baseline import Baseline, BaselineConfig, check_baseline_fits, init_from_baseline
+from .condition import Condition, build_condition
 from .vae import VAE, VAEConfig
 
 
-class Condition(nn.Module):
-    """c as a function of (x, y): the one-hot label, the covariate vector y itself, or the visible quadrants of x.
-
-    ``visible`` (quadrants only) is a boolean mask of the data shape; the pixels it marks are the
-    condition and are left out of the likelihood.
-    """
-
-    def __init__(self, kind: str, data_shape: Tuple[int, ...], num_classes: int, visible: int = 2,
-                 covariate_dim: int = 0) -> None:
-        super().__init__()
-        self.kind, self.data_shape, self.num_classes = kind, tuple(data_shape), num_classes
-        mask = visible_quadrants(self.data_shape, visible) if kind == "quadrants" else None
-        self.register_buffer("visible", mask, persistent=False)
-        self.register_buffer("anchor", torch.zeros(0), persistent=False)  # follows the model's device
-        self.dim = int(mask.sum()) if mask is not None else covariate_dim if kind == "covariates" else num_classes
-        if kind == "covariates" and covariate_dim < 1:
-            raise ConfigError("model.condition: covariates needs a dataset with covariates (their width fills in "
-                              "model.covariate_dim); this one has none")
-
-    @property
-    def visible_dims(self) -> int:
-        """How many data dimensions are the condition, not the target (the visible pixels; 0 but for quadrants)."""
-        return 0 if self.visible is None else int(self.visible.sum())
-
-    def labels(self, y: Tensor) -> Tensor:
-        """Integer labels ``(B,)`` (or one-hot ``(B, K)``) → one-hot ``(B, K)``; anything else is a DataError."""
-        k = self.num_classes
-        if y.dim() == 2 and y.shape[-1] == k and y.is_floating_point():
-            return y
-        if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
-            raise DataError(f"condition: expected integer labels of shape (B,) or one-hot (B, {k}), "
-                            f"got {y.dtype} of shape {tuple(y.shape)}")
-        if is_validation_enabled():  # reads the labels (a host sync): first step and evaluation, not the hot loop
-            bad = y[(y < 0) | (y >= k)]
-            if bad.numel():
-                raise DataError(f"label {int(bad[0])} is outside the classes 0..{k - 1}")
-        return torch.zeros(*y.shape, k, device=y.device).scatter_(-1, y.unsqueeze(-1), 1.0)
-
-    def covariates(self, y: Optional[Tensor]) -> Tensor:
-        """Covariates ``(B, C)`` as floats; missing or of another width is a DataError."""
-        if y is None:
-            raise DataError(f"a covariate-conditional model needs the covariates c of width {self.dim} "
-                            "(pyro-vae sample --condition c1,c2,...)")
-        if y.dim() != 2 or y.shape[-1] != self.dim:
-            raise DataError(f"condition: expected covariates of shape (B, {self.dim}), got {tuple(y.shape)}")
-        return y.to(self.anchor.dtype)
-
-    def forward(self, x: Optional[Tensor] = None, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
-        """c of shape ``(B, dim)``; without data: balanced labels 0..K-1, or blank visible quadrants
-        (covariates are always given)."""
-        if x is not None and tuple(x.shape[1:]) != self.data_shape:
-            raise DataError(f"x: expected shape (B, {', '.join(map(str, self.data_shape))}), got {tuple(x.shape)}")
-        if self.kind == "covariates":
-            c = self.covariates(y)
-            if x is not None and c.shape[0] != x.shape[0]:
-                raise DataError(f"condition: {c.shape[0]} covariate rows for {x.shape[0]} datapoints")
-            return c
-        if self.visible is not None:
-            if x is None:
-                return torch.zeros(num_samples, self.dim, device=self.anchor.device)
-            return x[:, self.visible]
-        if y is None:
-            if x is not None:
-                raise DataError("a label-conditional model needs the labels y with x")
-            y = torch.arange(num_samples, device=self.anchor.device) % self.num_classes
-        c = self.labels(y)
-        if x is not None and c.shape[0] != x.shape[0]:
-            raise DataError(f"condition: {c.shape[0]} labels for {x.shape[0]} images")
-        return c
-
-    def observed(self, d: dist.TorchDistribution) -> dist.TorchDistribution:
-        """p(x|z,c) restricted to the target: visible pixels are masked out of log p (their log-prob is 0)."""
-        if self.visible is None:
-            return d
-        return d.base_dist.mask(~self.visible).to_event(d.reinterpreted_batch_ndims)
-
-    def paste(self, mean: Tensor, x: Optional[Tensor]) -> Tensor:
-        """``mean`` with the visible pixels of ``x`` pasted in (a completion); ``mean`` itself for labels."""
-        if self.visible is None or x is None:
-            return mean
-        return torch.where(self.visible, x, mean)
-
-
-def build_condition(config: Any, data_shape: Tuple[int, ...], num_classes: int) -> Condition:
-    return Condition(config.condition, data_shape, num_classes, config.visible, config.covariate_dim)
-
-
-def _visible(x: int) -> bool:
-    return x in (1, 2, 3)
-
-
-def _non_negative(x: int) -> bool:
-    return x >= 0
+def baseline_for(config: Any, data_shape: Tuple[int, ...], num_classes: int) -> Baseline:
+    """The deterministic baseline x̂ = f(c) with the condition, network and likelihood of the CVAE config ``config``."""
+    return Baseline(BaselineConfig(condition=config.condition, visible=config.visible,
+                                   covariate_dim=config.covariate_dim, network=config.network,
+                                   likelihood=config.likelihood), data_shape, num_classes)
 
 
 @dataclass
@@ -133,7 +46,7 @@ class BaselinePretrainConfig:
     """The baseline phase before the CVAE (its own progress bar; checkpointed and resumable)."""
 
     epochs: int = opt(0, "epochs fitting the deterministic baseline x̂ = f(c) first, whose weights then start the "
-                         "decoder (0: no baseline phase, the decoder starts at random)", _non_negative,
+                         "decoder (0: no baseline phase, the decoder starts at random)", non_negative,
                       "an integer >= 0")
     lr: float = opt(1e-3, "Adam learning rate of the baseline phase", positive, "a number > 0")
 
@@ -144,10 +57,10 @@ class CVAEConfig(VAEConfig):
     condition: Literal["label", "covariates", "quadrants"] = opt(
         "label", "label: c = one-hot class; covariates: c = the data's covariate vector; quadrants: c = visible "
                  "quadrants of x, x = the hidden rest")
-    covariate_dim: int = opt(0, "width of c when condition: covariates (0: taken from the data)", _non_negative,
+    covariate_dim: int = opt(0, "width of c when condition: covariates (0: taken from the data)", non_negative,
                              "an integer >= 0")
     visible: int = opt(2, "visible quadrants when condition: quadrants (1 bottom-left, 2 left half, 3 all but "
-                          "bottom-right)", _visible, "1, 2 or 3")
+                          "bottom-right)", one_of(1, 2, 3), "1, 2 or 3")
     prior: Any = component(PRIORS, lambda: PRIORS.get("conditional").config_cls(), "p(z|c) (or an unconditional p(z))")
     pretrain: BaselinePretrainConfig = field(default_factory=BaselinePretrainConfig)
 
@@ -162,10 +75,17 @@ class CVAE(VAE):
 
     conditional = True
 
-    def __init__(self, config: CVAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+    def __init__(self, config: CVAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10,
+                 baseline: Optional[Baseline] = None) -> None:
+        """``baseline``: the deterministic baseline x̂ = f(c) whose fit starts the decoder (as Pyro's CVAE example is
+        handed its pre-trained baseline network); default with ``pretrain.epochs`` > 0: :func:`baseline_for` ``config``."""
         super().__init__(config, data_shape, num_classes)
         self.pretrain_epochs, self.pretrain_lr = config.pretrain.epochs, config.pretrain.lr
-        self.baseline = self.build_baseline() if self.pretrain_epochs else None
+        if baseline is None and self.pretrain_epochs:
+            baseline = baseline_for(config, self.data_shape, num_classes)
+        if baseline is not None:
+            check_baseline_fits(self, baseline, key="model.pretrain.epochs")
+        self.baseline = baseline
 
     @classmethod
     def check_config(cls, config: CVAEConfig) -> None:
@@ -177,28 +97,16 @@ class CVAE(VAE):
         super().check_config(config)
 
     def build_condition(self) -> Condition:
+        """c(x, y) as ``model.condition`` says (:mod:`~pyro_vae.models.condition`)."""
         return build_condition(self.config, self.data_shape, self.num_classes)
 
     # ---- the baseline phase (pyro_vae.train.phases.Pretrainable) ----
-    def build_baseline(self) -> nn.Module:
-        """The deterministic baseline x̂ = f(c) with this CVAE's condition, network and likelihood."""
-        from .baseline import Baseline, BaselineConfig, check_baseline_fits  # (baseline.py builds on this module)
-
-        c = self.config
-        baseline = Baseline(BaselineConfig(condition=c.condition, visible=c.visible, covariate_dim=c.covariate_dim,
-                                           network=c.network, likelihood=c.likelihood), self.data_shape,
-                            self.num_classes)
-        check_baseline_fits(self, baseline, key="model.pretrain.epochs")
-        return baseline
-
     def pretrain_loss(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """−Σ log p(x|c) under the baseline x̂ = f(c) (with quadrants: the hidden pixels only)."""
         return -self.baseline.log_prob(x, y).sum()
 
     def end_pretraining(self, data: ImageData, seed: int) -> None:
         """Start the decoder at the fitted baseline: f(z, c) = f(c) at z-weights zero."""
-        from .baseline import init_from_baseline
-
         init_from_baseline(self, self.baseline)
 
     # model and guide are the VAE's, p(z|c) p(x|z,c) and q(z|x,c) = N(μ(x,c), diag σ²(x,c)), through the hooks

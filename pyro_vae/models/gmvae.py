@@ -18,7 +18,7 @@ added to the training objective (not to the reported ELBO/log p(x)): the margina
 information I(x; y) that clustering-by-information methods maximize (e.g. Hu et al. 2017, IMSAT), which makes
 using all K components pay while each q(y|x) stays free to be confident.
 
-``pretrain.epochs`` > 0 adds VaDE's initialisation (:class:`~pyro_vae.models.vade.MixtureInitMixin`): an
+``pretrain.epochs`` > 0 adds VaDE's initialisation (:class:`~pyro_vae.models.mixture_init.MixtureInitMixin`): an
 autoencoder pretraining phase through q(z|x, y = uniform), a GaussianMixture fitted to those codes sets
 π, μ_k, σ_k, and q(y|x) is fitted (cross-entropy, ``pretrain.classifier_steps``) to the mixture's
 responsibilities p(y|z = μ(x)) before the ELBO takes over.
@@ -36,11 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config.schema import component, opt, positive
+from ..config.schema import component, opt
+from ..config.validators import non_negative, positive
 from ..errors import ConfigError
-from ..nets.base import mlp
-from ..registry import MODELS, PRIORS
-from .vade import MixtureInitMixin, PretrainConfig
+from ..nets.base import hidden_activation, mlp
+from ..registry import MODELS, NETWORKS, PRIORS
+from .mixture_init import MixtureInitMixin, PretrainConfig
 from .vae import VAE, VAEConfig
 
 
@@ -54,7 +55,7 @@ class GMVAEConfig(VAEConfig):
     prior: Any = component(PRIORS, _enumerated_gmm, "p(y) p(z|y): a gmm prior with form: enumerate")
     classifier_dims: List[int] = opt([256], "hidden widths of the cluster network q(y|x) (an MLP on flattened x)")
     balance: float = opt(0.0, "weight λ of the training term λ·B·H(q̄(y)), q̄(y) the minibatch mean of q(y|x): keeps "
-                              "the K components in use (0: off)", lambda v: v >= 0, "a number >= 0")
+                              "the K components in use (0: off)", non_negative, "a number >= 0")
     pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(epochs=0))
     classifier_steps: int = opt(300, "after pretraining: Adam steps (batches of 256) fitting q(y|x) to the GMM's "
                                      "responsibilities", positive, "an integer >= 1")
@@ -71,7 +72,7 @@ class GMVAE(MixtureInitMixin, VAE):
         super().__init__(config, data_shape, num_classes)
         self.num_components = k = config.prior.num_components
         dims = [math.prod(self.data_shape), *config.classifier_dims]
-        activation = getattr(config.network, "activation", "relu")  # a linear network has no activation option
+        activation = hidden_activation(NETWORKS.get(config.network.type).cls, config.network)
         self.classifier = nn.Sequential(nn.Flatten(-len(self.data_shape)), mlp(dims, activation), nn.Linear(dims[-1], k))
         self.pretrain_epochs, self.pretrain_lr = config.pretrain.epochs, config.pretrain.lr
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import pyro
 import pyro.distributions as dist
@@ -33,17 +33,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config.schema import opt
+from ..config.validators import non_negative
 from ..errors import ConfigError
-from ..nets.base import mlp_classifier
-from ..priors.base import ConditionalPrior, EncoderPrior
-from ..registry import MODELS, NETWORKS, PRIORS
-from .vae import VAE, VAEConfig
-
-Grids = Dict[str, Tuple[Tensor, int]]  # picture file name -> (images, images per row)
-
-
-def _non_negative(x: float) -> bool:
-    return x is not None and x >= 0
+from ..likelihoods.base import Likelihood
+from ..nets.base import hidden_activation, mlp_classifier
+from ..priors.base import ConditionalPrior, EncoderPrior, build_prior
+from ..registry import LIKELIHOODS, MODELS, NETWORKS, PRIORS
+from .base import Grids, LatentModel
+from .vae import VAEConfig, check_own_guide
 
 
 @dataclass
@@ -57,25 +54,33 @@ class M2Config(VAEConfig):
                                       "network: mlp (it reads the vector h)")
     alpha: float = opt(0.1, "weight of the labelled classification term per datapoint of the ELBO: α/N in "
                             "Kingma's J^α = J + α·E_labelled[−log q(y|x)] (0.1: Kingma's α = 0.1·N)",
-                       _non_negative, "a number >= 0")
+                       non_negative, "a number >= 0")
 
 
 @MODELS.register("m2", M2Config)
-class M2(VAE):
+class M2(LatentModel):
     """Semi-supervised M2: y ~ Cat(1/K), z ~ p(z), x ~ p(x|z,y); guide q(y|x) (hidden labels) q(z|x,y)."""
 
     enumerated_sites = ("y",)  # q(y|x) on unlabelled points: train.objective must be enum
     gaussian_posterior = False  # q(z|x) = Σ_y q(y|x) q(z|x,y): no Gaussian-only KL split
-    swappable_guide = False  # its own guide family: q(y|x) q(z|x,y), Gaussian given y
     label_conditional = True    # generate(n, y) draws class y
     partial_labels = True       # learns from data.labeled (labels −1 where hidden)
 
     def __init__(self, config: M2Config, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
         if num_classes < 1:
             raise ConfigError(f"model.type: m2 needs a dataset with class labels (got {num_classes} classes)")
-        super().__init__(config, data_shape, num_classes, cond_dim=num_classes)  # encoder and decoder read onehot y
-        activation = getattr(config.network, "activation", "relu")
-        classifier = mlp_classifier(self.data_shape, config.classifier_dims, num_classes, activation)
+        super().__init__()
+        self.check_config(config)
+        self.config, self.data_shape, self.num_classes = config, tuple(data_shape), num_classes
+        self.latent_dim, self.cond_dim = config.latent_dim, num_classes  # encoder and decoder read onehot y
+        net = NETWORKS.get(config.network.type).cls
+        self.likelihood = LIKELIHOODS.build(config.likelihood, self.data_shape)
+        self.prior = build_prior(config.prior, config.latent_dim)
+        if not config.shared_features:  # q(z|x,y) = encoder(x, onehot y)
+            self.encoder = net.encoder(config.network, self.data_shape, config.latent_dim, num_classes)
+        self.decoder = net.decoder(config.network, config.latent_dim, self.data_shape, self.likelihood.num_params,
+                                   num_classes)
+        classifier = mlp_classifier(self.data_shape, config.classifier_dims, num_classes, hidden_activation(net, config.network))
         self.features, self.head = classifier[:-1], classifier[-1]  # q(y|x) = softmax(head(h(x)))
         if config.shared_features:  # q(z|x,y) = encoder(h(x), onehot y)
             width = config.classifier_dims[-1] if config.classifier_dims else math.prod(self.data_shape)
@@ -91,7 +96,15 @@ class M2(VAE):
         if config.shared_features and config.network.type != "mlp":
             raise ConfigError(f"model.network.type: m2 with shared_features: true encodes the feature vector h(x), "
                               f"which needs network mlp, got {config.network.type!r} (or set shared_features: false)")
-        super().check_config(config)
+        check_own_guide(config)
+
+    @property
+    def discrete_levels(self) -> Optional[int]:  # type: ignore[override]
+        """The likelihood's ``levels`` (None: a density)."""
+        return self.likelihood.levels
+
+    def data_likelihood(self) -> Likelihood:
+        return self.likelihood
 
     @classmethod
     def enumerated_sites_for(cls, config: M2Config) -> Tuple[str, ...]:

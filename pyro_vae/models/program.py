@@ -1,7 +1,8 @@
 """The one model body of the VAE, the CVAE, the deterministic baseline and the autoencoder family.
 
     c ~ condition(x, y)                               # None for an unconditional model
-    z ~ p(z|c)                                        # site "z" (no z in the baseline)
+    s ~ prior.sites(c)                                # a prior's own sites (a mixture's component y), if any
+    z ~ p(z|s, c)                                     # site "z" (no z in the baseline)
     factor −Ω(x)                                      # site penalty_site, when penalty(x) is not None
     x ~ observed(likelihood(params(z, c)))            # site "x", observed when x is given
 
@@ -14,7 +15,7 @@ x̃ = corrupt(x), and its family) live with the guide, in :class:`~pyro_vae.mode
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import pyro
 from pyro.distributions import TorchDistribution
@@ -23,9 +24,7 @@ from torch import Tensor, nn
 from ..likelihoods.base import Likelihood
 from ..priors.base import Prior
 from .base import GenerativeModel
-
-if TYPE_CHECKING:
-    from .cvae import Condition
+from .condition import Condition
 
 
 class DecoderModel(GenerativeModel):
@@ -36,7 +35,7 @@ class DecoderModel(GenerativeModel):
     """
 
     prior: Optional[Prior]
-    cond: Optional["Condition"]
+    cond: Optional[Condition]
     likelihood: nn.Module
     decoder: nn.Module
     #: name of the ``pyro.factor`` site carrying −Ω(x) (see :meth:`penalty`)
@@ -48,7 +47,10 @@ class DecoderModel(GenerativeModel):
         c = self.condition(x, y, num_samples)
         size = c.shape[0] if c is not None else x.shape[0] if x is not None else num_samples
         with pyro.plate("data", size):
-            z = pyro.sample("z", self.prior.site_distribution(c)) if self.prior is not None else None
+            z = None
+            if self.prior is not None:  # the prior's own sites first (a mixture's component y), then z
+                given = {s.name: pyro.sample(s.name, s.distribution, infer=s.infer) for s in self.prior.sites(c)}
+                z = pyro.sample("z", self.prior.distribution_given(given, c))
             omega = self.penalty(x) if x is not None else None
             if omega is not None:
                 pyro.factor(self.penalty_site, -omega)
@@ -58,6 +60,9 @@ class DecoderModel(GenerativeModel):
     def discrete_levels(self) -> Optional[int]:  # type: ignore[override]
         """The likelihood's ``levels`` (None: a density)."""
         return self.likelihood.levels if isinstance(self.likelihood, Likelihood) else None
+
+    def data_likelihood(self) -> Optional[Likelihood]:
+        return self.likelihood if isinstance(self.likelihood, Likelihood) else None
 
     def scored_dims(self) -> int:
         """D: the data dimensions site ``x`` scores (with visible quadrants, only the hidden pixels)."""

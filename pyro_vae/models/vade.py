@@ -15,43 +15,17 @@ pretrained latent means of the training set sets π, μ_c, σ_c before the joint
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Tuple
+from typing import Any, Optional, Tuple
 
-import pyro.distributions as dist
 import torch
 from torch import Tensor
-from torch.distributions import kl_divergence
 
-from ..config.schema import component, fraction, opt, positive
-from ..data.base import ImageData
+from ..config.schema import component, opt
+from ..config.validators import positive
 from ..errors import ConfigError
-from ..priors.gmm import fit_gaussian_mixture
 from ..registry import MODELS, PRIORS
-from .autoencoders import corrupt
+from .mixture_init import MixtureInitMixin, PretrainConfig
 from .vae import VAE, VAEConfig
-
-
-def _non_negative(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-@dataclass
-class PretrainConfig:
-    """The pretraining phase before the joint training (its own progress bar; checkpointed and resumable)."""
-
-    epochs: int = opt(10, "pretraining epochs (0: none; the GMM is then fitted to the untrained latent means)",
-                      _non_negative, "an integer >= 0")
-    kind: Literal["autoencoder", "denoising", "vae"] = opt(
-        "autoencoder", "autoencoder: maximize log p(x | z = μ(x)); denoising: maximize log p(x | z = μ(x̃)), "
-                       "x̃ ~ C(x̃|x) a corrupted x; vae: the ELBO with a N(0, I) prior")
-    corruption: Literal["mask", "gaussian"] = opt(
-        "mask", "kind denoising, C(x̃|x): mask: zero a fraction mask_rate of the pixels; gaussian: x̃ = x + noise·ε")
-    mask_rate: float = opt(0.2, "kind denoising: fraction of each datapoint's entries the mask corruption zeroes",
-                           fraction, "a number in (0, 1)")
-    noise: float = opt(0.2, "kind denoising: σ of the Gaussian corruption", positive, "a number > 0")
-    lr: float = opt(1e-3, "Adam learning rate of the pretraining phase", positive, "a number > 0")
-    gmm_restarts: int = opt(3, "GaussianMixture n_init: EM restarts on the pretrained latent means (best kept)",
-                            positive, "an integer >= 1")
 
 
 def _marginal_gmm() -> Any:
@@ -64,46 +38,6 @@ class VaDEConfig(VAEConfig):
     latent_dim: int = opt(10, "dimension of z", positive, "an integer >= 1")
     prior: Any = component(PRIORS, _marginal_gmm, "p(c) p(z|c): a gmm prior (form marginal or enumerate)")
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-
-
-class MixtureInitMixin:
-    """Pretraining + GaussianMixture initialisation of a GMM prior, shared by VaDE and the GMVAE.
-
-    Needs ``encoder``, ``decoder``, ``likelihood``, ``prior`` (a gmm) and ``config.pretrain`` (:class:`PretrainConfig`).
-    """
-
-    def pretrain_codes(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """Mean and standard deviation of the code the pretraining phase trains (VaDE: q(z|x))."""
-        return self.encoder(x)
-
-    def pretrain_loss(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        """autoencoder: −Σ log p(x | z = μ(x)); denoising: −Σ log p(x | z = μ(x̃)), x̃ ~ C(x̃|x) (the denoising
-        autoencoder's corruption); vae: −Σ ELBO with p(z) = N(0, I) (one reparameterized z)."""
-        pretrain = self.config.pretrain
-        if pretrain.kind == "denoising":
-            x_in = corrupt(x, pretrain.corruption, pretrain.noise, pretrain.mask_rate)
-        else:
-            x_in = x
-        loc, scale = self.pretrain_codes(x_in)
-        if pretrain.kind != "vae":
-            z, kl = loc, 0.0
-        else:
-            z = loc + scale * torch.randn_like(loc)
-            kl = kl_divergence(dist.Normal(loc, scale), dist.Normal(torch.zeros_like(loc), 1.0)).sum(-1)
-        return -(self.likelihood.distribution(self.decoder(z)).log_prob(x) - kl).sum()
-
-    def end_pretraining(self, data: ImageData, seed: int) -> None:
-        """Fit ``GaussianMixture(K, covariance_type="diag")`` to the latent means of the training set; set π, μ, σ."""
-        x = getattr(data, "train_x", None)  # the pixels as stored (dynamically binarized data: their expected value)
-        if x is None:  # a dataset without an in-memory training tensor: one pass of its batches
-            x = torch.cat([xb for xb, _ in data.batches("train", 1000)])
-        means = torch.cat([self.pretrain_codes(x[i:i + 1000])[0] for i in range(0, x.shape[0], 1000)])
-        self.prior.set_components(*fit_gaussian_mixture(means, self.prior.config.num_components, seed,
-                                                        self.config.pretrain.gmm_restarts))
-        self.after_mixture_fit(x, means, seed)
-
-    def after_mixture_fit(self, x: Tensor, means: Tensor, seed: int) -> None:
-        """Hook after the prior is set (the GMVAE fits its cluster guide q(y|x) here)."""
 
 
 @MODELS.register("vade", VaDEConfig)

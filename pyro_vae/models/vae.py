@@ -30,6 +30,14 @@ class VAEConfig:
     guide: Any = component(GUIDES, lambda: GUIDES.get("gaussian").config_cls(), "q(z|x): the posterior family")
 
 
+def check_own_guide(config: VAEConfig) -> None:
+    """ConfigError unless ``model.guide`` is ``gaussian``: for a model whose guide is its own (Gaussian given its
+    discrete latent), not a ``model.guide`` family."""
+    if not GUIDES.get(config.guide.type, key="model.guide.type").cls.diagonal_gaussian:
+        raise ConfigError(f"model.guide.type: model.type {config.type} has a guide of its own and takes only "
+                          f"'gaussian', got {config.guide.type!r}")
+
+
 @MODELS.register("vae", VAEConfig)
 class VAE(DecoderModel, LatentModel):
     """VAE: z ~ p(z), x ~ p(x|z) = likelihood(decoder(z)); guide q(z|x) of family ``model.guide`` (N(μ, diag σ²)).
@@ -77,11 +85,9 @@ class VAE(DecoderModel, LatentModel):
         prior = PRIORS.get(config.prior.type, key="model.prior.type").cls
         if issubclass(prior, ConditionalPrior) and prior.needs_condition(config.prior) and not cls.conditional:
             raise ConfigError(UNCONDITIONED)
-        guide = GUIDES.get(config.guide.type, key="model.guide.type").cls
-        if not cls.swappable_guide and not guide.diagonal_gaussian:
-            raise ConfigError(f"model.guide.type: model.type {config.type} has a guide of its own and takes only "
-                              f"'gaussian', got {config.guide.type!r}")
-        guide.check_config(config.guide, config.latent_dim)
+        if not cls.swappable_guide:
+            check_own_guide(config)
+        GUIDES.get(config.guide.type, key="model.guide.type").cls.check_config(config.guide, config.latent_dim)
 
     @classmethod
     def guide_family_for(cls, config: VAEConfig) -> Optional[type]:
@@ -98,7 +104,7 @@ class VAE(DecoderModel, LatentModel):
 
     # ---- construction hooks ----
     def build_condition(self) -> Optional[nn.Module]:
-        """The condition c(x, y) (a :class:`~pyro_vae.models.cvae.Condition`), or None for p(z) p(x|z)."""
+        """The condition c(x, y) (a :class:`~pyro_vae.models.condition.Condition`), or None for p(z) p(x|z)."""
         return None
 
     def encoder_cond_dim(self) -> int:

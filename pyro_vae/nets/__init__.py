@@ -2,6 +2,6 @@
 
 from ..registry import NETWORKS
 from . import conv, linear, mlp  # noqa: F401  (register the networks)
-from .base import Encoder, GaussianHead, with_condition
+from .base import Encoder, GaussianHead, Network, with_condition
 
-__all__ = ["NETWORKS", "Encoder", "GaussianHead", "with_condition"]
+__all__ = ["NETWORKS", "Encoder", "GaussianHead", "Network", "with_condition"]

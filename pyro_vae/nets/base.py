@@ -55,6 +55,26 @@ class Encoder(nn.Module):
         return self.head(self.features(x, c))
 
 
+class Network:
+    """A network family: ``encoder(config, data_shape, latent_dim, cond_dim)`` and ``decoder(config, latent_dim,
+    data_shape, num_params, cond_dim)`` (registered under ``model.network.type``; a family may also be any class
+    with those two, without this base)."""
+
+    encoder: type
+    decoder: type
+
+    @classmethod
+    def hidden_activation(cls, config: object) -> str:
+        """The nonlinearity the family's hidden layers use under ``config`` (a model's extra MLPs, e.g. a
+        classifier q(y|x), use it too); "relu" for a family without one."""
+        return "relu"
+
+
+def hidden_activation(network: type, config: object) -> str:
+    """:meth:`Network.hidden_activation` of the registered family ``network`` ("relu" for a plain class)."""
+    return network.hidden_activation(config) if issubclass(network, Network) else "relu"
+
+
 def with_condition(h: Tensor, c: Optional[Tensor]) -> Tensor:
     """Concatenate condition ``c`` (broadcast over ``h``'s leading dims) to features ``h``."""
     if c is None:

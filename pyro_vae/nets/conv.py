@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..config.schema import all_positive, opt, positive
 from ..errors import ConfigError
 from ..registry import NETWORKS
-from .base import ACTIVATIONS, Encoder, GaussianHead, with_condition
+from .base import ACTIVATIONS, Encoder, GaussianHead, Network, with_condition
 
 
 @dataclass
@@ -86,8 +86,12 @@ class ConvDecoder(nn.Module):
 
 
 @NETWORKS.register("conv", ConvConfig)
-class Conv:
+class Conv(Network):
     """Two-layer convolutional encoder and transposed-convolution decoder (image sides divisible by 4)."""
 
     encoder = ConvEncoder
     decoder = ConvDecoder
+
+    @classmethod
+    def hidden_activation(cls, config: object) -> str:
+        return config.activation

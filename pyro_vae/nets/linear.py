@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 from torch import Tensor, nn
 
 from ..registry import NETWORKS
-from .base import Encoder, GaussianHead, with_condition
+from .base import Encoder, GaussianHead, Network, with_condition
 
 
 @dataclass
@@ -57,7 +57,7 @@ class LinearDecoder(nn.Module):
 
 
 @NETWORKS.register("linear", LinearConfig)
-class Linear:
+class Linear(Network):
     """Linear encoder and linear decoder x = Wz + b (with a Gaussian likelihood: probabilistic PCA)."""
 
     encoder = LinearEncoder

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..config.schema import all_positive, opt
 from ..registry import NETWORKS
-from .base import Encoder, GaussianHead, mlp, with_condition
+from .base import Encoder, GaussianHead, Network, mlp, with_condition
 
 
 @dataclass
@@ -53,8 +53,12 @@ class MLPDecoder(nn.Module):
 
 
 @NETWORKS.register("mlp", MLPConfig)
-class MLP:
+class MLP(Network):
     """Multilayer perceptron encoder and mirrored decoder (any depth and width)."""
 
     encoder = MLPEncoder
     decoder = MLPDecoder
+
+    @classmethod
+    def hidden_activation(cls, config: object) -> str:
+        return config.activation

@@ -6,14 +6,15 @@
 * :class:`ImproperPrior` — log p(z) = 0 with no samples (the flat prior): nothing to generate from.
 * :class:`MixturePrior` — Σ_k π_k N(z | μ_k, diag σ_k²): :meth:`MixturePrior.components` for pictures and clustering.
 
-The model draws its latent as ``z = pyro.sample("z", prior.site_distribution(c))``; a prior with discrete
-structure overrides :meth:`Prior.site_distribution` to emit its own sites first (the GMM prior's
-``form: enumerate`` emits ``y ~ Cat(π)`` and returns N(μ_y, σ_y)), and declares them in ``enumerated_sites``.
+A prior with latent sites of its own declares them: :meth:`Prior.sites` gives their distributions, the
+model samples each (``y = pyro.sample("y", site.distribution, infer=site.infer)``), then draws
+``z = pyro.sample("z", prior.distribution_given(values, c))``; the GMM prior's ``form: enumerate`` declares
+``y ~ Cat(π)`` (in ``enumerated_sites``) and gives N(μ_y, σ_y) for z.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import pyro.distributions as dist
 import torch
@@ -23,10 +24,18 @@ from torch import Tensor, nn
 from ..registry import PRIORS
 
 
+class Site(NamedTuple):
+    """A latent site a prior adds before z: its name, distribution and Pyro ``infer`` options."""
+
+    name: str
+    distribution: TorchDistribution
+    infer: Dict[str, Any]
+
+
 class Prior(nn.Module):
     """p(z): subclasses give :meth:`distribution`, the marginal density of ``z`` (event shape ``(latent_dim,)``)."""
 
-    #: discrete sites :meth:`site_distribution` emits, summed out by TraceEnum_ELBO (``train.objective: enum``)
+    #: discrete sites among :meth:`sites`, summed out by TraceEnum_ELBO (``train.objective: enum``)
     enumerated_sites: Tuple[str, ...] = ()
 
     def __init__(self, latent_dim: int) -> None:
@@ -46,9 +55,12 @@ class Prior(nn.Module):
         """``p(c)``: the distribution of ``z`` (:meth:`distribution`)."""
         return self.distribution(context)
 
-    def site_distribution(self, context: Optional[Tensor] = None) -> TorchDistribution:
-        """What the model's site ``z`` draws from, inside ``pyro.plate("data")``: :meth:`distribution`, unless
-        the prior first emits discrete sites of its own (then: z's distribution given them)."""
+    def sites(self, context: Optional[Tensor] = None) -> Tuple[Site, ...]:
+        """The latent sites the model samples before z, in order (inside ``pyro.plate("data")``); none here."""
+        return ()
+
+    def distribution_given(self, values: Dict[str, Tensor], context: Optional[Tensor] = None) -> TorchDistribution:
+        """p(z | the values of :meth:`sites`, c): what the model's site ``z`` draws from; :meth:`distribution` here."""
         return self.distribution(context)
 
     def log_prob(self, z: Tensor, context: Optional[Tensor] = None) -> Tensor:

@@ -36,6 +36,10 @@ class Reverse(T.Transform):
         return x.new_zeros(x.shape[:-1])
 
 
+#: ``transform`` option → the Pyro transform factory it names
+TRANSFORMS = {"affine_autoregressive": T.affine_autoregressive, "spline_autoregressive": T.spline_autoregressive}
+
+
 @dataclass
 class FlowPriorConfig:
     type: str = "flow"
@@ -53,7 +57,7 @@ class FlowPrior(Prior):
         super().__init__(latent_dim)
         self.register_buffer("loc", torch.zeros(latent_dim))
         self.register_buffer("scale", torch.ones(latent_dim))
-        make = getattr(T, config.transform)
+        make = TRANSFORMS[config.transform]
         # Each autoregressive transform is used inverted (MAF direction): log p(z) needs f⁻¹, one network pass
         # per layer; sampling z = f(ε) is sequential over the dims, which only pictures need.
         self.transforms = nn.ModuleList(make(latent_dim, hidden_dims=list(config.hidden_dims))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional, Tuple
+from typing import Dict, Literal, Optional, Tuple
 
-import pyro
 import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
@@ -14,7 +13,7 @@ from torch.nn.functional import softplus
 
 from ..config.schema import opt, positive
 from ..registry import PRIORS
-from .base import MixturePrior
+from .base import MixturePrior, Site
 
 
 @dataclass
@@ -76,7 +75,15 @@ class GMMPrior(MixturePrior):
         return self.enumerated_sites_for(self.config)
 
     def components(self) -> Tuple[Tensor, Tensor, Tensor]:
-        return self.weight_logits.softmax(-1), self.locs, softplus(self.scale_rho) + 1e-4
+        return self.weights(), self.locs, self.scales()
+
+    def weights(self) -> Tensor:
+        """π = softmax(logits), shape ``(K,)``."""
+        return self.weight_logits.softmax(-1)
+
+    def scales(self) -> Tensor:
+        """σ = softplus(ρ) + 1e-4, shape ``(K, D)``."""
+        return softplus(self.scale_rho) + 1e-4
 
     @torch.no_grad()
     def set_components(self, weights: Tensor, locs: Tensor, scales: Tensor) -> None:
@@ -93,10 +100,15 @@ class GMMPrior(MixturePrior):
         sigma = (scales - 1e-4).clamp_min(1e-4)  # σ = softplus(ρ) + 1e-4
         self.scale_rho.copy_(sigma + torch.log(-torch.expm1(-sigma)))  # ρ = softplus⁻¹(σ − 1e-4)
 
-    def site_distribution(self, context: Optional[Tensor] = None) -> dist.TorchDistribution:
-        """marginal: ``Σ_k π_k N(μ_k, σ_k)``; enumerate: emits ``y ~ Cat(π)`` (enumerated), then ``N(μ_y, σ_y)``."""
+    def sites(self, context: Optional[Tensor] = None) -> Tuple[Site, ...]:
+        """enumerate: the component ``y ~ Cat(π)``, enumerated in parallel; marginal: none."""
+        if self.config.form == "marginal":
+            return ()
+        return (Site("y", dist.Categorical(probs=self.weights()), {"enumerate": "parallel"}),)
+
+    def distribution_given(self, values: Dict[str, Tensor], context: Optional[Tensor] = None) -> dist.TorchDistribution:
+        """marginal: ``Σ_k π_k N(μ_k, σ_k)``; enumerate: ``N(μ_y, σ_y)`` at the component ``y``."""
         if self.config.form == "marginal":
             return self.distribution(context)
-        weights, locs, scales = self.components()
-        y = pyro.sample("y", dist.Categorical(probs=weights), infer={"enumerate": "parallel"})
-        return dist.Normal(locs[y], scales[y]).to_event(1)
+        y = values["y"]
+        return dist.Normal(self.locs[y], self.scales()[y]).to_event(1)

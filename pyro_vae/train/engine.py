@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..fast import compile_loss
-from ..fast.loss import notify_stderr, pyro_class
+from ..fast.loss import pyro_class
+from ..fast.notify import notify_stderr
 from ..infer.objectives import build_elbo, check_estimator, set_objective_step
 from .config import TrainConfig
 

@@ -22,7 +22,7 @@ ENGINES = {"svi": SVIEngine, "torch": TorchEngine}
 
 def resolve_engine(model: nn.Module, config: TrainConfig) -> str:
     """``auto`` is ``torch`` when the objective supports it, else ``svi``."""
-    name = getattr(config, "engine", "auto")
+    name = config.engine
     if name != "auto":
         return name
     return "torch" if supports_torch_engine(build_elbo(config.objective, model.max_plate_nesting)) else "svi"
@@ -38,6 +38,6 @@ def build_engine(model: nn.Module, config: TrainConfig) -> Engine:
                               "(use engine: torch or auto with a Trace*_ELBO objective)")
         return distributed.DistributedEngine(model, config)
     engine = ENGINES[name](model, config)
-    if name == "svi" and getattr(config, "engine", "auto") == "auto" and isinstance(engine, SVIEngine):
+    if name == "svi" and config.engine == "auto" and isinstance(engine, SVIEngine):
         engine.fall_back(f"objective {config.objective.type!r} has no differentiable_loss")
     return engine

@@ -20,9 +20,8 @@ from ..data.base import Dataset, ImageData
 from ..errors import ConfigError, TrainingError
 from ..evaluation.bits import bits_per_dim, coded_dims
 from ..evaluation.bounds import test_elbo
-from ..likelihoods.base import Likelihood
 from ..likelihoods.gaussian import GaussianLikelihood
-from ..models.base import GenerativeModel
+from ..models.base import GenerativeModel, data_likelihood
 from .config import TrainConfig
 from . import distributed
 from .checkpoint import check_trainer_state, rng_state, set_rng_state
@@ -136,9 +135,9 @@ class Trainer:
     # --- the loop ----------------------------------------------------------------------------------
     def validate_data(self) -> None:
         """DataError when the data is outside the likelihood's support (before anything is trained or written);
-        a model without a :class:`~pyro_vae.likelihoods.base.Likelihood` attribute ``likelihood`` checks its own."""
-        likelihood = getattr(self.model, "likelihood", None)
-        if isinstance(likelihood, Likelihood):
+        a model without a :class:`~pyro_vae.likelihoods.base.Likelihood` (``data_likelihood()`` None) checks its own."""
+        likelihood = data_likelihood(self.model)
+        if likelihood is not None:
             self.data.validate(likelihood.validate)
 
     def _check(self, loss: float) -> None:
@@ -305,7 +304,7 @@ def likely_causes(trainer: Trainer) -> List[str]:
     """Why a run blows up, most likely first, with this run's values."""
     x = trainer.data.train_x if isinstance(trainer.data, ImageData) else None  # a streamed dataset: no range at hand
     causes = [f"a learning rate too high (train.lr={trainer.config.lr})"]
-    likelihood = getattr(trainer.model, "likelihood", None)
+    likelihood = data_likelihood(trainer.model)
     if isinstance(likelihood, GaussianLikelihood):
         causes.append(f"a Gaussian sigma too small (model.likelihood.sigma={likelihood.config.sigma:g})")
     if x is not None:
