@@ -28,17 +28,18 @@ def _fmt(value: Any) -> str:
 
 
 def compare_runs(run_dirs: Sequence[PathLike], figure: Optional[PathLike] = None, names: Optional[Sequence[str]] = None,
-                 num_samples: int = 0) -> str:
+                 num_samples: int = 0, imports: Sequence[str] = ()) -> str:
     """A markdown table of the runs (model, prior, likelihood, epochs, last train/test ELBO, and with
     ``num_samples`` = K > 0 the evaluation report's importance-sampled log p(x) and clustering accuracy),
-    and ``figure``: every run's per-epoch test (solid) and train (dashed) ELBO on one set of axes."""
+    and ``figure``: every run's per-epoch test (solid) and train (dashed) ELBO on one set of axes.
+    ``imports``: the modules the runs' import paths may import (see :func:`~pyro_vae.run.load_run`)."""
     if len(run_dirs) < 2:
         raise ConfigError("compare: give two or more run folders")
     names = list(names) if names is not None else [Path(d).name for d in run_dirs]
     rows: List[Dict[str, Any]] = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, run_dir in zip(names, run_dirs):
-        run = load_run(run_dir)
+        run = load_run(run_dir, imports=imports)
         last = run.history[-1] if run.history else {}
         row: Dict[str, Any] = {
             "run": name, "model": run.config.model.type, "prior": _describe(run.config.model.prior),
