@@ -27,7 +27,7 @@ from .config.schema import from_dict, to_dict
 from .data import Dataset, Standardizer, load_data
 from .data.base import ImageData
 from .data.python import PythonDataConfig
-from .errors import ConfigError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
+from .errors import ConfigError, DataError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.classification import classification_metrics
 from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
 from .evaluation.report import evaluate as evaluation_report
@@ -212,7 +212,11 @@ def _resolve_paths(config: RunConfig) -> RunConfig:
     for key in ("root", "path"):  # data folders/files: absolute, so that a run folder works from anywhere
         value = getattr(config.data, key, None)
         if value:
-            setattr(config.data, key, str(Path(value).expanduser().resolve()))
+            try:
+                setattr(config.data, key, str(Path(value).expanduser().resolve()))
+            except (RuntimeError, OSError) as e:  # a loop of symbolic links
+                raise DataError(f"data.{key}: {value!r} cannot be resolved ({e}); expected a file or folder, not a "
+                                "loop of symbolic links") from None
     return config
 
 
