@@ -42,6 +42,7 @@ from .tracking import open_tracker
 from .validation import validate
 from .train import EpochMetrics, Trainer, load_checkpoint, resolve_device, save_checkpoint
 from .train import distributed
+from .train.budget import check_run_size
 from .train.checkpoint import clean_stray_temp_files, write_atomic
 from .train.runfolder import check_not_replaced, check_out, make_folder, refuse_planted_links, run_files, run_lock
 from .train.signals import Interrupted, stop_on_signals
@@ -351,6 +352,7 @@ def _build(config: RunConfig, out: Path, python_data: Any = None) -> Tuple[Run, 
     pyro.clear_param_store()
     device = distributed.setup(resolve_device(config.train.device))  # joins torchrun's process group, if any
     data = load_data(config.data, config.seed, python_data).to(device)
+    check_run_size(config, data)  # particles, batch × data, components, evaluation work: before anything is built
     model = _build_model(config, data.shape, data.num_classes, data.covariate_dim).to(device)
     trainer = Trainer(model, data, config.train, seed=config.seed)
     return Run(out, config, model, _data=data, standardizer=data.standardizer), trainer
