@@ -57,7 +57,7 @@ def _array(value: Any, what: str) -> np.ndarray:
     except (ValueError, TypeError, RuntimeError) as e:
         raise DataError(f"data[{what!r}]: cannot make an array of it ({e})") from None
     if array.dtype.kind not in "biuf":
-        raise DataError(f"data[{what!r}]: holds {array.dtype} values; expected real numbers (bool, integer or float: a tensor or NumPy array)")
+        raise DataError(f"data[{what!r}]: holds {array.dtype} values; expected numbers (a tensor or NumPy array)")
     return array
 
 
