@@ -71,8 +71,6 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume is not None and args.force:
         raise PyroVAEError("--resume continues a run and --force replaces one: give one of them")
     try:
-        if args.resume is None:
-            registry.import_modules(args.imports)  # a new run: its config is the user's own
         run = (resume(args.resume, overrides, imports=args.imports) if args.resume is not None
                else train(config, args.out, overrides, force=args.force))
     except Interrupted as e:  # SIGINT/SIGTERM: the checkpoint is saved; exit 128 + signal number
@@ -313,6 +311,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     _signal.clear()
     try:
         with interrupts_raise(args.command):
+            registry.import_modules(getattr(args, "imports", []))  # the user's own modules, before anything else
             return args.func(args)
     except TrainingError as e:  # the run could not go on: its cause, and what was kept
         print(f"pyro-vae: error: {_one_line(e)}", file=sys.stderr)

@@ -419,7 +419,7 @@ def test_numbers_parse_strictly_and_alike_in_yaml_and_overrides(tmp_path, capsys
                              ("train.lr=1e400", "train.lr: expected a finite number"),
                              ("train.lr=.inf", "train.lr: expected a finite number"),
                              ("train.epochs.x=1", "train.epochs is not a mapping"),
-                             ("model.prior.type.x=1", "model.prior.type is not a mapping")]:
+                             ("model.prior.type.x=1", "model.prior.type: expected a string")]:
         fails(capsys, train_argv(tmp_path, override), phrase)
     assert not (tmp_path / "run").exists()
 
