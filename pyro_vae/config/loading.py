@@ -22,10 +22,32 @@ MAX_VALUES = 100_000  # values a config may expand to (YAML aliases repeat a sub
 MAX_BYTES = 4 << 20  # the largest config file read
 
 
+class TooLarge(ConfigError):
+    """A YAML document whose aliases expand it beyond :data:`MAX_VALUES` values (refused before constructing it)."""
+
+
 class ConfigLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` with numbers as written in YAML 1.2 and on the command line: ``3e-3`` and ``1e3`` are
     floats (YAML 1.1 wants a dot), and only plain decimals are numbers (``0x10``, ``0o7``, ``1_000`` and
-    ``1:30`` stay strings, so a typed option refuses them instead of reading 16, 7, 1000 or 90)."""
+    ``1:30`` stay strings, so a typed option refuses them instead of reading 16, 7, 1000 or 90). A document
+    expanding to more than :data:`MAX_VALUES` values (aliases counted each time they are used) is refused
+    from its node graph, in time proportional to the file, before anything is built."""
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        sizes: Dict[int, int] = {}
+
+        def expanded(n: Any) -> int:  # values below n, an alias's subtree counted at each use (memoized per node)
+            if id(n) not in sizes:
+                children = [v for pair in n.value for v in pair][1::2] if isinstance(n, yaml.MappingNode) else \
+                    n.value if isinstance(n, yaml.SequenceNode) else []
+                sizes[id(n)] = min(1 + sum(expanded(c) for c in children), MAX_VALUES + 1)
+            return sizes[id(n)]
+
+        if node is not None and expanded(node) > MAX_VALUES:
+            raise TooLarge(f"expands to more than {MAX_VALUES:,} values (YAML aliases repeating a subtree?); a "
+                           "config holds a few hundred")
+        return node
 
 
 ConfigLoader.yaml_implicit_resolvers = {
@@ -85,6 +107,8 @@ def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
         data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=ConfigLoader)
     except RecursionError:
         raise ConfigError(f"config file {str(path)!r}: nested too deeply (more than {MAX_DEPTH} levels)") from None
+    except TooLarge as e:
+        raise ConfigError(f"config file {str(path)!r}: {e}") from None
     except (yaml.YAMLError, ValueError) as e:  # ValueError: e.g. an integer of > 4300 digits
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {_yaml_problem(e)}") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -108,6 +132,8 @@ def parse_value(text: str) -> Any:
         value = yaml.load(text, Loader=ConfigLoader)
     except RecursionError:
         raise ConfigError(f"value {text[:40]!r}...: nested too deeply (more than {MAX_DEPTH} levels)") from None
+    except TooLarge as e:
+        raise ConfigError(f"value {text[:40]!r}...: {e}") from None
     except (yaml.YAMLError, ValueError):  # ValueError: an integer beyond Python's 4300-digit limit
         return text
     check_size(value, f"value {text[:40]!r}...")
