@@ -374,7 +374,7 @@ def test_any_alias_expansion_loads_within_the_bound_or_is_refused(tmp_path_facto
 
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(["model.pt", "best.pt", "model.prev.pt", "config.yaml", "metrics.jsonl", "run.lock",
-                        "samples.png", "latent.png", "anything.png"]), st.booleans())
+                        "samples.png", "latent.png", "anything.png", "tensorboard"]), st.booleans())
 def test_any_link_where_a_run_writes_is_refused(tmp_path_factory, name, dangling):
     from pyro_vae.errors import OutputError
     from pyro_vae.train.runfolder import refuse_planted_links

@@ -77,7 +77,7 @@ def check_out(out_dir: Union[str, Path], force: bool = False) -> Path:
 def refuse_planted_links(folder: Path) -> None:
     """Refuse a run folder where a file the run writes (run files, the lock, pictures) is a symbolic link: one
     line before anything is written, the link's target untouched."""
-    refuse_links(folder, (*RUN_FILES, LOCK), suffixes=(".png",))
+    refuse_links(folder, (*RUN_FILES, LOCK, "tensorboard"), suffixes=(".png",))
 
 
 def check_not_replaced(config_file: Union[str, Path, None], out: Path) -> None:
