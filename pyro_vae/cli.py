@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Optional
 
 from . import __version__, registry
-from .errors import OutputError, PyroVAEError, ResourceError, TrainingError, shown
-from .resources import memory_limit, size
+from .errors import OutputError, PyroVAEError, TrainingError, shown
+from .resources import check_memory, memory_limit
 
 COMMON_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "tif", "tiff", "webp")  # listed first in errors
 PROGRESS_SAMPLES = 1_000_000  # `evaluate`: N·K importance samples from which a progress bar is shown
@@ -71,7 +71,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume is not None and args.force:
         raise PyroVAEError("--resume continues a run and --force replaces one: give one of them")
     try:
-        run = (resume(args.resume, overrides) if args.resume is not None
+        run = (resume(args.resume, overrides, imports=args.imports) if args.resume is not None
                else train(config, args.out, overrides, force=args.force))
     except Interrupted as e:  # SIGINT/SIGTERM: the checkpoint is saved; exit 128 + signal number
         print(f"pyro-vae: {e}", file=sys.stderr)
@@ -96,14 +96,12 @@ def _sample(args: argparse.Namespace) -> int:
         raise PyroVAEError(f"-n: expected a number of samples >= 1, got {args.num}")
     if args.output is not None:
         check_output_file(args.output, "-o", [*_image_formats(), "npy", "csv"])
-    run = load_run(args.run_dir)
+    run = load_run(args.run_dir, imports=args.imports)
     shape = run.model.data_shape
     side = max(plots.MIN_SIDE, shape[-1]) + 2 if len(shape) == 3 else 0
     per_sample = 4 * (math.prod(shape) + 2 * 3 * side * side)  # samples (float32) + the RGB grid and its PNG copy
-    need, limit = args.num * per_sample, memory_limit()
-    if need > limit:
-        raise ResourceError(f"-n {args.num}: needs about {size(need)} of memory for the samples and their grid "
-                            f"(limit {size(limit)}, PYRO_VAE_MEMORY_LIMIT); give -n <= {limit // per_sample}")
+    check_memory(args.num * per_sample, f"-n {args.num}", f"give -n <= {memory_limit() // per_sample}",
+                 "the samples and their grid")
     condition = _numbers(args.condition, "--condition") if args.condition is not None else None
     out = Path(args.output) if args.output else fresh_samples_path(run.path, args.num)
     try:
@@ -150,7 +148,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.num_samples < 1:
         raise PyroVAEError(f"--num-samples: expected an integer >= 1, got {args.num_samples}")
-    run = load_run(args.run_dir)
+    run = load_run(args.run_dir, imports=args.imports)
     total = args.num_samples * int(run.data().test_x.shape[0])
     long = total >= PROGRESS_SAMPLES
     if long:  # memory is bounded (K is drawn in chunks); the time is not: say so, and show progress
@@ -170,7 +168,7 @@ def _compare(args: argparse.Namespace) -> int:
     if args.num_samples < 0:
         raise PyroVAEError(f"--num-samples: expected an integer >= 0, got {args.num_samples}")
     figure = check_output_file(args.output, "-o", _figure_formats())
-    print(compare_runs(args.run_dirs, figure, num_samples=args.num_samples), end="")
+    print(compare_runs(args.run_dirs, figure, num_samples=args.num_samples, imports=args.imports), end="")
     print(f"wrote {figure}")
     return 0
 
@@ -180,7 +178,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from .train.signals import Interrupted
 
     try:
-        table = sweep(args.config, args.overrides, args.out, args.workers, args.evaluate)
+        table = sweep(args.config, args.overrides, args.out, args.workers, args.evaluate, imports=args.imports)
     except Interrupted as e:  # SIGINT/SIGTERM: the running runs saved their checkpoints; exit 128 + signal number
         print(f"pyro-vae: {e}", file=sys.stderr)
         return e.exit_code
@@ -214,6 +212,13 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_import_option(parser: argparse.ArgumentParser,
+                      help: str = "allow a run's import paths (type: MODULE:Class) to import MODULE (repeatable), "
+                                  "e.g. my_project.priors; a run imports no module on its own") -> None:
+    """``--import MODULE`` (repeatable, into ``args.imports``): the user's own modules, imported explicitly."""
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyro-vae", description="Variational autoencoders as Pyro programs.")
     parser.add_argument("--version", action="version", version=f"pyro-vae {__version__}")
@@ -228,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run from RUN_DIR/model.pt (same metrics as if never stopped)")
     p.add_argument("--force", action="store_true",
                    help="write into --out even if it holds a run (its run files are replaced) or other files")
+    add_import_option(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("sample", help="decode prior draws of a trained run into an image grid (or .npy/.csv values)")
@@ -239,12 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", type=int, default=None, help="class to draw (label-conditional models, e.g. cvae)")
     p.add_argument("--condition", default=None, metavar="C1,C2,...",
                    help="covariates to draw at (covariate-conditional models; default: the test split's)")
+    add_import_option(p)
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("evaluate", help="held-out bounds of a trained run, as JSON")
     p.add_argument("run_dir")
     p.add_argument("--num-samples", type=int, default=100, help="importance samples K per test point")
     p.add_argument("--json", action="store_true", help="one-line JSON")
+    add_import_option(p)
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("compare", help="two or more runs (or a sweep folder's runs) in one table and one ELBO-curve "
@@ -253,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="compare.png", help="figure PNG (default: compare.png)")
     p.add_argument("--num-samples", type=int, default=0,
                    help="K > 0: also evaluate each run (importance-sampled log p(x), clustering accuracy)")
+    add_import_option(p)
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("sweep", help="train the cross product of key=a,b,c overrides into one folder, in parallel")
@@ -263,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="runs at once (default: the CPUs available)")
     p.add_argument("--evaluate", type=int, default=0, metavar="K",
                    help="K > 0: evaluate each finished run with K importance samples (log p(x), accuracies)")
+    add_import_option(p)
     p.set_defaults(func=_sweep)
 
     p = sub.add_parser("tune", help="search a config's hyperparameters with Optuna on a validation slice")
@@ -277,11 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="trial processes on this machine (default 1)")
     p.add_argument("--validation", type=float, default=0.1,
                    help="fraction of the training split held out to score trials (default 0.1)")
+    add_import_option(p)
     p.set_defaults(func=_tune)
 
     p = sub.add_parser("list", help="every model, dataset, network, prior, likelihood and objective")
-    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="also list the components of your own module (repeatable), e.g. my_project.priors")
+    add_import_option(p, "also list the components of your own module (repeatable), e.g. my_project.priors")
     p.set_defaults(func=_list)
     return parser
 
@@ -350,11 +360,10 @@ def _one_line(message: object) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI; bad input is one ``pyro-vae: error:`` line and exit 2, a training failure exit 1."""
     args = parse_args(build_parser(), argv)
-    if os.getcwd() not in sys.path:  # `type: my_project.priors:StudentT` finds my_project/ in the current folder
-        sys.path.append(os.getcwd())  # (last: a local file never shadows an installed module)
     _signal.clear()
     try:
         with interrupts_raise(args.command):
+            registry.import_modules(getattr(args, "imports", []))  # the user's own modules, before anything else
             return args.func(args)
     except TrainingError as e:  # the run could not go on: its cause, and what was kept
         print(f"pyro-vae: error: {_one_line(e)}", file=sys.stderr)

@@ -38,11 +38,12 @@ def expand_sweeps(paths: Sequence[PathLike]) -> List[Path]:
 
 
 def compare_runs(run_dirs: Sequence[PathLike], figure: Optional[PathLike] = None, names: Optional[Sequence[str]] = None,
-                 num_samples: int = 0) -> str:
+                 num_samples: int = 0, imports: Sequence[str] = ()) -> str:
     """A markdown table of the runs (a sweep folder stands for its run folders: model, prior, likelihood, guide,
     objective, epochs, last train/test ELBO, and with
     ``num_samples`` = K > 0 the evaluation report's importance-sampled log p(x) and clustering accuracy),
-    and ``figure``: every run's per-epoch test (solid) and train (dashed) ELBO on one set of axes."""
+    and ``figure``: every run's per-epoch test (solid) and train (dashed) ELBO on one set of axes.
+    ``imports``: the modules the runs' import paths may import (see :func:`~pyro_vae.run.load_run`)."""
     if names is None:
         run_dirs = expand_sweeps(run_dirs)
     if len(run_dirs) < 2:
@@ -51,7 +52,7 @@ def compare_runs(run_dirs: Sequence[PathLike], figure: Optional[PathLike] = None
     rows: List[Dict[str, Any]] = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, run_dir in zip(names, run_dirs):
-        run = load_run(run_dir)
+        run = load_run(run_dir, imports=imports)
         last = run.history[-1] if run.history else {}
         row: Dict[str, Any] = {
             "run": name, "model": run.config.model.type, "prior": _describe(run.config.model.prior),

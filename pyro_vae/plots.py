@@ -14,8 +14,22 @@ import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 from torchvision.utils import make_grid, save_image  # noqa: E402
 
+from .nofollow import write_with  # noqa: E402
+
 PathLike = Union[str, Path]
 MIN_SIDE = 28  # small images (8x8 digits) are upscaled so a grid is legible
+
+
+def save_figure(fig: "plt.Figure", path: PathLike, dpi: int = 120) -> None:
+    """``fig.savefig`` into ``path`` (format from its extension) without following a link in its place."""
+    write_with(path, lambda buffer: fig.savefig(buffer, dpi=dpi, format=Path(path).suffix.lstrip(".").lower() or None))
+
+
+def _pil_format(path: PathLike) -> str:
+    """PIL's format name for ``path``'s extension (``.jpg`` -> ``JPEG``); PNG when it has none PIL knows."""
+    from PIL import Image
+
+    return Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
 
 
 def _upscale(images: Tensor) -> Tensor:
@@ -40,7 +54,9 @@ def show_images(images: Tensor, nrow: int = 8, title: Optional[str] = None, ax: 
 
 def save_grid(images: Tensor, path: PathLike, nrow: int = 8) -> None:
     """Save ``(N, C, H, W)`` images in [0, 1] as one grid PNG."""
-    save_image(_upscale(images.detach().float().cpu().clamp(0, 1)), str(path), nrow=nrow, padding=2, pad_value=1.0)
+    grid = _upscale(images.detach().float().cpu().clamp(0, 1))
+    write_with(path, lambda buffer: save_image(grid, buffer, format=_pil_format(path), nrow=nrow, padding=2,
+                                               pad_value=1.0))
 
 
 def save_reconstructions(inputs: Tensor, recons: Tensor, path: PathLike, nrow: int = 8) -> None:
@@ -113,7 +129,7 @@ def save_latent(means: Tensor, labels: Tensor, path: PathLike, title: Optional[s
         ax.set_title(title or (default + (" vs prior components" if components is not None else "")
                                + ("" if len(panels) == 1 else f"\ncoloured by {name}")), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -135,7 +151,7 @@ def save_epoch_axes(fig: "plt.Figure", ax: "plt.Axes", path: Optional[PathLike],
     ax.grid(alpha=0.3)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -154,7 +170,7 @@ def save_labelled_rows(rows: Sequence[Tuple[str, Tensor]], path: PathLike, title
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -180,7 +196,7 @@ def save_vector_field(points: Tensor, grid: Tensor, displacement: Tensor, path: 
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -204,7 +220,7 @@ def save_singular_values(spectra: Dict[str, Tensor], path: PathLike, normalize: 
     ax.legend()
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -234,7 +250,7 @@ def save_feature_scatter(x: Tensor, recon: Tensor, path: PathLike, max_features:
         ax.set_ylabel("reconstruction", fontsize=8)
     fig.suptitle(f"held-out reconstructions (first {shown} of {x.shape[1]} features)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -257,7 +273,7 @@ def save_feature_histograms(data: Optional[Tensor], samples: Tensor, path: PathL
     fig.suptitle(f"{'held-out data vs ' if data is not None else ''}samples E[x|z], z ~ p(z) "
                  f"(first {shown} of {samples.shape[1]} features)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -9,7 +9,10 @@ A component in the user's own module needs no registration: ``type: my_project.p
 import path ``module:Class``) imports ``my_project.priors`` and takes ``StudentT``, which must be of the
 registry's kind (e.g. a subclass of :class:`~pyro_vae.priors.base.Prior`) and carry its typed config,
 either as a dataclass attribute ``Config`` with a field ``type: str`` or by registering itself on import.
-The import path is what ``config.yaml`` keeps, so a run loads back wherever the module is importable.
+The import path is what ``config.yaml`` keeps. Loading a run back never imports a module on the run's say:
+inside :func:`only_imported` (what ``load_run``, ``resume`` and ``compare_runs`` parse a run's config in) an
+import path resolves only when its module is already imported or was allowed explicitly (``imports=[...]``,
+``--import MODULE``); anything else is a one-line :class:`~pyro_vae.errors.ImportPathError`.
 
 The built-in components register when their packages are imported; the first lookup in any registry
 imports them (so ``import pyro_vae`` stays light: torch and Pyro load when a component is first needed).
@@ -20,8 +23,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
+import sys
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, Type, TypeVar
+from typing import Any, Callable, Dict, Generic, Iterator, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from .errors import ConfigError, ImportPathError
 
@@ -59,14 +65,52 @@ def is_import_path(name: str) -> bool:
     return ":" in name
 
 
+#: inside :func:`only_imported`: the modules (and their submodules) a run's config may import; None outside
+_allowed: ContextVar[Optional[Tuple[str, ...]]] = ContextVar("pyro_vae_allowed_imports", default=None)
+
+
+@contextmanager
+def only_imported(imports: Sequence[str] = (), source: str = "") -> Iterator[None]:
+    """Within the block an import path ``module:Class`` resolves only when ``module`` is already imported
+    (``sys.modules``), is pyro_vae's own, or is (below) one of ``imports``, each imported here first: a run's
+    config (``source``, a file) never makes the process import code the user did not ask for."""
+    names = tuple(imports)
+    import_modules(names, key="--import")
+    token = _allowed.set(("pyro_vae", *names))
+    try:
+        yield
+    finally:
+        _allowed.reset(token)
+
+
+def import_modules(names: Sequence[str], key: str = "--import") -> None:
+    """Import each of ``names`` (the user's own modules, allowed explicitly); a failure is one line naming it."""
+    for name in names:
+        if not re.match(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$", str(name)):
+            raise ImportPathError(f"{key} {str(name)!r}: not a module name; expected e.g. my_project.priors")
+        import_module(name, key)
+
+
+def allowed(module_name: str) -> bool:
+    """Whether an import path may import ``module_name`` now (always, outside :func:`only_imported`)."""
+    names = _allowed.get()
+    if names is None or module_name in sys.modules:
+        return True
+    return any(module_name == n or module_name.startswith(n + ".") for n in names)
+
+
 def import_module(module_name: str, key: str, what: str = "") -> Any:
     """Import ``module_name``; any failure (missing, a SyntaxError, anything its code raises) is a one-line ConfigError."""
+    if not allowed(module_name):
+        raise ImportPathError(f"{key}: names module {module_name!r}{what}, which is not imported: loading a run "
+                              "imports no code on its own; if you trust that module, allow it with "
+                              f"--import {module_name} (CLI) or imports=[{module_name!r}] (Python)")
     try:
         return importlib.import_module(module_name)
     except (Exception, SystemExit) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ImportPathError(f"{key}: cannot import module {module_name!r}{what} ({type(e).__name__}: {reason}); "
-                          "expected a module on the Python path (PYTHONPATH, the current folder or installed)") from None
+                          "expected a module on the Python path (installed, or on PYTHONPATH)") from None
 
 
 def import_object(path: str, key: str = "type") -> Any:

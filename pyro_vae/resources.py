@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from .errors import ResourceError
+
 MEMORY_LIMIT = 2 << 30  # bytes: outputs (``sample -n``) beyond this are refused (PYRO_VAE_MEMORY_LIMIT overrides)
 
 
@@ -22,6 +24,23 @@ def memory_limit() -> int:
         return int(os.environ["PYRO_VAE_MEMORY_LIMIT"])
     ram = physical_memory()
     return MEMORY_LIMIT if ram is None else min(MEMORY_LIMIT, ram // 4)
+
+
+def file_limit() -> int:
+    """The largest file read whole (a checkpoint): ``PYRO_VAE_MEMORY_LIMIT`` if set, else half the RAM."""
+    if os.environ.get("PYRO_VAE_MEMORY_LIMIT", "").isdigit():
+        return int(os.environ["PYRO_VAE_MEMORY_LIMIT"])
+    ram = physical_memory()
+    return 8 << 30 if ram is None else ram // 2
+
+
+def check_memory(need: float, what: str, fix: str, purpose: str = "", limit: Optional[int] = None) -> None:
+    """Refuse (a one-line :class:`~pyro_vae.errors.ResourceError` naming ``what``, ``purpose`` and the ``fix``)
+    a request estimated to need ``need`` bytes when that exceeds ``limit`` (default :func:`memory_limit`)."""
+    limit = memory_limit() if limit is None else limit
+    if need > limit:
+        raise ResourceError(f"{what}: needs about {size(need)} of memory{' for ' + purpose if purpose else ''} "
+                            f"(limit {size(limit)}, PYRO_VAE_MEMORY_LIMIT); {fix}")
 
 
 def size(num_bytes: float) -> str:

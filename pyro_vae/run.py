@@ -27,7 +27,7 @@ from .config.schema import from_dict, to_dict
 from .data import Dataset, Standardizer, load_data
 from .data.base import ImageData
 from .data.python import PythonDataConfig
-from .errors import ConfigError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
+from .errors import ConfigError, DataError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.classification import classification_metrics
 from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
 from .evaluation.report import evaluate as evaluation_report
@@ -35,13 +35,16 @@ from .evaluation.report import write_pictures as write_latent_pictures
 from .models import build_model
 from .models.base import GenerativeModel, LatentModel
 from .priors.base import MixturePrior
+from .nofollow import append_text
+from .registry import only_imported
 from .resources import physical_memory, size
 from .tracking import check_trackers, open_tracker
 from .validation import validate
 from .train import EpochMetrics, Trainer, load_checkpoint, resolve_device, save_checkpoint
 from .train import distributed
+from .train.budget import check_run_size
 from .train.checkpoint import clean_stray_temp_files, write_atomic
-from .train.runfolder import check_out, make_folder, run_files, run_lock
+from .train.runfolder import check_not_replaced, check_out, make_folder, refuse_planted_links, run_files, run_lock
 from .train.signals import Interrupted, stop_on_signals
 from .train.trainer import likely_causes
 
@@ -211,7 +214,11 @@ def _resolve_paths(config: RunConfig) -> RunConfig:
     for key in ("root", "path"):  # data folders/files: absolute, so that a run folder works from anywhere
         value = getattr(config.data, key, None)
         if value:
-            setattr(config.data, key, str(Path(value).expanduser().resolve()))
+            try:
+                setattr(config.data, key, str(Path(value).expanduser().resolve()))
+            except (RuntimeError, OSError) as e:  # a loop of symbolic links
+                raise DataError(f"data.{key}: {value!r} cannot be resolved ({e}); expected a file or folder, not a "
+                                "loop of symbolic links") from None
     return config
 
 
@@ -250,6 +257,7 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
     ``on_epoch_end``: callbacks ``f(run, metrics)`` called after each epoch's files are written (e.g. a
     hyperparameter search reporting the held-out ELBO; an exception they raise stops the run there).
     """
+    config_file = config if isinstance(config, (str, Path)) else None
     if not isinstance(config, RunConfig):
         config = load_config(config, overrides or [])
     elif overrides:
@@ -260,6 +268,9 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
     check_trackers(config)  # train.tensorboard, train.mlflow: installed
     config = _resolve_paths(config)
     out = check_out(out_dir if out_dir is not None else _default_out(config), force)
+    refuse_planted_links(out)  # a link where the run writes a file: refused before anything is written
+    if force:
+        check_not_replaced(config_file, out)
     run, trainer = _build(config, out, data)
     trainer.validate_data()  # bad data: an error before the run folder is created
     if not distributed.is_main():  # under torchrun only rank 0 writes the run folder
@@ -290,29 +301,33 @@ RESUMABLE_KEYS = ("train.epochs", "train.progress")  # what `--resume` may chang
 
 
 def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any = None,
-           on_epoch_end: Sequence[EpochCallback] = ()) -> Run:
+           on_epoch_end: Sequence[EpochCallback] = (), imports: Sequence[str] = ()) -> Run:
     """Continue run folder ``run_dir`` from its ``model.pt``, exactly where it stopped (mid-epoch after an
     interrupt): weights, optimizer, counters and every random stream are restored, so on CPU the metrics
     equal those of an uninterrupted run. ``overrides`` may set only ``train.epochs`` (to train longer)
-    and ``train.progress``. ``data``: the same Python data again, for a run trained with ``train(..., data=...)``."""
+    and ``train.progress``. ``data``: the same Python data again, for a run trained with ``train(..., data=...)``.
+    ``imports``: the modules the run's import paths (``type: module:Class``) may import (see :func:`load_run`)."""
     path = _run_dir(run_dir)
+    refuse_planted_links(path)
     with run_lock(path) if distributed.is_main() else nullcontext():
         clean_stray_temp_files(path)
-        return _resume(path, overrides, data, on_epoch_end)
+        return _resume(path, overrides, data, on_epoch_end, imports)
 
 
-def _resume(path: Path, overrides: Optional[List[str]], data: Any, on_epoch_end: Sequence[EpochCallback]) -> Run:
+def _resume(path: Path, overrides: Optional[List[str]], data: Any, on_epoch_end: Sequence[EpochCallback],
+            imports: Sequence[str] = ()) -> Run:
     payload = load_checkpoint(path / CHECKPOINT)
     if "trainer" not in payload:
         raise RunDirError(f"{path / CHECKPOINT}: holds weights only, no training state to resume from")
-    config = _config_of(payload, path / CHECKPOINT)
+    config = _config_of(payload, path / CHECKPOINT, imports)
     if overrides:
         for item in overrides:
             key = item.partition("=")[0].strip()
             if key not in RESUMABLE_KEYS:
                 raise ConfigError(f"{key}: cannot be changed when resuming (only {', '.join(RESUMABLE_KEYS)}); "
                                   "train a new run for a different config")
-        config = from_dict(RunConfig, apply_overrides(to_dict(config), overrides, RunConfig))
+        with only_imported(imports):
+            config = from_dict(RunConfig, apply_overrides(to_dict(config), overrides, RunConfig))
     validate(config)
     state = payload["trainer"]
     done = state.get("epoch", 0) + (1 if state.get("batch") else 0)  # epochs finished, or started
@@ -344,6 +359,7 @@ def _build(config: RunConfig, out: Path, python_data: Any = None) -> Tuple[Run, 
     pyro.clear_param_store()
     device = distributed.setup(resolve_device(config.train.device))  # joins torchrun's process group, if any
     data = load_data(config.data, config.seed, python_data).to(device)
+    check_run_size(config, data)  # particles, batch × data, components, evaluation work: before anything is built
     model = _build_model(config, data.shape, data.num_classes, data.covariate_dim).to(device)
     trainer = Trainer(model, data, config.train, seed=config.seed)
     return Run(out, config, model, _data=data, standardizer=data.standardizer), trainer
@@ -454,8 +470,7 @@ def _fit(run: Run, trainer: Trainer, callbacks: Sequence[EpochCallback] = ()) ->
 
 
 def _append_row(row: Dict[str, Any], path: Path) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_text(path, json.dumps(row) + "\n")
 
 
 def checkpoint_payload(run: Run, trainer: Optional[Trainer] = None) -> Dict[str, Any]:
@@ -485,9 +500,12 @@ def _run_dir(run_dir: PathLike) -> Path:
     return path
 
 
-def _config_of(payload: Dict[str, Any], file: Path) -> RunConfig:
+def _config_of(payload: Dict[str, Any], file: Path, imports: Sequence[str] = ()) -> RunConfig:
+    """The run config a checkpoint holds; its import paths resolve only to modules already imported or in
+    ``imports`` (:func:`~pyro_vae.registry.only_imported`): a run folder executes nothing on its own."""
     try:
-        return from_dict(RunConfig, payload["config"])
+        with only_imported(imports):
+            return from_dict(RunConfig, payload["config"])
     except ImportPathError as e:  # the run names the user's own module, which is not importable here
         raise ImportPathError(f"{file}: {e}") from None
     except (KeyError, PyroVAEError) as e:
@@ -495,8 +513,9 @@ def _config_of(payload: Dict[str, Any], file: Path) -> RunConfig:
 
 
 def load_run(run_dir: PathLike, device: Union[str, torch.device] = "cpu",
-             which: Literal["last", "best"] = "last", data: Any = None) -> Run:
-    """Load the model of run folder ``run_dir`` (weights only: never executes code from the file).
+             which: Literal["last", "best"] = "last", data: Any = None, imports: Sequence[str] = ()) -> Run:
+    """Load the model of run folder ``run_dir`` (weights only: never executes code from the file, and imports
+    no module the run names unless it is already imported or listed in ``imports``, e.g. ``["my_project.priors"]``).
 
     ``which``: ``last`` is ``model.pt`` (the last epoch, or the step an interrupt stopped at), ``best``
     is ``best.pt`` (the epoch with the highest held-out ELBO). ``data``: for a run trained with
@@ -504,7 +523,7 @@ def load_run(run_dir: PathLike, device: Union[str, torch.device] = "cpu",
     path = _run_dir(run_dir)
     file = path / {"last": CHECKPOINT, "best": BEST}[which]
     payload = load_checkpoint(file)
-    config = _config_of(payload, file)
+    config = _config_of(payload, file, imports)
     try:
         model = build_model(config.model, tuple(payload["data_shape"]), payload["num_classes"])
         model.load_state_dict(payload["state_dict"])

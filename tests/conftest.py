@@ -113,3 +113,17 @@ def same_metrics(a, b) -> bool:
     """Two runs' histories agree in step, training and held-out ELBO at every epoch."""
     return [(r["step"], r["train_elbo"], r["test_elbo"]) for r in a.history] == \
         [(r["step"], r["train_elbo"], r["test_elbo"]) for r in b.history]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A finished 1-epoch digits run (model.pt, best.pt, config.yaml, pictures), trained once per session:
+    copy it before changing it."""
+    import torch
+
+    from pyro_vae import train
+
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    torch.set_num_threads(1)
+    train(None, out, tiny_overrides("train.epochs=1", "data.limit=100"))
+    return out

@@ -250,3 +250,190 @@ def test_output_paths_and_sizes(trained, tmp_path, capsys, monkeypatch):
     assert main(["evaluate", str(trained), "--num-samples", "20", "--json"]) == 0
     err = capsys.readouterr().err
     assert "importance samples for each of" in err and "log p(x), K=20" in err and "100%" in err
+
+
+# --- own-data files: each bad file one line before anything is written; unusual but valid ones load ----------
+
+def _png(path: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+
+
+def _png_header_claiming(path: Path, height: int, width: int) -> None:
+    """A PNG whose header claims ``height`` × ``width`` pixels (its data holds 8 × 8): a decompression bomb."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8)).save(buffer, "PNG")
+    raw = bytearray(buffer.getvalue())
+    raw[16:24] = struct.pack(">II", width, height)
+    raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))
+    path.write_bytes(bytes(raw))
+
+
+def _image_folder(tmp_path: Path, extra=None) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(6):
+        _png(folder / f"{i}.png", np.full((8, 8), 40 * i, np.uint8))
+    if extra is not None:
+        extra(folder)
+    return folder
+
+
+def _array_file(tmp_path: Path, make) -> Path:
+    path = tmp_path / "data.npy"
+    make(path)
+    return path
+
+
+def _animated(folder: Path) -> None:
+    from PIL import Image
+
+    frames = [Image.new("L", (8, 8), v) for v in (0, 128, 255)]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:])
+
+
+def _npz_cut(path: Path) -> None:
+    np.savez(path.with_suffix(".npz"), x=np.zeros((20, 3)))
+    raw = path.with_suffix(".npz").read_bytes()
+    path.with_suffix(".npz").write_bytes(raw[: len(raw) // 2])
+
+
+ARRAY_CASES = [
+    (lambda p: np.save(p, np.zeros((0, 3), np.float32)), ".npy", ["shape (0, 3) holds no datapoints"]),
+    (lambda p: np.save(p, np.zeros((10, 0), np.float32)), ".npy", ["datapoints of shape (0,) hold no values"]),
+    (lambda p: np.save(p, np.float32(3)), ".npy", ["a single value (shape ())"]),
+    (lambda p: np.save(p, np.zeros((4, 2, 2, 2, 2), np.float32)), ".npy", ["shape (4, 2, 2, 2, 2)", "(N, D) vectors"]),
+    (lambda p: np.save(p, np.zeros((1, 3), np.float32)), ".npy", ["1 datapoints leave none for training"]),
+    (lambda p: p.write_bytes(b""), ".npy", ["cannot read as a .npy array", "expected a whole np.save file"]),
+    (_npz_cut, ".npz", ["cannot read as an .npz archive", "BadZipFile"]),
+    (lambda p: p.symlink_to(p), ".npy", ["data.path", "loop of symbolic links"]),
+]
+
+
+@pytest.mark.parametrize("make, suffix, phrases", ARRAY_CASES)
+def test_bad_array_files_are_one_line(tmp_path, capsys, make, suffix, phrases):
+    path = _array_file(tmp_path, make).with_suffix(suffix)
+    fails(capsys, train_argv(tmp_path, "data.type=array", f"data.path={path}"), *phrases)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("extra, options, phrases", [
+    (_animated, [], ["anim.gif: an animation of 3 frames", "expected still images"]),
+    (lambda f: _png_header_claiming(f / "bomb.png", 20000, 20000), [], ["bomb.png: over the image decoder's limit",
+                                                                         "nothing was decoded"]),
+    (lambda f: _png_header_claiming(f / "bomb.png", 12000, 12000), ["data.size=[8,8]"], ["over the image decoder's"]),
+    (lambda f: (f / "loop").symlink_to(f / "loop"), ["data.path={root}/loop"], ["loop of symbolic links"]),
+])
+def test_bad_image_folders_are_one_line(tmp_path, capsys, extra, options, phrases):
+    root = _image_folder(tmp_path, extra)
+    options = [o.format(root=root) for o in options]
+    fails(capsys, train_argv(tmp_path, "data.type=image_folder", f"data.path={root}", "data.mode=grayscale", *options),
+          *phrases)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unusual_but_valid_files_load(tmp_path):
+    """Big-endian arrays load as native; a 16-bit PNG among 8-bit ones is converted to the 8-bit scale; a CSV
+    header's byte-order mark is no part of the first column's name."""
+    from pyro_vae.config.run import load_config
+    from pyro_vae.data import load_data
+
+    x = np.random.default_rng(0).random((20, 3))
+    np.save(tmp_path / "big.npy", x.astype(">f4"))
+    data = load_data(load_config(None, ["data.type=array", f"data.path={tmp_path / 'big.npy'}"]).data, 0)
+    assert torch.allclose(torch.cat([data.train_x, data.test_x]).sort(0).values,
+                          torch.from_numpy(x.astype(np.float32)).sort(0).values)
+    root = _image_folder(tmp_path, lambda f: _png(f / "deep.png", np.full((8, 8), 65535, np.uint16)))
+    data = load_data(load_config(None, ["data.type=image_folder", f"data.path={root}", "data.mode=grayscale"]).data, 0)
+    assert float(torch.cat([data.train_x, data.test_x]).max()) == 1.0  # 65535 -> 255 -> 1 (scaled)
+    (tmp_path / "bom.csv").write_text("\ufeffa,b\n" + "".join(f"{i % 2},{i % 3 / 2}\n" for i in range(20)),
+                                      encoding="utf-8")
+    data = load_data(load_config(None, ["data.type=table", f"data.path={tmp_path / 'bom.csv'}",
+                                        "data.feature_columns=[a]"]).data, 0)
+    assert data.shape == (1,)
+
+
+@pytest.mark.parametrize("text, options, phrases", [
+    ("a,b\n1,2\n3,4\n", ["data.delimiter=';;'"], ["data.delimiter: got ';;'", "expected one character"]),
+    ("a,b\n" + "1,2\n" * 9 + "1e39,2\n", [], ["column 'a', line 11: '1e39' overflows float32"]),
+])
+def test_bad_tables_are_one_line(tmp_path, capsys, text, options, phrases):
+    (tmp_path / "t.csv").write_text(text)
+    fails(capsys, train_argv(tmp_path, "data.type=table", f"data.path={tmp_path / 't.csv'}", *options), *phrases)
+
+
+class _Ragged(torch.utils.data.Dataset):
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        return torch.zeros(4 if i % 2 else 5)
+
+
+@pytest.mark.parametrize("data, phrase", [
+    (torch.eye(20, 4).to_sparse(), "a sparse_coo tensor; expected a dense tensor"),
+    (torch.empty(20, 4, device="meta"), "a tensor on the meta device holds no values"),
+    (torch.zeros(20, 4, dtype=torch.complex64), "holds complex64 values; expected numbers"),
+    (torch.zeros(0, 4), "holds no datapoints"),
+    (torch.zeros(20, 0), "hold no values"),
+    (_Ragged(), "item 1 has shape (4,), item 0 (5,)"),
+])
+def test_bad_python_data_is_one_data_error(tmp_path, data, phrase):
+    from pyro_vae import train
+
+    with pytest.raises(DataError, match=None) as raised:
+        train(None, tmp_path / "run", tiny_overrides(), data=data)
+    assert phrase in str(raised.value) and "\n" not in str(raised.value)
+    assert not (tmp_path / "run").exists()
+
+
+# --- configs and sizes -------------------------------------------------------------------------------------
+
+BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+def test_config_files_that_expand_or_grow_are_refused(tmp_path, capsys):
+    (tmp_path / "laughs.yaml").write_text(BILLION_LAUGHS)
+    fails(capsys, ["train", str(tmp_path / "laughs.yaml")], "laughs.yaml", "expands to more than 100,000 values")
+    (tmp_path / "big.yaml").write_text("# padding\n" * 500_000)
+    fails(capsys, ["train", str(tmp_path / "big.yaml")], "big.yaml", "a config file is at most")
+
+
+def test_numbers_parse_strictly_and_alike_in_yaml_and_overrides(tmp_path, capsys):
+    from pyro_vae.config.run import load_config
+
+    (tmp_path / "c.yaml").write_text("train: {lr: 3e-3, epochs: 2}\nmodel: {likelihood: {type: gaussian, sigma: 1e-1}}\n")
+    config = load_config(tmp_path / "c.yaml")
+    assert config.train.lr == 3e-3 == load_config(None, ["train.lr=3e-3"]).train.lr
+    assert config.model.likelihood.sigma == 0.1
+    for override, phrase in [("train.epochs=0x10", "train.epochs: expected an integer, got '0x10'"),
+                             ("train.epochs=1_0", "expected an integer, got '1_0'"),
+                             ("train.lr=1e400", "train.lr: expected a finite number"),
+                             ("train.lr=.inf", "train.lr: expected a finite number"),
+                             ("train.epochs.x=1", "train.epochs is not a mapping"),
+                             ("model.prior.type.x=1", "model.prior.type: expected a string")]:
+        fails(capsys, train_argv(tmp_path, override), phrase)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("overrides, phrases", [
+    (["train.objective.num_particles=100000000"], ["train.objective.num_particles=100000000: needs about",
+                                                   "lower train.batch_size or train.objective.num_particles"]),
+    (["train.objective=iwae", "train.objective.num_particles=100000000"], ["needs about", "PYRO_VAE_MEMORY_LIMIT"]),
+    (["model.type=m2", "train.objective=enum", "data.labeled=20", "data.labeled_per_batch=100000000"],
+     ["+ data.labeled_per_batch=100000000: needs about"]),
+    (["train.eval_samples=100000000"], ["train.eval_samples=100000000: each epoch's held-out ELBO would decode"]),
+    (["model.type=vade", "model.prior=gmm", "model.prior.num_components=500", "data.limit=100"],
+     ["model.prior.num_components=500: more mixture components than the 90 training points"]),
+])
+def test_sizes_that_scale_memory_are_checked_before_training(tmp_path, capsys, overrides, phrases):
+    fails(capsys, train_argv(tmp_path, *overrides), *phrases)
+    assert not (tmp_path / "run").exists()

@@ -382,15 +382,25 @@ def test_user_model_trains_with_every_engine_and_objective(plugin, tmp_path, eng
     assert math.isfinite(run.history[-1]["train_elbo"]) and math.isfinite(run.history[-1]["test_elbo"])
 
 
-def test_run_of_a_module_not_importable_here_is_one_line(plugin, tmp_path, capsys):
+def test_a_run_imports_its_module_only_when_allowed(plugin, tmp_path, capsys):
+    """A run naming the user's module loads in a process that imported it, or with --import / imports=[...];
+    otherwise it is one line naming the module and how to allow it, and nothing is imported."""
     out = tmp_path / "run"
     train(None, out, _digits(f"model.prior={plugin}:StudentT"))
     sys.modules.pop(plugin)
-    sys.path.remove(str(tmp_path))
     capsys.readouterr()
     assert main(["evaluate", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "model.pt: model.prior.type: cannot import module" in err
+    assert err.count("\n") == 1 and f"model.pt: model.prior.type: names module {plugin!r}" in err
+    assert f"--import {plugin}" in err and plugin not in sys.modules
+    assert main(["evaluate", str(out), "--num-samples", "2", "--import", plugin]) == 0
+    sys.modules.pop(plugin)
+    assert type(load_run(out, imports=[plugin]).model.prior).__name__ == "StudentT"
+    sys.modules.pop(plugin)
+    sys.path.remove(str(tmp_path))
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--import", plugin]) == 2
+    assert f"--import: cannot import module {plugin!r}" in capsys.readouterr().err
 
 
 def test_model_without_the_optional_methods(plugin, tmp_path, capsys):
@@ -440,14 +450,18 @@ def test_docs_extending_examples_run(tmp_path, monkeypatch, capsys):
             sys.modules.pop(name, None)
 
 
-def test_cli_finds_modules_in_the_current_folder(tmp_path, monkeypatch, capsys):
-    """The `pyro-vae` command (unlike a bare console script) imports `type: module:Class` from the current folder."""
+def test_cli_does_not_search_the_current_folder(tmp_path, monkeypatch, capsys):
+    """The command never puts the current folder on sys.path: a module there is found like any other, installed
+    or on PYTHONPATH."""
     (tmp_path / "cwd_plugin_mod.py").write_text(PLUGIN)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    before = list(sys.path)
     try:
+        assert main(["list", "--import", "cwd_plugin_mod"]) == 2
+        assert "cannot import module 'cwd_plugin_mod'" in capsys.readouterr().err and sys.path == before
+        monkeypatch.syspath_prepend(str(tmp_path))  # PYTHONPATH=.
         assert main(["list", "--import", "cwd_plugin_mod"]) == 0
         assert "cwd_plugin_mod:StudentT" in capsys.readouterr().out
-        assert sys.path[-1] == str(tmp_path)  # last: a local file never shadows an installed module
     finally:
         sys.modules.pop("cwd_plugin_mod", None)

@@ -258,3 +258,136 @@ def test_any_idx_header_is_an_array_or_a_data_error(tmp_path_factory, magic, dim
         assert str(e) and "\n" not in str(e)
     else:
         assert array.size == len(raw) - 4 - 4 * array.ndim
+
+
+# --- own-data files and Python data: a dataset or one DataError ---------------------------------------------
+
+DTYPES = ["<f4", ">f4", "<f8", ">f8", "|u1", ">i4", "<i2", "|b1", "<c8", ">u2"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, 5), max_size=5), st.sampled_from(DTYPES), st.integers(0, 64), st.sampled_from(["npy", "npz"]))
+def test_any_array_file_is_a_dataset_or_a_data_error(tmp_path_factory, shape, dtype, cut, kind):
+    """Any shape (empty, 0-d, 5-D), byte order or dtype, whole or cut short, in a .npy or an .npz."""
+    import io
+
+    import numpy as np
+
+    from pyro_vae.data import load_data
+    from pyro_vae.errors import DataError
+
+    buffer = io.BytesIO()
+    array = (np.arange(int(np.prod(shape))) % 2).astype(dtype).reshape(shape)
+    (np.save if kind == "npy" else lambda f, a: np.savez(f, x=a))(buffer, array)
+    raw = buffer.getvalue()
+    path = tmp_path_factory.mktemp("arr") / f"x.{kind}"
+    path.write_bytes(raw[: max(len(raw) - cut, 0)] if cut < 64 else b"")
+    config = load_config(None, ["data.type=array", f"data.path={path}", "data.test_fraction=0.5"]).data
+    try:
+        data = load_data(config, 0)
+    except DataError as e:
+        assert str(e) and "\n" not in str(e)
+    else:
+        assert data.num_train >= 1 and data.num_test >= 1 and data.train_x.dtype == torch_float32()
+
+
+def torch_float32():
+    import torch
+
+    return torch.float32
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 70000), st.integers(0, 70000), st.integers(1, 3))
+def test_any_image_header_is_a_size_or_a_data_error(tmp_path_factory, height, width, frames):
+    """Whatever size a header claims (up to 4.9e9 pixels) or frames it holds: refused from the header, never
+    decoded beyond the decoder's limit."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from pyro_vae.data.image_folder import header_size
+    from pyro_vae.errors import DataError
+
+    buffer = io.BytesIO()
+    images = [Image.new("L", (4, 4), 60 * i) for i in range(frames)]
+    images[0].save(buffer, "PNG" if frames == 1 else "GIF", save_all=frames > 1, append_images=images[1:])
+    raw = bytearray(buffer.getvalue())
+    if frames == 1:  # rewrite the PNG header's size (and its CRC)
+        raw[16:24] = struct.pack(">II", width, height)
+        raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))
+    path = tmp_path_factory.mktemp("img") / ("x.png" if frames == 1 else "x.gif")
+    path.write_bytes(bytes(raw))
+    try:
+        size = header_size(str(path))
+    except DataError as e:
+        assert str(e) and "\n" not in str(e)
+        assert frames > 1 or height * width == 0 or height * width > Image.MAX_IMAGE_PIXELS or "cannot read" in str(e)
+    else:
+        assert frames == 1 and size == (height, width) and 0 < height * width <= Image.MAX_IMAGE_PIXELS
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["strided", "sparse", "meta", "complex", "int", "bool", "half"]),
+       st.lists(st.integers(0, 4), min_size=0, max_size=4))
+def test_any_python_tensor_is_a_dataset_or_a_data_error(layout, shape):
+    import torch
+
+    from pyro_vae.data.python import PythonDataConfig, from_python
+    from pyro_vae.errors import DataError
+
+    x = torch.arange(float(torch.Size(shape).numel())).reshape(shape)
+    x = {"sparse": lambda t: t.to_sparse(), "meta": lambda t: t.to("meta"), "complex": lambda t: t.to(torch.complex64),
+         "int": lambda t: t.long(), "bool": lambda t: t > 1, "half": lambda t: t.half()}.get(layout, lambda t: t)(x)
+    try:
+        data = from_python(x, PythonDataConfig(test_fraction=0.5), 0)
+    except DataError as e:
+        assert str(e) and "\n" not in str(e)
+    else:
+        assert data.num_train >= 1 and torch.isfinite(data.train_x).all()
+
+
+# --- YAML aliases and links: bounded, refused ---------------------------------------------------------------
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12))
+def test_any_alias_expansion_loads_within_the_bound_or_is_refused(tmp_path_factory, levels, width):
+    """``levels`` anchors, each a list of ``width`` aliases of the one before: width**levels values."""
+    from pyro_vae.config.loading import MAX_VALUES, read_yaml
+
+    text = "l0: &l0 [x]\n" + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]\n"
+                                      for i in range(1, levels + 1))
+    path = tmp_path_factory.mktemp("yaml") / "c.yaml"
+    path.write_text(text)
+    sizes = [2]  # values below each anchor, counting repeats: l0 is a list and its item
+    for _ in range(levels):
+        sizes.append(1 + width * sizes[-1])
+    try:
+        read_yaml(path)
+    except ConfigError as e:
+        assert "expands to more than" in str(e) and 1 + sum(sizes) > MAX_VALUES
+    else:
+        assert 1 + sum(sizes) <= MAX_VALUES
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from(["model.pt", "best.pt", "model.prev.pt", "config.yaml", "metrics.jsonl", "run.lock",
+                        "samples.png", "latent.png", "anything.png", "tensorboard"]), st.booleans())
+def test_any_link_where_a_run_writes_is_refused(tmp_path_factory, name, dangling):
+    from pyro_vae.errors import OutputError
+    from pyro_vae.train.runfolder import refuse_planted_links
+
+    folder = tmp_path_factory.mktemp("run")
+    target = folder.parent / f"{folder.name}-target"
+    if not dangling:
+        target.write_text("keep")
+    (folder / name).symlink_to(target)
+    try:
+        refuse_planted_links(folder)
+    except OutputError as e:
+        assert name in str(e) and "symbolic link" in str(e)
+    else:
+        raise AssertionError(f"a link named {name} was not refused")
+    assert dangling or target.read_text() == "keep"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
 import yaml
 
+from ..nofollow import write_bytes
 from ..registry import DATASETS, MODELS
 from .train import TrainConfig
 from .loading import load_config_dict
@@ -31,11 +31,5 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Iterable[str
 
 def save_config(config: RunConfig, path: Union[str, Path]) -> None:
     """Write the fully resolved config as YAML (it loads back to an equal RunConfig), atomically: a temp
-    file renamed over ``path``, so a crash never leaves half a config."""
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    file renamed over ``path``, so a crash never leaves half a config; a link in its place is refused."""
+    write_bytes(path, yaml.safe_dump(to_dict(config), sort_keys=False).encode())

@@ -10,6 +10,7 @@ failed check or unknown component name.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import MISSING, field
 from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Type, TypeVar, Union
@@ -89,7 +90,14 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float's range
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{path}: expected a finite number, got {str(value)[:40]}"
+                              + (" (beyond the largest float, about 1.8e308)" if not math.isnan(number) else ""))
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {value!r}")

@@ -3,6 +3,8 @@ with optional labels and covariates; a large ``.npy`` is memory-mapped and strea
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Tuple, Union
@@ -54,16 +56,37 @@ def require_path(config: FileDataConfig, kind: str) -> Path:
     return path
 
 
+BROKEN_ARCHIVE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # how NumPy fails on a cut file
+
+
 def numeric(array: np.ndarray, where: str) -> np.ndarray:
-    """``array`` if its dtype holds numbers (bool, integer or float); a DataError naming ``where`` otherwise."""
+    """``array`` in native byte order if its dtype holds numbers (bool, integer or float); a DataError naming
+    ``where`` otherwise."""
     if array.dtype.kind not in "biuf":
         raise DataError(f"{where}: holds {array.dtype} values; expected numbers (bool, integer or float)")
-    return array
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+
+
+def check_shape(shape: Tuple[int, ...], where: str) -> None:
+    """A DataError naming ``where`` unless ``shape`` is ``(N, D)`` vectors or ``(N, [C,] H, W)`` images with
+    N >= 1 and every datapoint dimension >= 1."""
+    shape = tuple(int(d) for d in shape)
+    if not 2 <= len(shape) <= 4:
+        raise DataError(f"{where}: data of shape {shape}; expected (N, D) vectors or (N, [C,] H, W) images")
+    if shape[0] == 0:
+        raise DataError(f"{where}: data of shape {shape} holds no datapoints; expected N >= 2 rows")
+    if 0 in shape[1:]:
+        raise DataError(f"{where}: datapoints of shape {shape[1:]} hold no values; expected every dimension >= 1")
 
 
 def max_value(config: FileDataConfig, dtype: np.dtype) -> float:
     """The divisor of ``scale: true``: the integer dtype's maximum (255 for uint8), 1 for floats."""
     return float(np.iinfo(dtype).max) if config.scale and dtype.kind in "iu" else 1.0
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def side_arrays(config: ArrayConfig, path: Path) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
@@ -78,8 +101,8 @@ def side_arrays(config: ArrayConfig, path: Path) -> Tuple[Optional[np.ndarray], 
             raise DataError(f"data.{option}: {str(file)!r} does not exist (beside a .npy, {option} names a .npy file)")
         try:
             out.append(numeric(np.load(file, allow_pickle=False), str(file)))
-        except (OSError, ValueError) as e:
-            raise DataError(f"{file}: cannot read as a .npy array ({str(e).splitlines()[0]})") from None
+        except BROKEN_ARCHIVE as e:
+            raise DataError(f"{file}: cannot read as a .npy array ({_first_line(e)})") from None
     return out[0], out[1]
 
 
@@ -87,8 +110,9 @@ def npz_arrays(config: ArrayConfig, path: Path) -> Tuple[np.ndarray, Optional[np
     """x, labels and covariates from an ``.npz`` archive; a wrong key lists the keys present."""
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read as an .npz archive ({str(e).splitlines()[0]})") from None
+    except BROKEN_ARCHIVE as e:
+        raise DataError(f"{path}: cannot read as an .npz archive ({_first_line(e)}); expected a whole "
+                        "np.savez file") from None
     with archive:
         keys = list(archive.files)
         arrays = []
@@ -101,8 +125,9 @@ def npz_arrays(config: ArrayConfig, path: Path) -> Tuple[np.ndarray, Optional[np
                 raise DataError(f"{path}: no array {key!r} (data.{option}); the archive holds: {', '.join(keys)}")
             try:
                 arrays.append(numeric(archive[key], f"{path}[{key!r}]"))
-            except ValueError as e:  # object arrays need pickle
-                raise DataError(f"{path}[{key!r}]: cannot read ({str(e).splitlines()[0]}); expected numbers") from None
+            except BROKEN_ARCHIVE as e:  # object arrays need pickle; a member cut short
+                raise DataError(f"{path}[{key!r}]: cannot read ({_first_line(e)}); expected a whole array of "
+                                "numbers") from None
     return arrays[0], arrays[1], arrays[2]
 
 
@@ -131,8 +156,8 @@ def from_arrays(name: str, x: np.ndarray, labels: Optional[np.ndarray], covariat
     """Checked, split in-memory data from NumPy arrays (shared by the array, table and Python readers);
     ``split``: given ``(train rows, test rows)`` instead of the seeded ``test_fraction`` split."""
     where = where or name
-    if x.ndim < 2:
-        raise DataError(f"{where}: data of shape {x.shape}; expected (N, D) vectors or (N, [C,] H, W) images")
+    check_shape(x.shape, where)
+    x = numeric(x, where)
     n = x.shape[0]
     xt = torch.from_numpy(np.ascontiguousarray(x)).float() if x.dtype != np.float32 else torch.from_numpy(np.array(x))
     check_finite(xt, where)
@@ -145,8 +170,7 @@ def stream_npy(name: str, path: Path, labels: Optional[np.ndarray], covariates: 
                config: FileDataConfig, seed: int) -> StreamData:
     """A memory-mapped ``.npy`` read through a DataLoader (the same split as the in-memory path)."""
     reader = NpyRows(path)
-    if len(reader.shape) == 0:
-        raise DataError(f"{path}: data of shape ({reader.rows},); expected (N, D) vectors or (N, [C,] H, W) images")
+    check_shape((reader.rows, *reader.shape), str(path))
     numeric(np.empty(0, reader.dtype), str(path))
     if config.binarize == "static":
         raise DataError("data.binarize: static needs in_memory: true (a streamed dataset re-binarizes per batch)")

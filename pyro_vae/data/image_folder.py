@@ -58,6 +58,33 @@ def find_images(root: Path) -> Tuple[List[Path], Optional[List[int]], List[str]]
     return top, None, []
 
 
+DEPTH_16 = 65535  # the largest 16-bit value
+
+
+def header_size(file: str) -> Tuple[int, int]:
+    """``(height, width)`` of image ``file`` from its header alone (PIL opens lazily: no pixel is decoded); a
+    DataError for an unreadable file, an animation, or more pixels than the decoder's limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``), checked before anything decodes it."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # PIL warns from the limit on and raises from twice it: both refused
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as im:
+                height, width, frames = im.height, im.width, getattr(im, "n_frames", 1)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"{file}: over the image decoder's limit of {Image.MAX_IMAGE_PIXELS:,} pixels "
+                        f"(PIL.Image.MAX_IMAGE_PIXELS: {str(e).split(',')[0]}); expected smaller images; nothing "
+                        "was decoded") from None
+    except (OSError, ValueError, SyntaxError) as e:  # SyntaxError: PIL's word for some malformed headers
+        raise DataError(f"{file}: cannot read as an image ({e})") from None
+    if frames > 1:
+        raise DataError(f"{file}: an animation of {frames} frames; expected still images (save one frame)")
+    return height, width
+
+
 class ImageFiles(RowReader):
     """Image files decoded by ``torchvision.io.decode_image`` (to ``mode``), resized to ``size`` when given:
     ``reader[rows]`` is float32 ``(B, C, H, W)`` of 0..255 values."""
@@ -67,22 +94,16 @@ class ImageFiles(RowReader):
         self.shape = (1 if mode == "grayscale" else 3, *self._common_size())
 
     def _common_size(self) -> Tuple[int, int]:
-        if self.size is not None:
-            return int(self.size[0]), int(self.size[1])
-        from PIL import Image  # reads only the header
-
+        """Every file's header checked (decodable, a still image, within the decoder's pixel limit); the one
+        size they share, or ``data.size``."""
         sizes = {}
         for f in self.files:
-            try:
-                with Image.open(f) as im:
-                    sizes.setdefault((im.height, im.width), f)
-            except (OSError, ValueError) as e:
-                raise DataError(f"{f}: cannot read as an image ({e})") from None
-            if len(sizes) > 1:
+            sizes.setdefault(header_size(f), f)
+            if len(sizes) > 1 and self.size is None:
                 (a, fa), (b, fb) = list(sizes.items())[:2]
                 raise DataError(f"{fb}: {b[0]}x{b[1]} pixels but {fa} is {a[0]}x{a[1]}; images of mixed sizes need "
                                 "data.size: [height, width] to resize them")
-        return next(iter(sizes))
+        return (int(self.size[0]), int(self.size[1])) if self.size is not None else next(iter(sizes))
 
     def __len__(self) -> int:
         return len(self.files)
@@ -96,6 +117,8 @@ class ImageFiles(RowReader):
             image = decode_image(file, mode=mode)
         except (RuntimeError, ValueError) as e:
             raise DataError(f"{file}: cannot decode as an image ({str(e).splitlines()[0]})") from None
+        if image.dtype != torch.uint8:  # 16-bit PNG: to the 8-bit scale of the others (0..65535 -> 0..255)
+            image = ((image.to(torch.int64) * 255 + (DEPTH_16 // 2)) // DEPTH_16).to(torch.uint8)
         if self.size is not None and tuple(image.shape[1:]) != tuple(self.shape[1:]):
             image = resize(image, list(self.shape[1:]), antialias=True)
         elif tuple(image.shape) != self.shape:

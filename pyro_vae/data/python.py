@@ -45,10 +45,16 @@ class PythonDataConfig(FileDataConfig):
 
 def _array(value: Any, what: str) -> np.ndarray:
     if isinstance(value, Tensor):
-        return value.detach().cpu().numpy()
+        if value.layout != torch.strided:
+            raise DataError(f"data[{what!r}]: a {str(value.layout).replace('torch.', '')} tensor; expected a dense "
+                            "tensor (x.to_dense())")
+        if value.is_meta:
+            raise DataError(f"data[{what!r}]: a tensor on the meta device holds no values; expected data on the cpu "
+                            "or a GPU")
+        value = value.detach().cpu().resolve_conj().resolve_neg()
     try:
         array = np.asarray(value)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, RuntimeError) as e:
         raise DataError(f"data[{what!r}]: cannot make an array of it ({e})") from None
     if array.dtype.kind not in "biuf":
         raise DataError(f"data[{what!r}]: holds {array.dtype} values; expected numbers (a tensor or NumPy array)")
@@ -90,6 +96,10 @@ class TorchRows(RowReader):
 
     def read(self, rows: np.ndarray):
         items = [_xy(self.item(int(r))) for r in rows]
+        for r, (x, _) in zip(rows, items):
+            if tuple(torch.as_tensor(x).shape) != self.shape:
+                raise DataError(f"data: torch Dataset item {int(r)} has shape {tuple(torch.as_tensor(x).shape)}, item 0 "
+                                f"{self.shape}; expected every item of the same shape")
         x = torch.stack([torch.as_tensor(i[0]).float() for i in items])
         if not self.has_y:
             return x

@@ -91,14 +91,17 @@ class NpyRows(RowReader):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         array = self._open()
+        if array.ndim == 0:
+            raise DataError(f"{self.path}: a single value (shape ()); expected (N, D) vectors or (N, [C,] H, W) images")
         self.shape, self.dtype, self.rows = tuple(array.shape[1:]), array.dtype, int(array.shape[0])
         self._array: Optional[np.ndarray] = None
 
     def _open(self) -> np.ndarray:
         try:
             return np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DataError(f"{self.path}: cannot read as a .npy array ({str(e).splitlines()[0]})") from None
+        except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file
+            raise DataError(f"{self.path}: cannot read as a .npy array ({str(e).splitlines()[0] if str(e) else ''}"
+                            f"{type(e).__name__ if not str(e) else ''}); expected a whole np.save file") from None
 
     def __getstate__(self):  # workers map the file themselves
         return {**self.__dict__, "_array": None}

@@ -20,6 +20,8 @@ from ..registry import DATASETS
 from .array import FileDataConfig, from_arrays, require_path
 from .base import Dataset
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the data is float32: a larger value would become inf
+
 
 @dataclass
 class TableConfig(FileDataConfig):
@@ -33,7 +35,7 @@ class TableConfig(FileDataConfig):
 def read_rows(path: Path, delimiter: str) -> tuple:
     """Header and rows of a delimited text file; ragged rows are a DataError naming the line."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: a byte-order mark is no part of a name
             reader = csv.reader(f, delimiter=delimiter)
             header = next(reader, None)
             if header is None:
@@ -65,6 +67,9 @@ def numeric_column(path: Path, name: str, col: int, rows: list) -> np.ndarray:
             raise DataError(f"{path}: column {name!r}, line {line}: {text!r} is not a number") from None
         if not math.isfinite(value):
             raise DataError(f"{path}: column {name!r}, line {line}: {text!r}; expected a finite number")
+        if abs(value) > FLOAT32_MAX:
+            raise DataError(f"{path}: column {name!r}, line {line}: {text!r} overflows float32 (largest "
+                            f"{FLOAT32_MAX:.4g}); expected a value in range (rescale the column)")
         out[i] = value
     return out
 
@@ -93,6 +98,8 @@ class TableData:
             raise DataError("data.in_memory: false is for .npy files and image folders; a table is read into memory "
                             "(convert a large table to .npy with np.save to stream it)")
         delimiter = c.delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+        if len(delimiter) != 1:
+            raise DataError(f"data.delimiter: got {delimiter!r}; expected one character, e.g. ',' or ';' or '\\t'")
         header, rows = read_rows(path, delimiter)
         columns = {name: i for i, name in enumerate(header)}
 

@@ -186,14 +186,15 @@ def _signals(stop: _Stop) -> Iterator[None]:
 
 
 def _launch(job: Job, config: Optional[PathLike], out: Path, evaluate: int, threads: int, stop: _Stop,
-            ctx: Any) -> Job:
+            ctx: Any, imports: Sequence[str] = ()) -> Job:
     from .worker import child_main
 
     if stop.signum is not None:
         job.result = {"status": "interrupted"}
         return job
     spec = {"config": None if config is None else str(config), "out": str(job.folder), "mode": job.mode,
-            "overrides": list(job.cell.overrides), "epochs": job.cell.config.train.epochs, "evaluate": evaluate}
+            "overrides": list(job.cell.overrides), "epochs": job.cell.config.train.epochs, "evaluate": evaluate,
+            "imports": list(imports)}
     log = out / LOGS / f"{job.cell.name}.log"
     child = ctx.Process(target=child_main, args=(spec, str(log), threads), name=f"sweep {job.cell.name}")
     with stop.lock:
@@ -211,9 +212,10 @@ def _launch(job: Job, config: Optional[PathLike], out: Path, evaluate: int, thre
 
 
 def run_jobs(jobs: Sequence[Job], config: Optional[PathLike], out: Path, workers: int, evaluate: int = 0,
-             progress: bool = True) -> Optional[int]:
+             progress: bool = True, imports: Sequence[str] = ()) -> Optional[int]:
     """Run every job that is not ``skip`` on ``workers`` processes, one status line as each finishes; the
-    signal number when a signal stopped the sweep, else None."""
+    signal number when a signal stopped the sweep, else None. ``imports``: the user's own modules that the
+    runs' import paths may import (``--import``)."""
     todo = [job for job in jobs if job.mode != "skip"]
     skipped = len(jobs) - len(todo)
     if skipped:
@@ -228,7 +230,7 @@ def run_jobs(jobs: Sequence[Job], config: Optional[PathLike], out: Path, workers
     try:
         with _signals(stop), tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress,
                                   dynamic_ncols=True) as bar, ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_launch, job, config, out, evaluate, threads, stop, ctx) for job in todo]
+            futures = [pool.submit(_launch, job, config, out, evaluate, threads, stop, ctx, imports) for job in todo]
             for future in as_completed(futures):
                 bar.update(1)
                 bar.write(status_line(future.result()), file=sys.stderr)

@@ -30,11 +30,14 @@ def check_trackers(grid: Sequence[Any]) -> None:
 
 
 def sweep(config: Optional[PathLike], overrides: Sequence[str], out: PathLike, workers: Optional[int] = None,
-          evaluate: int = 0, progress: bool = True, keep: Sequence[str] = ()) -> List[Dict[str, Any]]:
+          evaluate: int = 0, progress: bool = True, keep: Sequence[str] = (),
+          imports: Sequence[str] = ()) -> List[Dict[str, Any]]:
     """Train the cross product of ``overrides`` (``key=a,b,c`` lists; others apply to every run) from ``config``
     into ``out/<cell>/`` on ``workers`` processes (default: the CPUs available), each run evaluated with K =
     ``evaluate`` importance samples when > 0; writes ``out/summary.{csv,md,png}`` and returns the rows.
     ``keep``: keys that are axes (summary columns, parts of the folder names) even with one value.
+    ``imports``: modules the runs' import paths (``type: module:Class``) may import when a run is resumed or
+    evaluated (see :func:`~pyro_vae.run.load_run`).
     Finished runs are skipped, interrupted ones resumed, failed ones retried. A signal stops the sweep after
     the running runs have saved their checkpoints (:class:`~pyro_vae.train.signals.Interrupted`)."""
     from ..train.signals import Interrupted
@@ -54,7 +57,8 @@ def sweep(config: Optional[PathLike], overrides: Sequence[str], out: PathLike, w
     except OSError as e:
         raise OutputError(f"--out {shown(out)}: cannot create the folder ({e.strerror or e})") from None
     todo = sum(job.mode != "skip" for job in jobs)
-    signum = run_jobs(jobs, config, out, max(1, min(workers or available_cpus(), todo or 1)), evaluate, progress)
+    signum = run_jobs(jobs, config, out, max(1, min(workers or available_cpus(), todo or 1)), evaluate, progress,
+                      imports)
     axes, _ = parse_axes(overrides, keep)
     table = write_summary(out, jobs, [*axes, "seed"])
     if signum is not None:

@@ -36,9 +36,9 @@ def run_cell(spec: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     result: Dict[str, Any]
     try:
         if mode == "evaluate":
-            run = load_run(out)
+            run = load_run(out, imports=spec.get("imports", ()))
         elif mode == "resume":
-            run = resume(out, [*quiet, f"train.epochs={spec['epochs']}"])
+            run = resume(out, [*quiet, f"train.epochs={spec['epochs']}"], imports=spec.get("imports", ()))
         else:
             run = train(spec["config"], out, [*spec["overrides"], *quiet], force=mode == "retry")
         last = run.history[-1]
@@ -67,8 +67,6 @@ def child_main(spec: Dict[str, Any], log: str, threads: int) -> None:
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
     torch.set_num_threads(threads)
-    if os.getcwd() not in sys.path:  # `type: my_project.priors:StudentT` finds my_project/ in the current folder
-        sys.path.append(os.getcwd())
     result = run_cell(spec)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..nofollow import refuse_link
 
 PathLike = Union[str, Path]
 FOLDER = "tensorboard"
@@ -27,7 +28,7 @@ def summary_writer(folder: PathLike) -> Any:
     except ImportError:
         raise ConfigError("train.tensorboard: needs the tensorboard package "
                           "(pip install 'pyro-vae[tensorboard]', or set train.tensorboard: false)") from None
-    return SummaryWriter(log_dir=str(Path(folder) / FOLDER))
+    return SummaryWriter(log_dir=str(refuse_link(Path(folder) / FOLDER)))  # (a link there: refused, not followed)
 
 
 def _grid(images: Tensor, nrow: int = 8) -> Tensor:

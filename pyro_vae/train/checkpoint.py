@@ -23,7 +23,6 @@ import pickle
 import random
 import shutil
 import struct
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -32,6 +31,8 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointCorrupt, RunDirError, TrainingError
+from ..nofollow import refuse_link, write_bytes
+from ..resources import file_limit, size
 from ..rng import set_torch_rng_state, torch_rng_state
 
 FORMAT = "pyro-vae/2"  # with the SHA-256 trailer
@@ -83,25 +84,14 @@ def save_checkpoint(payload: Dict[str, Any], path: Union[str, Path], keep_previo
         raise TrainingError(f"{path}: refused to save non-finite values ({', '.join(bad[:3])}"
                             f"{' and more' if len(bad) > 3 else ''}); the previous file is kept")
     data = encode(payload)
-    tmp = None
+    refuse_link(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         if keep_previous and path.is_file():
-            _keep_copy(path, path.parent / PREVIOUS)
-        os.replace(tmp, path)
+            _keep_copy(path, refuse_link(path.parent / PREVIOUS))
+        write_bytes(path, data, fsync=True)
     except OSError as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise RunDirError(f"{path}: cannot write checkpoint ({e.strerror or e}); the previous "
                           f"{path.name} is kept") from None
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
     _fsync_dir(path.parent)  # the rename itself survives a power cut
 
 
@@ -140,16 +130,9 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def write_atomic(path: Union[str, Path], data: bytes) -> None:
-    """``path`` := ``data`` via a temp file and an atomic rename (for config.yaml and metrics.jsonl)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``path`` := ``data`` via a temp file and an atomic rename (for config.yaml and metrics.jsonl); a link
+    in ``path``'s place is refused (:func:`pyro_vae.nofollow.write_bytes`)."""
+    write_bytes(path, data)
 
 
 def verify(raw: bytes) -> Optional[bool]:
@@ -169,6 +152,10 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
     if not path.is_file():
         raise RunDirError(f"{path}: no checkpoint file")
     try:
+        length, limit = path.stat().st_size, file_limit()
+        if length > limit:  # read whole and unpickled: refused before reading a byte
+            raise RunDirError(f"{path}: {size(length)}, over the {size(limit)} a checkpoint may have here "
+                              "(half this machine's memory, or PYRO_VAE_MEMORY_LIMIT); not read")
         raw = path.read_bytes()
     except OSError as e:
         raise RunDirError(f"{path}: cannot read checkpoint ({e.strerror or e})") from None

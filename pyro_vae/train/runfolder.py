@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Union
 
 from ..errors import OutputError, RunDirError, RunLocked, shown
+from ..nofollow import open_nofollow, refuse_links
 
 try:
     import fcntl
@@ -71,6 +72,23 @@ def check_out(out_dir: Union[str, Path], force: bool = False) -> Path:
         raise OutputError(f"--out {shown(out)}: not empty and not a pyro-vae run ({listed}); choose a new or empty "
                           "folder, or write into it anyway with --force")
     return out
+
+
+def refuse_planted_links(folder: Path) -> None:
+    """Refuse a run folder where a file the run writes (run files, the lock, pictures) is a symbolic link: one
+    line before anything is written, the link's target untouched."""
+    refuse_links(folder, (*RUN_FILES, LOCK, "tensorboard"), suffixes=(".png",))
+
+
+def check_not_replaced(config_file: Union[str, Path, None], out: Path) -> None:
+    """Refuse ``--force`` into a folder whose run files include ``config_file`` itself (the config being
+    trained would be deleted and replaced)."""
+    if config_file is None or not Path(config_file).is_file():
+        return
+    for name in run_files(out):
+        if os.path.samefile(config_file, out / name):
+            raise OutputError(f"--out {shown(out)}: --force would replace {shown(out / name)}, the config file being "
+                              "trained; copy it out of the folder first, or choose another --out")
 
 
 def make_folder(out: Path) -> None:
@@ -133,7 +151,7 @@ def run_lock(folder: Path) -> Iterator[None]:
 def _acquire_flock(folder: Path, path: Path) -> int:
     for _ in range(10):
         try:
-            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+            fd = open_nofollow(path, os.O_CREAT | os.O_RDWR)
         except OSError as e:
             raise OutputError(f"{path}: cannot create the lock file ({e.strerror or e})") from None
         try:
@@ -154,7 +172,7 @@ def _acquire_flock(folder: Path, path: Path) -> int:
 def _acquire_excl(folder: Path, path: Path, me: dict) -> int:  # pragma: no cover  (no flock)
     for _ in range(2):
         try:
-            return os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+            return open_nofollow(path, os.O_CREAT | os.O_EXCL | os.O_RDWR)
         except FileExistsError:
             holder = _holder(path)
             stale = holder is not None and holder.get("host") == me["host"] and not _alive(holder.get("pid"))
