@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from .schema import component, opt, positive
 from ..registry import OBJECTIVES
@@ -15,6 +15,10 @@ def _default_objective() -> Any:
 
 def _decay_factor(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= 1
+
+
+def _thread_count(x: Any) -> bool:
+    return x == "auto" or (isinstance(x, int) and not isinstance(x, bool) and x >= 1)
 
 
 @dataclass
@@ -54,3 +58,8 @@ class TrainConfig:
     tensorboard: bool = opt(False, "also log ELBO parts, evaluation numbers and image grids to RUN_DIR/tensorboard "
                                    "(optional extra: pip install 'pyro-vae[tensorboard]')")
     num_images: int = opt(64, "images in samples.png / reconstructions.png", positive, "an integer >= 1")
+    threads: Union[Literal["auto"], int] = opt(
+        "auto", "intra-op CPU threads of training, evaluation and sampling; auto: one per 40M multiply-adds of "
+                "a step, at most the CPUs this process may use and other programs leave free (1 for small "
+                "networks); OMP_NUM_THREADS or torch.set_num_threads, when set, win over auto",
+        _thread_count, "'auto' or an integer >= 1")
