@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..data.base import ImageData
 from ..errors import ConfigError
+from ..fast import selfcheck
 from ..fast.kernels import NO_CONSTANTS, Constants
 from ..fast.onepass import NotFusable, in_particle_plate, point_scores
 from ..infer.importance import log_weights
@@ -69,6 +70,7 @@ class ImportanceWeights:
 
     def __init__(self, model: nn.Module, one_pass: bool = True) -> None:
         self.model = model
+        one_pass = one_pass and selfcheck.verdict() is None  # the speed layer trusted on these versions
         self.fused: Optional[bool] = None if one_pass else False  # None: not tried yet
         self.constants = Constants(model).current() if one_pass else NO_CONSTANTS
 
