@@ -402,10 +402,14 @@ def _fit(run: Run, trainer: Trainer) -> Run:
     tracker = open_tracker(run.config.train, out) if main else None  # train.tensorboard
     best = max((row["test_elbo"] for row in run.history), default=-math.inf)
 
+    written: List[Any] = []  # the config as config.yaml last got it: rewritten only when it changed
+
     def save_last(t: Trainer) -> None:
         """model.pt (the one it replaces kept as model.prev.pt), then config.yaml to match it."""
         save_checkpoint(checkpoint_payload(run, t), out / CHECKPOINT, keep_previous=True)
-        _write(out / CONFIG, save_config, run.config)
+        if written != [to_dict(run.config)]:
+            _write(out / CONFIG, save_config, run.config)
+            written[:] = [to_dict(run.config)]
 
     def on_epoch_end(t: Trainer, metrics: EpochMetrics) -> None:
         nonlocal best
