@@ -126,3 +126,9 @@ def test_bad_threads_value_is_one_line(tmp_path, capsys):
     assert main(["train", *tiny_overrides("train.threads=0"), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "train.threads" in err and "'auto' or an integer >= 1" in err
+
+
+def test_the_choice_is_said_once_above_the_progress_bar(tmp_path, capsys, no_user_choice):
+    train(load_config(None, tiny_overrides("train.epochs=2", "train.progress=true")), tmp_path / "run")
+    err = capsys.readouterr().err
+    assert err.count("CPU thread") == 1 and "pyro-vae: 1 CPU thread (auto: " in err

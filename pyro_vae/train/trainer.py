@@ -194,9 +194,9 @@ class Trainer:
     def fit(self, on_epoch_end: Optional[Callable[["Trainer", EpochMetrics], None]] = None,
             on_pretrain_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> List[EpochMetrics]:
         """:meth:`fit_epochs` with ``train.threads`` intra-op threads (:mod:`pyro_vae.threads`), said once on
-        stderr; the caller's thread count is put back afterwards."""
+        stderr above the progress bar (``train.progress``); the caller's thread count is put back afterwards."""
         self.threads, reason = training_threads(self.model, self.data, self.config, distributed.world_size())
-        if distributed.is_main():
+        if self.config.progress and distributed.is_main():
             notify_stderr(f"pyro-vae: {self.threads} CPU thread{'s' * (self.threads != 1)} ({reason})")
         with using_threads(self.threads):
             return self.fit_epochs(on_epoch_end, on_pretrain_epoch_end)
