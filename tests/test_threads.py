@@ -132,3 +132,17 @@ def test_the_choice_is_said_once_above_the_progress_bar(tmp_path, capsys, no_use
     train(load_config(None, tiny_overrides("train.epochs=2", "train.progress=true")), tmp_path / "run")
     err = capsys.readouterr().err
     assert err.count("CPU thread") == 1 and "pyro-vae: 1 CPU thread (auto: " in err
+
+
+class _ThreadsSeen(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        return torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS")
+
+
+def test_dataloader_workers_start_with_one_thread():
+    loader = torch.utils.data.DataLoader(_ThreadsSeen(), batch_size=None, num_workers=1,
+                                         worker_init_fn=threads.worker_init_fn)
+    assert [tuple(item) for item in loader] == [(1, "1", "1")]
