@@ -190,14 +190,18 @@ def worker_init_fn(worker_id: int) -> None:
 
 
 def multiply_adds(model: Any, example: Any, condition: Any = None) -> float:
-    """Multiply-adds of one datapoint through ``model.reconstruct`` (encoder + decoder), counted at its
-    Linear/Conv layers with forward hooks; for a model without ``reconstruct``, its Linear/Conv weights' sizes.
+    """Multiply-adds of one datapoint ``example`` through ``model.reconstruct`` (encoder + decoder), counted at
+    its Linear/Conv layers with forward hooks; without an example, or for a model without ``reconstruct``, the
+    sizes of its Linear/Conv weights.
     The random streams and the model's train/eval mode are left as they were."""
     import pyro.util
     import torch
     from torch import nn
 
-    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+    kinds = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+    layers = [m for m in model.modules() if isinstance(m, kinds)]
+    if example is None:
+        return float(sum(m.weight.numel() for m in layers))
     total = [0.0]
 
     def count(module: nn.Module, inputs: tuple, output: Any) -> None:

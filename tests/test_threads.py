@@ -146,3 +146,21 @@ def test_dataloader_workers_start_with_one_thread():
     loader = torch.utils.data.DataLoader(_ThreadsSeen(), batch_size=None, num_workers=1,
                                          worker_init_fn=threads.worker_init_fn)
     assert [tuple(item) for item in loader] == [(1, "1", "1")]
+
+
+class _ConvPair(nn.Module):
+    """3×3 convolution to 4 channels and back, padding 1, on 8×8 images."""
+
+    def __init__(self):
+        super().__init__()
+        self.down, self.up = nn.Conv2d(1, 4, 3, padding=1), nn.ConvTranspose2d(4, 1, 3, padding=1)
+
+    def reconstruct(self, x, y=None):
+        return self.up(self.down(x))
+
+
+def test_multiply_adds_of_convolutions():
+    model = _ConvPair()
+    # each of the 4·8·8 outputs of `down` sums 1·3·3 products; each of the 4·8·8 inputs of `up` feeds 1·3·3
+    assert threads.multiply_adds(model, torch.zeros(1, 1, 8, 8)) == 2 * 4 * 8 * 8 * 9
+    assert threads.multiply_adds(model, None) == 2 * 4 * 9  # no datapoint: the weights' sizes
