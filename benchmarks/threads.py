@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -70,7 +69,7 @@ def busy(count: int) -> Iterator[None]:
 
 
 def run_digits(setting: str, quick: bool) -> Tuple[float, Optional[int]]:
-    """Wall seconds of ``pyro-vae train --out DIR`` and the thread count it said it chose."""
+    """Wall seconds of ``pyro-vae train --out DIR`` and the thread count its metrics recorded."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "pyro_vae", "train", "--out", str(Path(tmp) / "digits"),
                    "train.progress=false", f"train.threads={setting_value(setting)}"]
@@ -79,10 +78,10 @@ def run_digits(setting: str, quick: bool) -> Tuple[float, Optional[int]]:
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env=child_env(), cwd=tmp)
         seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"pyro-vae train failed: {done.stderr.strip().splitlines()[-1:]}")
-    said = re.search(r"pyro-vae: (\d+) CPU thread", done.stderr)
-    return seconds, int(said.group(1)) if said else None
+        if done.returncode != 0:
+            raise RuntimeError(f"pyro-vae train failed: {done.stderr.strip().splitlines()[-1:]}")
+        last = (Path(tmp) / "digits" / "metrics.jsonl").read_text().splitlines()[-1]
+    return seconds, json.loads(last).get("threads")
 
 
 def run_mnist(setting: str, quick: bool) -> Tuple[float, Optional[int]]:
@@ -129,6 +128,10 @@ def child_step(setting: str, steps: int, warmup: int) -> None:
     print(json.dumps({"threads": n, "median_ms": 1e3 * statistics.median(times)}))
 
 
+def threads_said(n: Optional[int]) -> str:
+    return f"{n} thread{'s' * (n != 1)}"
+
+
 def machine() -> str:
     """CPU model, CPUs available to this process, torch version."""
     import torch
@@ -161,7 +164,7 @@ def measure(loads: List[int], reps: int, quick: bool) -> List[Dict]:
             best = min(medians["1"], medians["all"])
             rows.append({"workload": workload, "unit": unit, "busy": load, "medians": medians, "threads": chosen,
                          "auto_vs_best": medians["auto"] / best})
-            print(f"{workload} busy={load}: " + ", ".join(f"{s} {medians[s]:.3g} {unit} ({chosen[s]} threads)"
+            print(f"{workload} busy={load}: " + ", ".join(f"{s} {medians[s]:.3g} {unit} ({threads_said(chosen[s])})"
                                                           for s in SETTINGS), file=sys.stderr, flush=True)
     return rows
 
@@ -173,7 +176,7 @@ def table(rows: List[Dict], description: str) -> str:
     for r in rows:
         m, t = r["medians"], r["threads"]
         name = "default digits run (whole command)" if r["workload"] == "digits" else "MNIST 784-400-50 step, batch 128"
-        cells = [f"{m[s]:.3g} {r['unit']}" + (f" ({t[s]} threads)" if s == "auto" else "") for s in SETTINGS]
+        cells = [f"{m[s]:.3g} {r['unit']}" + (f" ({threads_said(t[s])})" if s == "auto" else "") for s in SETTINGS]
         lines.append(f"| {name} | {r['busy']} | {' | '.join(cells)} | {r['auto_vs_best']:.2f}× |")
     return "\n".join(lines) + "\n"
 
