@@ -142,8 +142,11 @@ def resolve(setting: Union[str, int], work_per_step: float) -> Tuple[int, str]:
     if chosen is not None:
         return chosen[0], f"set by {chosen[1]}"
     cpus = available_cpus()
-    n = choose_threads(work_per_step, cpus)
-    return n, f"auto: {work_per_step / 1e6:.3g}M multiply-adds per step, {cpus} CPU{'s' * (cpus != 1)} available"
+    more = work_per_step > WORK_PER_THREAD and cpus > 1  # only then do busy CPUs matter
+    busy = busy_cpus() if more else 0.0
+    n = choose_threads(work_per_step, cpus, busy)
+    return n, (f"auto: {work_per_step / 1e6:.3g}M multiply-adds per step, {cpus} CPU{'s' * (cpus != 1)} available"
+               + (f", {busy:.1f} busy with other programs" if more else ""))
 
 
 def apply(n: int) -> int:

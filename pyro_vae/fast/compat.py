@@ -8,7 +8,7 @@ compatibility test says which helper broke, and :func:`missing_names` (checked b
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -33,12 +33,21 @@ def _owner(where: str) -> Any:
         return getattr(importlib.import_module(module), attr)
 
 
+_looked_up: Dict[Tuple[Tuple[str, str], ...], List[str]] = {}  # PRIVATE_NAMES -> missing ones (once a process)
+
+
 def missing_names() -> List[str]:
     """The private names of :data:`PRIVATE_NAMES` this torch/Pyro lacks (``where.name``), empty when all exist.
     Instance attributes (``Tensor._base``, ``Module._parameters``) are looked up on an instance."""
+    if PRIVATE_NAMES not in _looked_up:
+        _looked_up[PRIVATE_NAMES] = _look_up(PRIVATE_NAMES)
+    return list(_looked_up[PRIVATE_NAMES])
+
+
+def _look_up(names: Tuple[Tuple[str, str], ...]) -> List[str]:
     probes = {"torch.Tensor": torch.zeros(1), "torch.nn.Module": nn.Module()}
     missing = []
-    for where, name in PRIVATE_NAMES:
+    for where, name in names:
         try:
             owner = probes[where] if where in probes else _owner(where)
             getattr(owner, name)
