@@ -30,6 +30,19 @@ def test_installed_versions_pass_and_the_verdict_is_cached(monkeypatch):
     assert selfcheck.verdict() is None
 
 
+def test_the_check_leaves_the_param_store_and_random_streams_alone():
+    import pyro
+
+    mine = pyro.param("vae$$$encoder.weight", torch.ones(3))  # a name the tiny VAE's own parameters would take
+    names = list(pyro.get_param_store().keys())
+    torch.manual_seed(7)
+    assert selfcheck.run_check() is None
+    after = torch.rand(2)
+    torch.manual_seed(7)
+    assert torch.equal(after, torch.rand(2))
+    assert list(pyro.get_param_store().keys()) == names and pyro.param("vae$$$encoder.weight") is mine
+
+
 def wrong_gaussian_kernel(monkeypatch):
     """The Gaussian sample kernel's ε 1% off the noise Pyro draws (as a changed private helper would make it)."""
     right = compat.standard_normal
@@ -75,3 +88,12 @@ def test_evaluation_falls_back_too(monkeypatch):
     assert ImportanceWeights(model).fused is None  # trusted: the one pass is tried
     monkeypatch.setattr(selfcheck, "_verdicts", {selfcheck.versions(): "a wrong result"})
     assert ImportanceWeights(model).fused is False  # Pyro's traces
+
+
+def test_a_run_that_checks_first_trains_as_one_that_reads_the_verdict(tmp_path):
+    config = load_config(None, tiny_overrides("train.epochs=1"))
+    checked = train(config, tmp_path / "checked")  # no verdict yet: the check runs inside this run
+    assert json.loads(selfcheck.cache_path().read_text()) == {selfcheck.versions(): None}
+    cached = train(config, tmp_path / "cached")
+    assert checked.history[0]["engine"]["path"] == "replay"
+    assert [r["train_elbo"] for r in checked.history] == [r["train_elbo"] for r in cached.history]

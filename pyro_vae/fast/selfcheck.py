@@ -80,15 +80,19 @@ def _write_cache(verdicts: Dict[str, Optional[str]]) -> None:
 def run_check(seed: int = 0) -> Optional[str]:
     """Loss and gradients of a tiny VAE (6 → 5 → 2 latents, Bernoulli) from Pyro's ``Trace_ELBO`` against the
     speed layer's eager one pass and its replay, each on the same random draws: None when all agree to
-    float32 round-off, else what differed."""
+    float32 round-off, else what differed. Pyro's param store and the random streams are left as they were."""
     global _running
     _running = True
-    state = pyro.util.get_rng_state()
+    state, store = pyro.util.get_rng_state(), pyro.get_param_store()
+    params = store.get_state()  # the caller's parameters: the tiny VAE registers under the same names
+    store.clear()
     try:
         return _compare(seed)
     except Exception as e:  # the speed layer failing outright on these versions is a failed check too
         return f"self-check failed with {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
     finally:
+        store.clear()
+        store.set_state(params)
         pyro.util.set_rng_state(state)
         _running = False
 
