@@ -196,10 +196,11 @@ def multiply_adds(model: Any, example: Any, condition: Any = None) -> float:
     """Multiply-adds of one datapoint ``example`` through ``model.reconstruct`` (encoder + decoder), counted at
     its Linear/Conv layers with forward hooks; without an example, or for a model without ``reconstruct``, the
     sizes of its Linear/Conv weights.
-    The random streams and the model's train/eval mode are left as they were."""
-    import pyro.util
+    The random streams, Pyro's param store and the model's train/eval mode are left as they were."""
     import torch
     from torch import nn
+
+    from .rng import traceless
 
     kinds = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
     layers = [m for m in model.modules() if isinstance(m, kinds)]
@@ -218,10 +219,10 @@ def multiply_adds(model: Any, example: Any, condition: Any = None) -> float:
             total[0] += output.numel() * module.weight[0].numel()
 
     hooks = [m.register_forward_hook(count) for m in layers]
-    state, training = pyro.util.get_rng_state(), model.training
+    training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with traceless(), torch.no_grad():
             model.reconstruct(example, condition)
     except Exception:  # no reconstruct, or one that needs more than a datapoint: the weights' sizes
         total[0] = float(sum(m.weight.numel() for m in layers))
@@ -229,7 +230,6 @@ def multiply_adds(model: Any, example: Any, condition: Any = None) -> float:
         for h in hooks:
             h.remove()
         model.train(training)
-        pyro.util.set_rng_state(state)
     return total[0]
 
 

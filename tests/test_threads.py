@@ -4,6 +4,7 @@ the child processes' environment, and the count recorded in a run."""
 import json
 import os
 
+import pyro
 import pytest
 import torch
 from torch import nn
@@ -81,17 +82,19 @@ def test_child_env_sets_every_thread_pool():
     assert threads.split_threads(3, cpus=8) == 2 and threads.split_threads(4, cpus=2) == 1
 
 
-def test_multiply_adds_of_an_mlp_leave_the_random_streams_alone():
+def test_multiply_adds_of_an_mlp_leave_random_streams_and_param_store_alone():
     from pyro_vae.models import build_model
 
     config = load_config(None, tiny_overrides())
     model = build_model(config.model, (1, 8, 8), 10)
     x = torch.rand(1, 1, 8, 8)
+    store = pyro.get_param_store()
+    names = list(store.keys())
     torch.manual_seed(3)
     counted = threads.multiply_adds(model, x)
     after = torch.rand(3)
     torch.manual_seed(3)
-    assert torch.equal(after, torch.rand(3))
+    assert torch.equal(after, torch.rand(3)) and list(store.keys()) == names
     # reconstruct runs every Linear layer of the encoder and decoder once per datapoint: Σ in·out
     linear = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
     assert counted == linear
