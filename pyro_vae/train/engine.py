@@ -121,8 +121,11 @@ class TorchEngine:
                 self.optim.add_param_group({"params": extra})
             self._checked = True
         loss.backward()
-        if self.clip is not None:  # ClippedAdam's clamp of every gradient entry to [−clip, clip], all at once
-            torch.nn.utils.clip_grad_value_(self.params, self.clip, foreach=True)
+        if self.clip is not None:  # ClippedAdam's clamp of every gradient entry to [−clip, clip]
+            clip = self.clip
+            for p in self.params:
+                if p.grad is not None:
+                    p.grad.clamp_(-clip, clip)
         self.optim.step()
         self.loss.set_step(self.loss.step + 1)
         return self.report(loss.detach())
