@@ -233,9 +233,14 @@ def multiply_adds(model: Any, example: Any, condition: Any = None) -> float:
     return total[0]
 
 
-def first_datapoint(data: Any) -> Tuple[Any, Any]:
-    """``(x, y)`` of the first held-out datapoint (a batch of one)."""
-    return next(iter(data.batches("test", 1)))
+def first_datapoint(data: Any) -> Optional[Tuple[Any, Any]]:
+    """``(x, y)`` of the first held-out datapoint (a batch of one) of in-memory data; None for a streamed
+    dataset (not read for this: its count falls back to the weights' sizes)."""
+    from .data.base import ImageData
+
+    if not isinstance(data, ImageData) or data.test_x.shape[0] == 0:
+        return None
+    return data.test_x[:1], data.test_y[:1]
 
 
 def training_threads(model: Any, data: Any, config: Any, processes: int = 1) -> Tuple[int, str]:
@@ -244,9 +249,10 @@ def training_threads(model: Any, data: Any, config: Any, processes: int = 1) -> 
     setting = getattr(config, "threads", "auto")
     if setting != "auto" or user_choice() is not None:
         return resolve(setting, 0.0)
-    x, y = first_datapoint(data)
+    example = first_datapoint(data)
     particles = getattr(config.objective, "num_particles", 1) or 1
-    work = multiply_adds(model, x, y) * config.batch_size * particles / processes
+    per_point = multiply_adds(model, *example) if example is not None else multiply_adds(model, None)
+    work = per_point * config.batch_size * particles / processes
     n, reason = resolve(setting, work)
     return min(n, split_threads(processes)), reason
 
