@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import matplotlib
+import torch
+import torch.nn.functional as F
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import Tensor  # noqa: E402
-from torchvision.utils import make_grid, save_image  # noqa: E402
-
-from .nofollow import write_with  # noqa: E402
+from .nofollow import write_with
 
 PathLike = Union[str, Path]
 MIN_SIDE = 28  # small images (8x8 digits) are upscaled so a grid is legible
@@ -30,6 +27,57 @@ def _pil_format(path: PathLike) -> str:
     from PIL import Image
 
     return Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, imported on the first figure (with the file-only Agg backend unless pyplot was
+    already imported with another): runs and commands that draw no figure never import matplotlib."""
+    if "matplotlib.pyplot" not in sys.modules:
+        import matplotlib
+
+        matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
+class _Pyplot:
+    """``plt.subplots(...)`` etc. through :func:`pyplot`: matplotlib loads when a figure is first drawn."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(pyplot(), name)
+
+
+plt = _Pyplot()
+
+
+def make_grid(images: Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 0.0) -> Tensor:
+    """``(N, C, H, W)`` images as one ``(3, H', W')`` grid, ``nrow`` per row, ``padding`` pixels of ``pad_value``
+    around each (grey levels repeated to RGB; one image is returned as it is), as ``torchvision.utils.make_grid``
+    lays it out."""
+    if images.dim() == 3:
+        images = images.unsqueeze(0)
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    if images.shape[0] == 1:
+        return images[0]
+    n, c, h, w = images.shape
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    grid = images.new_full((c, rows * (h + padding) + padding, cols * (w + padding) + padding), pad_value)
+    for k in range(n):
+        top, left = (k // cols) * (h + padding) + padding, (k % cols) * (w + padding) + padding
+        grid[:, top:top + h, left:left + w] = images[k]
+    return grid
+
+
+def save_image(images: Tensor, path: Any, format: Optional[str] = None, **grid: Any) -> None:
+    """:func:`make_grid` of ``images`` in [0, 1] written as an 8-bit image file or binary file object
+    (``round(255·v)``, PIL; ``format``: PIL's format name, needed for a file object)."""
+    from PIL import Image
+
+    pixels = make_grid(images, **grid).mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8)
+    Image.fromarray(pixels.cpu().numpy()).save(path, format=format)
 
 
 def _upscale(images: Tensor) -> Tensor:
@@ -157,8 +205,6 @@ def save_epoch_axes(fig: "plt.Figure", ax: "plt.Axes", path: Optional[PathLike],
 
 def save_labelled_rows(rows: Sequence[Tuple[str, Tensor]], path: PathLike, title: Optional[str] = None) -> None:
     """One labelled row of ``(N, C, H, W)`` images per ``(label, images)`` (e.g. input, truth, completions)."""
-    from torchvision.utils import make_grid
-
     fig, axes = plt.subplots(len(rows), 1, figsize=(1.1 * rows[0][1].shape[0], 1.25 * len(rows)), squeeze=False)
     for ax, (label, images) in zip(axes[:, 0], rows):
         grid = make_grid(_upscale(images.detach().float().cpu().clamp(0, 1)), nrow=images.shape[0], padding=2,

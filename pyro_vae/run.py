@@ -30,6 +30,7 @@ from .data.python import PythonDataConfig
 from .errors import ConfigError, DataError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.classification import classification_metrics
 from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
+from .evaluation.loglik import SAMPLES_PER_PASS
 from .evaluation.report import evaluate as evaluation_report
 from .evaluation.report import write_pictures as write_latent_pictures
 from .models import build_model
@@ -39,6 +40,7 @@ from .nofollow import append_text
 from .registry import only_imported
 from .resources import physical_memory, size
 from .tracking import check_trackers, open_tracker
+from .threads import first_datapoint, pass_threads, using_threads
 from .validation import validate
 from .train import EpochMetrics, Trainer, load_checkpoint, resolve_device, save_checkpoint
 from .train import distributed
@@ -76,9 +78,15 @@ class Run:
             self._data = load_data(self.config.data, self.config.seed).to(self.device)
         return self._data
 
-    @torch.no_grad()
     def sample(self, num_samples: int, label: Optional[int] = None,
                condition: Optional[Sequence[float]] = None) -> torch.Tensor:
+        """:meth:`draw` with ``train.threads`` intra-op threads (:mod:`pyro_vae.threads`)."""
+        with using_threads(pass_threads(self.config.train.threads, self.model, num_samples)):
+            return self.draw(num_samples, label, condition)
+
+    @torch.no_grad()
+    def draw(self, num_samples: int, label: Optional[int] = None,
+             condition: Optional[Sequence[float]] = None) -> torch.Tensor:
         """E[x|z] for ``num_samples`` prior draws z ~ p(z) (a label-conditional model: z ~ p(z|c = ``label``);
         a covariate-conditional model: z ~ p(z|c) at covariates ``condition``, by default at the test split's),
         in the data's units (a standardised run's samples are mapped back: x = μ + s·x')."""
@@ -109,6 +117,13 @@ class Run:
         return self.standardizer.undo(x) if self.standardizer is not None else x
 
     def evaluate(self, num_samples: int = 100, progress: bool = False) -> Dict[str, Any]:
+        """:meth:`report` with ``train.threads`` intra-op threads, for passes of up to 2¹⁵ decoded z's."""
+        data = self.data()
+        work = min(SAMPLES_PER_PASS, num_samples * max(1, data.num_test))
+        with using_threads(pass_threads(self.config.train.threads, self.model, work, first_datapoint(data))):
+            return self.report(num_samples, progress)
+
+    def report(self, num_samples: int = 100, progress: bool = False) -> Dict[str, Any]:
         """The evaluation report (:func:`pyro_vae.evaluation.report.evaluate`): test ELBO and its parts,
         importance-sampled log p(x) with K = ``num_samples``, KL split, active units; per datapoint, nats.
         ``progress``: a progress bar (with a time estimate) for the log p(x) pass."""
@@ -412,10 +427,14 @@ def _fit(run: Run, trainer: Trainer, callbacks: Sequence[EpochCallback] = ()) ->
     tracker = open_tracker(run.config, out, resumed) if main else None  # train.tensorboard, train.mlflow
     best = max((row["test_elbo"] for row in run.history), default=-math.inf)
 
+    written: List[Any] = []  # the config as config.yaml last got it: rewritten only when it changed
+
     def save_last(t: Trainer) -> None:
         """model.pt (the one it replaces kept as model.prev.pt), then config.yaml to match it."""
         save_checkpoint(checkpoint_payload(run, t), out / CHECKPOINT, keep_previous=True)
-        _write(out / CONFIG, save_config, run.config)
+        if written != [to_dict(run.config)]:
+            _write(out / CONFIG, save_config, run.config)
+            written[:] = [to_dict(run.config)]
 
     def on_epoch_end(t: Trainer, metrics: EpochMetrics) -> None:
         nonlocal best
@@ -488,6 +507,7 @@ def checkpoint_payload(run: Run, trainer: Optional[Trainer] = None) -> Dict[str,
     if trainer is not None:
         payload["trainer"] = trainer.state()
         payload["engine"] = trainer.engine.describe()  # which path computed the loss and why
+        payload["threads"] = trainer.threads  # intra-op CPU threads of its steps (train.threads)
     return payload
 
 

@@ -68,3 +68,14 @@ def test_missing_root_folder(tmp_path):
     config = load_config(None, ["data.type=mnist", f"data.root={tmp_path / 'nope'}"]).data
     with pytest.raises(DataError, match="data.root.*does not exist"):
         load_data(config, 0)
+
+
+def test_digits_read_without_scikit_learn_equal_load_digits():
+    from sklearn.datasets import load_digits
+
+    from pyro_vae.data.digits import read_digits
+
+    images, labels = read_digits()
+    reference = load_digits()
+    assert torch.equal(images, torch.as_tensor(reference.images, dtype=torch.float32))
+    assert torch.equal(labels, torch.as_tensor(reference.target, dtype=torch.long))

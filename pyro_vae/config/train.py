@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from .schema import component, opt
 from .validators import fraction_or_one, positive
@@ -12,6 +12,10 @@ from ..registry import OBJECTIVES
 
 def _default_objective() -> Any:
     return OBJECTIVES.get("elbo").config_cls()
+
+
+def _thread_count(x: Any) -> bool:
+    return x == "auto" or (isinstance(x, int) and not isinstance(x, bool) and x >= 1)
 
 
 @dataclass
@@ -55,3 +59,8 @@ class TrainConfig:
                               "(MLFLOW_TRACKING_URI, else MLflow's local default; optional extra: "
                               "pip install 'pyro-vae[mlflow]')")
     num_images: int = opt(64, "images in samples.png / reconstructions.png", positive, "an integer >= 1")
+    threads: Union[Literal["auto"], int] = opt(
+        "auto", "intra-op CPU threads of training, evaluation and sampling; auto: one per 40M multiply-adds of "
+                "a step, at most the CPUs this process may use and other programs leave free (1 for small "
+                "networks); OMP_NUM_THREADS or torch.set_num_threads, when set, win over auto",
+        _thread_count, "'auto' or an integer >= 1")

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from ..errors import DataError
+from ..threads import worker_init_fn
 from .base import Batch, Split, Standardizer, check_finite
 
 CHUNK_ROWS = 4096  # rows per read in sequential passes (statistics, validation, the held-out split)
@@ -252,6 +253,7 @@ class StreamData:
         loader = DataLoader(self.reader, sampler=[c.tolist() for c in chunks], batch_size=None,
                             num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
                             prefetch_factor=4 if self.num_workers else None,
+                            worker_init_fn=worker_init_fn if self.num_workers else None,  # 1 thread each
                             generator=torch.Generator())  # its own seed draw: the global RNG stays untouched
 
         for chunk, out in zip(chunks, loader):

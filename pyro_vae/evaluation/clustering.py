@@ -12,8 +12,6 @@ from typing import Dict, Optional
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from torch import Tensor, nn
 
 from ..data import ImageData
@@ -25,6 +23,8 @@ def hungarian_accuracy(clusters: np.ndarray, labels: np.ndarray) -> float:
     """max over one-to-one maps m of clusters to labels of mean[m(cluster) == label] (unmatched clusters count wrong)."""
     counts = np.zeros((clusters.max() + 1, labels.max() + 1), dtype=np.int64)
     np.add.at(counts, (clusters, labels), 1)
+    from scipy.optimize import linear_sum_assignment  # (imported on use: SciPy is slow to import)
+
     rows, cols = linear_sum_assignment(counts, maximize=True)
     return float(counts[rows, cols].sum() / len(labels))
 
@@ -64,6 +64,8 @@ USED_FRACTION = 0.01  # a component "is used" when it holds at least 1 % of the 
 
 def assignment_metrics(clusters: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
     """Hungarian accuracy, purity, NMI, ARI and the clusters used, for integer ``clusters`` against ``labels``."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # (on use: slow to import)
+
     clusters, labels = np.asarray(clusters, dtype=np.int64), np.asarray(labels, dtype=np.int64)
     sizes = np.bincount(clusters)
     return {"cluster_accuracy": hungarian_accuracy(clusters, labels), "cluster_purity": purity(clusters, labels),

@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 from tqdm import tqdm
 
 from ..errors import ConfigError, OutputError, shown
+from ..threads import available_cpus, child_env, split_threads
 from .grid import Cell
 from .worker import RESULT
 
@@ -32,19 +33,11 @@ LOGS = "logs"  # DIR/logs/<cell>.log: each run's stdout and stderr
 IGNORED = ("train.progress", "train.epochs")  # may differ between a run folder and its cell (epochs: resumed)
 
 
-def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask), else the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover  (macOS, Windows)
-        return os.cpu_count() or 1
-
-
 def _worker_env(n_workers: int) -> Dict[str, str]:
-    """The environment of each worker process: the available CPUs shared out, ⌊cpus / workers⌋ threads each
-    (1 when workers ≥ cores), so parallel runs do not oversubscribe the cores."""
-    threads = str(max(1, available_cpus() // max(1, n_workers)))
-    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    """The environment of each worker process under the library's thread policy: the CPUs this process may use
+    (affinity mask, cgroup quota) shared out, ⌊cpus / workers⌋ threads each (1 when workers ≥ cores), so
+    parallel runs do not oversubscribe the cores."""
+    return child_env(split_threads(n_workers))
 
 
 @dataclass

@@ -1,22 +1,64 @@
 """Every private Pyro/torch name the speed layer relies on, in one place (tested in ``tests/test_fast_compat.py``).
 
-Tested with torch 2.14.1 and pyro-ppl 1.9.2; ``pyproject.toml`` bounds the versions (``torch>=2.4,<=2.14.1``,
-``pyro-ppl>=1.8.6,<1.10``). Each helper names the private attribute it reads; when a release renames one, this
-is the only file to change, and the compatibility test says which helper broke.
+Tested with the torch and pyro-ppl versions listed in ``docs/speed.md``; ``pyproject.toml`` caps neither. Each
+helper names the private attribute it reads; when a release renames one, this is the only file to change, the
+compatibility test says which helper broke, and :func:`missing_names` (checked by
+:mod:`pyro_vae.fast.selfcheck` before the speed layer runs) makes the library fall back to Pyro's own ELBO.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch.distributions.utils import _standard_normal, _sum_rightmost
+import torch.distributions.utils as _dist_utils
+
+PRIVATE_NAMES = (  # (where, name): every private name below, for missing_names()
+    ("torch.distributions.utils", "_standard_normal"), ("torch.distributions.utils", "_sum_rightmost"),
+    ("torch.distributions.Distribution", "_extended_shape"), ("pyro.infer.ELBO", "_vectorized_num_particles"),
+    ("torch.Tensor", "_base"), ("torch.Tensor", "_version"), ("torch.nn.Module", "_parameters"),
+    ("torch.nn.Module", "_buffers"), ("torch.fx.experimental.proxy_tensor", "make_fx"),
+)
+
+
+def _owner(where: str) -> Any:
+    """The module or class named by a dotted path (imported if a module)."""
+    import importlib
+
+    module, _, attr = where.rpartition(".")
+    try:
+        return importlib.import_module(where)
+    except ImportError:
+        return getattr(importlib.import_module(module), attr)
+
+
+_looked_up: Dict[Tuple[Tuple[str, str], ...], List[str]] = {}  # PRIVATE_NAMES -> missing ones (once a process)
+
+
+def missing_names() -> List[str]:
+    """The private names of :data:`PRIVATE_NAMES` this torch/Pyro lacks (``where.name``), empty when all exist.
+    Instance attributes (``Tensor._base``, ``Module._parameters``) are looked up on an instance."""
+    if PRIVATE_NAMES not in _looked_up:
+        _looked_up[PRIVATE_NAMES] = _look_up(PRIVATE_NAMES)
+    return list(_looked_up[PRIVATE_NAMES])
+
+
+def _look_up(names: Tuple[Tuple[str, str], ...]) -> List[str]:
+    probes = {"torch.Tensor": torch.zeros(1), "torch.nn.Module": nn.Module()}
+    missing = []
+    for where, name in names:
+        try:
+            owner = probes[where] if where in probes else _owner(where)
+            getattr(owner, name)
+        except (ImportError, AttributeError):
+            missing.append(f"{where}.{name}")
+    return missing
 
 def standard_normal(shape: torch.Size, like: Tensor) -> Tensor:
     """ε ~ N(0, I) of ``shape``, drawn exactly as ``torch.distributions.Normal.rsample`` draws it
     (``torch.distributions.utils._standard_normal``), so the one-pass guide and Pyro's draw the same ε."""
-    return _standard_normal(shape, dtype=like.dtype, device=like.device)
+    return _dist_utils._standard_normal(shape, dtype=like.dtype, device=like.device)
 
 
 def extended_shape(fn: Any, sample_shape: torch.Size = torch.Size()) -> torch.Size:
@@ -26,7 +68,7 @@ def extended_shape(fn: Any, sample_shape: torch.Size = torch.Size()) -> torch.Si
 
 def sum_rightmost(value: Tensor, dim: int) -> Tensor:
     """Sum of the ``dim`` rightmost dims (``torch.distributions.utils._sum_rightmost``)."""
-    return _sum_rightmost(value, dim)
+    return _dist_utils._sum_rightmost(value, dim)
 
 
 def is_family(fn: Any, family: type) -> bool:

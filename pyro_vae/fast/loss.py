@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError, PyroVAEError
 from ..infer.objectives import LatentWeightedMixin, build_elbo, objective_of, set_objective_step
 from ..rng import set_torch_rng_state, torch_rng_state
+from . import selfcheck
 from .kernels import NO_CONSTANTS, Constants
 from .notify import notify_stderr
 from .onepass import NotFusable, OnePassELBO, OnePassIWAE
@@ -109,6 +110,10 @@ class FastLoss(nn.Module):
                 weight = lambda: self.latent_weight  # noqa: E731 (looked up per call: replay swaps it)
             free_bits = float(self.elbo.free_bits) if isinstance(self.elbo, LatentWeightedMixin) else 0.0
             self.one_pass = OnePassELBO(self.elbo, form, weight, free_bits)
+        if self.one_pass is not None and self.fused is not False:
+            untrusted = selfcheck.verdict()  # these torch/Pyro versions: private names present, results right
+            if untrusted is not None:
+                self._fall_back(f"self-check: {untrusted}")
         self.constants = Constants(module) if self.one_pass is not None else None
         self.replay: Optional[ReplayedLoss] = ReplayedLoss(self) if replay and self.one_pass is not None else None
         self.replay_reason = "" if replay else "train.replay=false"

@@ -20,8 +20,10 @@ from ..data.base import Dataset, ImageData
 from ..errors import ConfigError, TrainingError
 from ..evaluation.bits import bits_per_dim, coded_dims
 from ..evaluation.bounds import test_elbo
+from ..fast.notify import notify_stderr
 from ..likelihoods.gaussian import GaussianLikelihood
 from ..models.base import GenerativeModel, data_likelihood
+from ..threads import training_threads, using_threads
 from .config import TrainConfig
 from . import distributed
 from .checkpoint import check_trainer_state, rng_state, set_rng_state
@@ -41,6 +43,7 @@ class EpochMetrics:
     seconds: float
     engine: Optional[Dict[str, Any]] = None  # which path computed the loss and why (engine.describe())
     test_bits_per_dim: Optional[float] = None  # −test_elbo / (D ln 2) for a likelihood over discrete levels
+    threads: Optional[int] = None  # intra-op CPU threads of the epoch's steps (train.threads)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,6 +80,7 @@ class Trainer:
         self.pretrain_epoch, self.pretrain_history, self.main_start = 0, [], 0
         self.pretrain_engine = PretrainEngine(model, config) if self.pretrain_epochs > 0 else None
         self.start_elbo: Optional[float] = None  # the untrained model's first-minibatch ELBO (divergence reference)
+        self.threads: Optional[int] = None  # intra-op CPU threads, chosen when fit starts (train.threads)
 
     # --- checkpoint state ---------------------------------------------------------------------------
     def state(self) -> Dict:
@@ -188,6 +192,16 @@ class Trainer:
 
     def fit(self, on_epoch_end: Optional[Callable[["Trainer", EpochMetrics], None]] = None,
             on_pretrain_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> List[EpochMetrics]:
+        """:meth:`fit_epochs` with ``train.threads`` intra-op threads (:mod:`pyro_vae.threads`), said once on
+        stderr above the progress bar (``train.progress``); the caller's thread count is put back afterwards."""
+        self.threads, reason = training_threads(self.model, self.data, self.config, distributed.world_size())
+        if self.config.progress and distributed.is_main():
+            notify_stderr(f"pyro-vae: {self.threads} CPU thread{'s' * (self.threads != 1)} ({reason})")
+        with using_threads(self.threads):
+            return self.fit_epochs(on_epoch_end, on_pretrain_epoch_end)
+
+    def fit_epochs(self, on_epoch_end: Optional[Callable[["Trainer", EpochMetrics], None]] = None,
+                   on_pretrain_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> List[EpochMetrics]:
         """Train until ``config.epochs``; ``on_epoch_end`` runs after each (e.g. to checkpoint). A model with a
         pretraining phase first runs it (``on_pretrain_epoch_end`` after each of its epochs and once more after
         ``end_pretraining``).
@@ -215,7 +229,7 @@ class Trainer:
                 self._check_weights(held_out)
                 metrics = EpochMetrics(self.epoch, self.step, train_elbo, held_out, time.perf_counter() - start,
                                        self.engine.describe(),
-                                       None if dims is None else bits_per_dim(held_out, dims))
+                                       None if dims is None else bits_per_dim(held_out, dims), self.threads)
                 self.history.append(metrics)
                 bar.set_postfix(epoch=self.epoch, step=self.step, elbo=f"{train_elbo:.2f}",
                                 test=f"{held_out:.2f}")
