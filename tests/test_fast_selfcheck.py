@@ -12,6 +12,7 @@ import torch
 from conftest import tiny_overrides
 from pyro_vae import load_config, train
 from pyro_vae.fast import compat, selfcheck
+from pyro_vae.fast.loss import compile_loss
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +23,12 @@ def fresh_cache(tmp_path, monkeypatch):
 
 
 def test_installed_versions_pass_and_the_verdict_is_cached(monkeypatch):
-    assert selfcheck.verdict() is None
+    assert selfcheck.verdict(compile_loss) is None
     cached = json.loads(selfcheck.cache_path().read_text())
     assert cached == {selfcheck.versions(): None}
     monkeypatch.setattr(selfcheck, "_verdicts", {})
     monkeypatch.setattr(selfcheck, "run_check", lambda: pytest.fail("checked again despite the cache"))
-    assert selfcheck.verdict() is None
+    assert selfcheck.verdict(compile_loss) is None
 
 
 def test_the_check_leaves_the_param_store_and_random_streams_alone():
@@ -36,7 +37,7 @@ def test_the_check_leaves_the_param_store_and_random_streams_alone():
     mine = pyro.param("vae$$$encoder.weight", torch.ones(3))  # a name the tiny VAE's own parameters would take
     names = list(pyro.get_param_store().keys())
     torch.manual_seed(7)
-    assert selfcheck.run_check() is None
+    assert selfcheck.run_check(compile_loss) is None
     after = torch.rand(2)
     torch.manual_seed(7)
     assert torch.equal(after, torch.rand(2))
@@ -51,7 +52,7 @@ def wrong_gaussian_kernel(monkeypatch):
 
 def test_wrong_kernel_result_fails_the_check(monkeypatch):
     wrong_gaussian_kernel(monkeypatch)
-    reason = selfcheck.verdict()
+    reason = selfcheck.verdict(compile_loss)
     assert reason is not None and "differs from Pyro's Trace_ELBO" in reason
     assert json.loads(selfcheck.cache_path().read_text()) == {selfcheck.versions(): reason}
 

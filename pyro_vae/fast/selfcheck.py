@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import pyro
 import torch
@@ -39,9 +39,13 @@ def cache_path() -> Path:
     return Path(root) / CACHE_FILE
 
 
-def verdict() -> Optional[str]:
-    """None when the speed layer may run on these versions, else why not (one phrase). A missing private name
-    is looked for on every call; the numeric check runs once per version pair and is cached on disk."""
+CompileLoss = Callable[..., Any]  # pyro_vae.fast.loss.compile_loss, handed in by its callers (no import cycle)
+
+
+def verdict(compile_loss: CompileLoss) -> Optional[str]:
+    """None when the speed layer (built by ``compile_loss``) may run on these versions, else why not (one phrase).
+    A missing private name is looked for on every call; the numeric check runs once per version pair and is
+    cached on disk."""
     if _running:
         return None
     missing = compat.missing_names()
@@ -53,7 +57,7 @@ def verdict() -> Optional[str]:
         if key in cached:
             _verdicts[key] = cached[key]
         else:
-            _verdicts[key] = run_check()
+            _verdicts[key] = run_check(compile_loss)
             _write_cache({**cached, key: _verdicts[key]})
     return _verdicts[key]
 
@@ -78,7 +82,7 @@ def _write_cache(verdicts: Dict[str, Optional[str]]) -> None:
         pass
 
 
-def run_check(seed: int = 0) -> Optional[str]:
+def run_check(compile_loss: CompileLoss, seed: int = 0) -> Optional[str]:
     """Loss and gradients of a tiny VAE (6 → 5 → 2 latents, Bernoulli) from Pyro's ``Trace_ELBO`` against the
     speed layer's eager one pass and its replay, each on the same random draws: None when all agree to
     float32 round-off, else what differed. Pyro's param store and the random streams are left as they were."""
@@ -86,18 +90,17 @@ def run_check(seed: int = 0) -> Optional[str]:
     _running = True
     try:
         with traceless():  # (the tiny VAE registers its parameters under the names the caller's VAE uses)
-            return _compare(seed)
+            return _compare(compile_loss, seed)
     except Exception as e:  # the speed layer failing outright on these versions is a failed check too
         return f"self-check failed with {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
     finally:
         _running = False
 
 
-def _compare(seed: int) -> Optional[str]:
+def _compare(compile_loss: CompileLoss, seed: int) -> Optional[str]:
     from ..config.schema import from_dict
     from ..models import build_model
     from ..registry import MODELS, OBJECTIVES
-    from .loss import compile_loss
 
     torch.manual_seed(seed)
     config = from_dict(MODELS.get("vae").config_cls,

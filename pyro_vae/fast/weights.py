@@ -21,6 +21,7 @@ from ..infer.importance import log_weights as traced_log_weights
 from ..rng import set_torch_rng_state, torch_rng_state
 from . import selfcheck
 from .kernels import NO_CONSTANTS, Constants
+from .loss import compile_loss
 from .notify import notify_stderr
 from .onepass import NotFusable, in_particle_plate, point_scores
 
@@ -32,7 +33,7 @@ class ImportanceWeights:
     def __init__(self, model: nn.Module, one_pass: bool = True,
                  notify: Optional[Callable[[str], None]] = notify_stderr) -> None:
         self.model = model
-        one_pass = one_pass and selfcheck.verdict() is None  # the speed layer trusted on these versions
+        one_pass = one_pass and selfcheck.verdict(compile_loss) is None  # the speed layer trusted on these versions
         self.fused: Optional[bool] = None if one_pass else False
         self.constants = Constants(model).current() if one_pass else NO_CONSTANTS
         self.notify = notify or (lambda line: None)
