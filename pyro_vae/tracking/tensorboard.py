@@ -32,7 +32,7 @@ def summary_writer(folder: PathLike) -> Any:
 
 
 def _grid(images: Tensor, nrow: int = 8) -> Tensor:
-    from .plots import make_grid
+    from ..plots import make_grid
 
     return make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
 
