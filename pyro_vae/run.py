@@ -32,6 +32,7 @@ from .evaluation.classification import classification_metrics
 from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
 from .evaluation.report import evaluate as evaluation_report
 from .evaluation.report import write_pictures as write_latent_pictures
+from .likelihoods.columns import fill_columns
 from .models import build_model
 from .models.base import GenerativeModel, LatentModel
 from .priors.base import MixturePrior
@@ -337,6 +338,7 @@ def _build(config: RunConfig, out: Path, python_data: Any = None) -> Tuple[Run, 
     pyro.clear_param_store()
     device = distributed.setup(resolve_device(config.train.device))  # joins torchrun's process group, if any
     data = load_data(config.data, config.seed, python_data).to(device)
+    fill_columns(config.model, getattr(data, "columns", None) or [])  # a table's columns: recorded in config.yaml
     model = _build_model(config, data.shape, data.num_classes, data.covariate_dim).to(device)
     trainer = Trainer(model, data, config.train, seed=config.seed)
     return Run(out, config, model, _data=data, standardizer=data.standardizer), trainer

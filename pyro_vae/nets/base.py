@@ -10,7 +10,7 @@ any leading (particle) dims pass through.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -53,6 +53,21 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor, c: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         return self.head(self.features(x, c))
+
+
+class MappedInput(Encoder):
+    """An encoder reading ``f(x)`` instead of ``x`` (e.g. a table's one-hot cells and observation mask)."""
+
+    def __init__(self, f: Callable[[Tensor], Tensor], inner: Encoder) -> None:
+        super().__init__()
+        self.f, self.inner, self.feature_dim = f, inner, inner.feature_dim
+
+    @property
+    def head(self) -> GaussianHead:  # type: ignore[override]
+        return self.inner.head
+
+    def features(self, x: Tensor, c: Optional[Tensor] = None) -> Tensor:
+        return self.inner.features(self.f(x), c)
 
 
 def with_condition(h: Tensor, c: Optional[Tensor]) -> Tensor:
