@@ -1,4 +1,4 @@
-"""The ``pyro-vae`` command line: train, sample, evaluate, compare, list."""
+"""The ``pyro-vae`` command line: train, sample, evaluate, impute, compare, list."""
 
 from __future__ import annotations
 
@@ -164,6 +164,48 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _impute(args: argparse.Namespace) -> int:
+    import csv
+
+    from .data.table import read_table
+    from .evaluation.imputation import impute_rows
+    from .run import load_run
+
+    if args.num_samples < 1:
+        raise PyroVAEError(f"--num-samples: expected an integer >= 1, got {args.num_samples}")
+    if args.draws is not None and args.draws < 1:
+        raise PyroVAEError(f"--draws: expected an integer >= 1, got {args.draws}")
+    source = Path(args.input)
+    if not source.is_file():
+        raise PyroVAEError(f"INPUT {shown(source)}: not a file (expected a CSV, TSV or Parquet table)")
+    outs: List[Optional[Path]] = [None]
+    if args.output is not None:
+        if Path(args.output).suffix.lower() not in (".csv", ".tsv"):
+            raise OutputError(f"-o {shown(args.output)}: expected a .csv or .tsv file")
+        out = check_output_file(args.output, "-o", ["csv", "tsv"])
+        if out.resolve() == source.resolve():
+            raise OutputError(f"-o {shown(out)}: is INPUT itself; give another file (the input is kept)")
+        outs = [out] if not args.draws else [out.with_name(f"{out.stem}_{m + 1}{out.suffix}") for m in range(args.draws)]
+    elif args.draws:
+        raise PyroVAEError("--draws: needs -o OUTPUT (the draws go to OUTPUT_1.csv, OUTPUT_2.csv, ...)")
+    run = load_run(args.run_dir)
+    header, rows = read_table(source, None)
+    tables = impute_rows(run, header, rows, str(source), args.num_samples, args.draws)
+    for out, table in zip(outs, tables):  # everything computed first: bad input writes nothing
+        f = open(out, "w", newline="") if out is not None else sys.stdout
+        try:
+            writer = csv.writer(f, delimiter="\t" if out is not None and out.suffix.lower() == ".tsv" else ",",
+                                lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(["" if v is None else v for v in row] for row in table)
+        finally:
+            if out is not None:
+                f.close()
+    if outs[0] is not None:
+        print(f"wrote {', '.join(map(str, outs))}", file=sys.stderr)
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs
 
@@ -221,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=100, help="importance samples K per test point")
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("impute", help="fill the missing cells of a table from a run trained on its columns")
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("input", metavar="INPUT", help="CSV, TSV or Parquet table with the run's columns")
+    p.add_argument("-o", "--output", default=None, help=".csv or .tsv to write (default: standard output)")
+    p.add_argument("--num-samples", type=int, default=1000, help="importance samples K per row")
+    p.add_argument("--draws", type=int, default=None, metavar="M",
+                   help="M multiple imputations by sampling-importance-resampling (OUTPUT_1 ... OUTPUT_M)")
+    p.set_defaults(func=_impute)
 
     p = sub.add_parser("compare", help="two or more runs in one table and one ELBO-curve figure")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")

@@ -123,6 +123,15 @@ class Run:
             log_evaluation(self.path, result, step=len(self.history))
         return result
 
+    def impute(self, frame: Any, num_samples: int = 1000, draws: Optional[int] = None) -> Any:
+        """``frame`` (a pandas DataFrame with this run's table columns) with each missing feature cell filled by
+        its importance-weighted conditional mean from K = ``num_samples`` draws (categorical: the weighted mode),
+        or a list of ``draws`` frames of multiple imputations (:mod:`pyro_vae.evaluation.imputation`)."""
+        from .evaluation.imputation import impute_frame
+
+        self.model.eval()
+        return impute_frame(self, frame, num_samples, draws)
+
     def write_pictures(self) -> None:
         """(Re)write samples, reconstructions, latent and ELBO-curve pictures into the run folder."""
         self.model.eval()
