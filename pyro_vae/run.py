@@ -30,6 +30,7 @@ from .data.python import PythonDataConfig
 from .errors import ConfigError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.classification import classification_metrics
 from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
+from .evaluation.imputation import column_loglik
 from .evaluation.report import evaluate as evaluation_report
 from .evaluation.report import write_pictures as write_latent_pictures
 from .likelihoods.columns import fill_columns
@@ -116,6 +117,7 @@ class Run:
         if self.data().labels("test") is not None and not self.data().covariate_dim:
             result.update(clustering_metrics(self.model, self.data()))  # mixture priors: cluster accuracy
             result.update(classification_metrics(self.model, self.data()))  # a classifier q(y|x): held-out accuracy
+        result.update(column_loglik(self.model, self.data()))  # a table's columns: log-likelihood per column kind
         # (further evaluations merge their numbers into `result` here)
         if self.config.train.tensorboard:
             from .tracking import log_evaluation

@@ -25,7 +25,7 @@ from .registry import MODELS
 def validate(config: RunConfig) -> None:
     """Raise :class:`~pyro_vae.errors.ConfigError` naming the keys when the sections of ``config`` do not fit."""
     model: type[GenerativeModel] = MODELS.get(config.model.type, key="model.type").cls
+    check_columns(config)  # a table's per-column likelihood: plain VAE only; data.missing: mask needs it
     model.check_config(config.model)
     check_enumerated(model.enumerated_sites_for(config.model), config.train.objective)
     check_estimator(config.train.engine, config.train.objective, model.guide_family_for(config.model))
-    check_columns(config)  # a table's per-column likelihood: plain VAE only; data.missing: mask needs it

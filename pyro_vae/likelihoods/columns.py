@@ -130,6 +130,8 @@ class ColumnsDistribution(dist.TorchDistribution):
 class ColumnsLikelihood(Likelihood):
     """One family per table column (``model.likelihood.columns``); see the module docstring."""
 
+    needs_columns = True  # applies to a table's columns only (not to images or plain vectors)
+
     def __init__(self, config: ColumnsConfig, data_shape) -> None:
         super().__init__(data_shape)
         self.config = config
