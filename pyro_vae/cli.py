@@ -114,10 +114,10 @@ def _sample(args: argparse.Namespace) -> int:
     values = samples.cpu().numpy()
     if out.suffix == ".npy":  # the values themselves
         np.save(out, values)
-    elif out.suffix == ".csv":  # one sample a row (images flattened)
-        np.savetxt(out, values.reshape(len(values), -1), delimiter=",", fmt="%.6g")
+    elif out.suffix == ".csv":  # one sample a row (images flattened); a table's column names as the header
+        plots.save_values_csv(samples, out, run.feature_names())
     else:  # an image grid; for vectors per-feature histograms with a CSV of the values beside them
-        plots.save_samples(samples, out)
+        plots.save_samples(samples, out, run.feature_names(), run.drawn())
     what = f" of class {args.label}" if args.label is not None else f" at c = {args.condition}" if condition else \
         " at the test split's covariates" if run.model.covariate_dim else ""
     print(f"wrote {args.num} samples{what} to {out}")
@@ -363,6 +363,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except PyroVAEError as e:
         print(f"pyro-vae: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `pyro-vae list | head -1`: the reader has what it wanted; no message, no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
+        return 0
     except OSError as e:  # disk full, permissions, ... anywhere: one line naming the file
         where = f"{shown(e.filename)}: " if getattr(e, "filename", None) else ""
         print(f"pyro-vae: error: {where}{_one_line(e.strerror or e)}", file=sys.stderr)

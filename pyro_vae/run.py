@@ -26,7 +26,7 @@ from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
 from .data import Dataset, Standardizer, load_data
 from .data.base import ImageData
-from .data.python import PythonDataConfig
+from .data.python import python_config
 from .errors import ConfigError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.classification import classification_metrics
 from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
@@ -102,6 +102,29 @@ class Run:
                               "class labels (train a model.type: cvae with condition: label)")
         return self.to_data_units(self.model.generate(num_samples, torch.full((num_samples,), label, device=self.device)))
 
+    def feature_names(self) -> Optional[List[str]]:
+        """A table's feature column names (plots, sampled CSV headers); None for other data."""
+        columns = getattr(self.config.model, "likelihood", None)
+        if getattr(columns, "type", None) == "columns":
+            return [c.name for c in columns.columns]
+        if self.config.data.type != "table":
+            return None
+        if self.config.data.feature_columns is not None:
+            return list(self.config.data.feature_columns)
+        specs = getattr(self.data(), "columns", None)
+        return [c.name for c in specs] if specs else None
+
+    def label_name(self) -> str:
+        """What the data's labels are called: the label column's name, the class folder, or "label"."""
+        column = getattr(self.config.data, "label_column", None)
+        return column or ("class folder" if self.config.data.type == "image_folder" else "label")
+
+    def drawn(self) -> str:
+        """How :meth:`sample` draws z, for picture titles."""
+        if self.model.covariate_dim:
+            return "z ~ p(z|c), c the held-out covariates"
+        return "z ~ p(z|c)" if self.model.label_conditional else "z ~ p(z)"
+
     def to_data_units(self, x: torch.Tensor) -> torch.Tensor:
         """Undo ``data.standardize`` (identity for other runs)."""
         return self.standardizer.undo(x) if self.standardizer is not None else x
@@ -161,7 +184,7 @@ class Run:
             with torch.no_grad():
                 clusters = assign_clusters(self.model, data.test_x) if has_clusters(self.model) else None
             plots.save_latent(means, _latent_colours(data), self.path / "latent.png", components=components,
-                              clusters=clusters)
+                              clusters=clusters, label_name=self.label_name())
         write_latent_pictures(self.model, data, self.path)  # interpolation.png, traversal.png
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")
@@ -188,16 +211,22 @@ class Run:
             recon = _unless_unsupported(lambda: self.model.reconstruct(x, y))
             # held-out data against samples: unconditional models, and covariate models at the test covariates
             samples = None if self.model.label_conditional else _unless_unsupported(lambda: self.sample(data.num_test))
+        names = self.feature_names()
         if recon is not None:
             plots.save_feature_scatter(self.to_data_units(x), self.to_data_units(recon),
-                                       self.path / "reconstruction_scatter.png")
+                                       self.path / "reconstruction_scatter.png", names=names)
         if samples is not None:
-            plots.save_feature_histograms(self.to_data_units(data.test_x), samples, self.path / "sample_histograms.png")
+            plots.save_feature_histograms(self.to_data_units(data.test_x), samples, self.path / "sample_histograms.png",
+                                          names=names, drawn=self.drawn())
         if isinstance(self.model, LatentModel):
             with torch.no_grad():
                 means = _unless_unsupported(lambda: self.model.encode(data.test_x, data.test_y)[0])
+                mixture = isinstance(self.model.prior, MixturePrior)  # as for images: components and clusters
+                components = self.model.prior.components() if mixture else None
+                clusters = assign_clusters(self.model, data.test_x) if has_clusters(self.model) else None
             if means is not None:
-                plots.save_latent(means, _latent_colours(data), self.path / "latent.png")
+                plots.save_latent(means, _latent_colours(data), self.path / "latent.png", components=components,
+                                  clusters=clusters, label_name=self.label_name())
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")
 
@@ -234,8 +263,9 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
           overrides: Optional[List[str]] = None, data: Any = None, force: bool = False) -> Run:
     """Train ``config`` (a RunConfig, a YAML path, or None for the default) into run folder ``out_dir``.
 
-    ``data``: your own data from Python instead of ``config.data`` (which then becomes ``data.type: python``
-    with default options unless it already is one, e.g. for ``data.standardize: true``):
+    ``data``: your own data from Python instead of ``config.data`` (which then becomes ``data.type: python``,
+    keeping the options set in it that apply to Python data, e.g. ``data.standardize: true``; a warning names
+    the others):
 
     * ``x`` — a tensor or NumPy array ``(N, *shape)``, split by ``data.test_fraction``;
     * ``(train, test)`` — each part ``x``, ``(x, labels)`` or a ``torch.utils.data.Dataset``;
@@ -261,8 +291,8 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
         config = load_config(config, overrides or [])
     elif overrides:
         raise ConfigError("overrides apply to a config file; edit the RunConfig object directly instead")
-    if data is not None and config.data.type != "python":
-        config.data = PythonDataConfig()
+    if data is not None and config.data.type != "python":  # options that apply carried over, the others named
+        config.data = python_config(config.data)
     validate(config)  # cross-section rules, before any data is read
     config = _resolve_paths(config)
     out = check_out(out_dir if out_dir is not None else _default_out(config), force)

@@ -92,6 +92,8 @@ class NpyRows(RowReader):
         self.path = Path(path)
         array = self._open()
         self.shape, self.dtype, self.rows = tuple(array.shape[1:]), array.dtype, int(array.shape[0])
+        if len(self.shape) == 2:  # (N, H, W): one channel, (N, 1, H, W), as the in-memory path reads it
+            self.shape = (1, *self.shape)
         self._array: Optional[np.ndarray] = None
 
     def _open(self) -> np.ndarray:
@@ -111,7 +113,7 @@ class NpyRows(RowReader):
             self._array = self._open()
         order = np.argsort(rows, kind="stable")
         block = np.empty((len(rows), *self.shape), dtype=np.float32)
-        block[order] = self._array[rows[order]]
+        block[order] = self._array[rows[order]].reshape(len(rows), *self.shape)
         return torch.from_numpy(block)
 
 

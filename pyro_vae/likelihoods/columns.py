@@ -128,7 +128,8 @@ class ColumnsDistribution(dist.TorchDistribution):
 
 @LIKELIHOODS.register("columns", ColumnsConfig)
 class ColumnsLikelihood(Likelihood):
-    """One family per table column (``model.likelihood.columns``); see the module docstring."""
+    """One family per table column: log p(x_obs|z) = Σ_{j observed} log p_j(x_j | θ_j(z)), p_j gaussian, bernoulli,
+    poisson, negative_binomial or categorical by the column's kind (``model.likelihood.columns``)."""
 
     needs_columns = True  # applies to a table's columns only (not to images or plain vectors)
 
