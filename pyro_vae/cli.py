@@ -356,7 +356,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     _signal.clear()
     try:
         with interrupts_raise(args.command):
-            return args.func(args)
+            code = args.func(args)
+            sys.stdout.flush()  # a reader that closed the pipe shows here, not in the flush at exit
+            return code
     except TrainingError as e:  # the run could not go on: its cause, and what was kept
         print(f"pyro-vae: error: {_one_line(e)}", file=sys.stderr)
         return 1

@@ -53,7 +53,7 @@ def python_config(given: Any) -> PythonDataConfig:
     default = type(given)()
     changed = [f.name for f in dataclasses.fields(given)
                if f.name != "type" and getattr(given, f.name) != getattr(default, f.name)]
-    kept = {f.name for f in dataclasses.fields(PythonDataConfig)}
+    kept = {f.name for f in dataclasses.fields(PythonDataConfig)} - {"path"}  # the data is given, not read
     ignored = [name for name in changed if name not in kept]
     if ignored:
         warnings.warn(f"data.{', data.'.join(ignored)}: ignored with data=... (options of data.type "
