@@ -92,11 +92,13 @@ def _draw_components(ax, components: Tuple[Tensor, Tensor, Tensor], centre: Tens
 
 def save_latent(means: Tensor, labels: Tensor, path: PathLike, title: Optional[str] = None,
                 components: Optional[Tuple[Tensor, Tensor, Tensor]] = None,
-                clusters: Optional[Tensor] = None, label_name: str = "label") -> None:
+                clusters: Optional[Tensor] = None, label_name: str = "label",
+                class_names: Optional[Sequence[str]] = None) -> None:
     """Scatter of posterior means (PCA to 2-D when needed), coloured by label; with a mixture prior's
     ``components = (weights, locs, scales)``, also its component means and 2σ ellipses in the same projection.
     With ``clusters`` (a model's assignments, ``(N,)``) a second panel beside it colours the same points by
-    assigned cluster. ``label_name`` labels the colour bar (e.g. the label column's name)."""
+    assigned cluster. ``label_name`` labels the colour bar (e.g. the label column's name), ``class_names`` its
+    ticks (class k is ``class_names[k]``)."""
     xy, labels = project_2d(means), labels.cpu()
     panels = [(label_name, labels)] + ([("assigned cluster", clusters.cpu())] if clusters is not None else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5), squeeze=False)
@@ -105,7 +107,9 @@ def save_latent(means: Tensor, labels: Tensor, path: PathLike, title: Optional[s
     for ax, (name, colour) in zip(axes[0], panels):
         cmap = "tab10" if int(colour.max()) < 10 else "tab20"
         points = ax.scatter(xy[:, 0], xy[:, 1], c=colour, cmap=cmap, s=6, alpha=0.8)
-        fig.colorbar(points, ax=ax, label=name)
+        bar = fig.colorbar(points, ax=ax, label=name)
+        if class_names and name == label_name and len(class_names) <= 20:
+            bar.set_ticks(range(len(class_names)), labels=list(class_names))
         if components is not None and means.shape[1] >= 2:
             _draw_components(ax, components, *_pca_basis(means))
         ax.set_xlabel("PC 1 of E[z|x]" if pca else "E[z₁|x]")

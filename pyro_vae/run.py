@@ -184,7 +184,8 @@ class Run:
             with torch.no_grad():
                 clusters = assign_clusters(self.model, data.test_x) if has_clusters(self.model) else None
             plots.save_latent(means, _latent_colours(data), self.path / "latent.png", components=components,
-                              clusters=clusters, label_name=self.label_name())
+                              clusters=clusters, label_name=self.label_name(),
+                              class_names=_class_names(data))
         write_latent_pictures(self.model, data, self.path)  # interpolation.png, traversal.png
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")
@@ -226,7 +227,7 @@ class Run:
                 clusters = assign_clusters(self.model, data.test_x) if has_clusters(self.model) else None
             if means is not None:
                 plots.save_latent(means, _latent_colours(data), self.path / "latent.png", components=components,
-                                  clusters=clusters, label_name=self.label_name())
+                                  clusters=clusters, label_name=self.label_name(), class_names=_class_names(data))
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")
 
@@ -237,6 +238,11 @@ def _latent_colours(data: Any) -> torch.Tensor:
     if labels is not None:
         return labels
     return data.test_y[:, 0] if data.covariate_dim else torch.zeros(data.num_test)
+
+
+def _class_names(data: Any) -> Optional[List[str]]:
+    """The names of the label classes the latent plot is coloured by (None: numbers, or covariates)."""
+    return None if data.covariate_dim else getattr(data, "class_names", None)
 
 
 def _unless_unsupported(make: Callable[[], torch.Tensor]) -> Optional[torch.Tensor]:

@@ -57,7 +57,7 @@ def test_names_label_the_vector_pictures_and_sampled_csv(table, tmp_path, monkey
     train(config, tmp_path / "run")
     assert seen["save_feature_scatter"]["names"] == ["height", "weight"]
     assert seen["save_feature_histograms"]["drawn"] == "z ~ p(z)"
-    assert seen["save_latent"]["label_name"] == "species"
+    assert seen["save_latent"]["label_name"] == "species" and seen["save_latent"]["class_names"] == ["cat", "dog"]
     assert seen["save_latent"]["clusters"] is not None and seen["save_latent"]["components"] is not None
     assert main(["sample", str(tmp_path / "run"), "-n", "3", "-o", str(tmp_path / "s.csv")]) == 0
     assert (tmp_path / "s.csv").read_text().splitlines()[0] == "height,weight"

@@ -189,6 +189,8 @@ class ImageData:
     labeled_per_batch: int = 0
     #: a table's feature columns (:class:`~pyro_vae.data.columns.ColumnSpec`: name, kind, levels); None otherwise
     columns: Optional[list] = None
+    #: the names of the label classes 0..K−1 (class folders, a label column's values); None when unnamed
+    class_names: Optional[List[str]] = None
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -222,7 +224,8 @@ class ImageData:
         labeled = None if self.labeled is None else self.labeled.to(device)
         return ImageData(self.name, num_classes=self.num_classes, binarize=self.binarize,
                          covariate_dim=self.covariate_dim, standardizer=self.standardizer, labeled=labeled,
-                         labeled_per_batch=self.labeled_per_batch, columns=self.columns, **move)
+                         labeled_per_batch=self.labeled_per_batch, columns=self.columns,
+                         class_names=self.class_names, **move)
 
     def _mixing(self, split: str, shuffle: bool) -> bool:
         """Training batches of hidden-label points, each topped up with ``labeled_per_batch`` labelled ones."""

@@ -64,14 +64,15 @@ def read_rows(path: Path, delimiter: str) -> tuple:
     return header, rows
 
 
-def label_column(path: Path, name: str, col: int, rows: list) -> np.ndarray:
-    """Integer labels as they are; other values (class names) mapped to 0..K−1 in sorted order."""
+def label_column(path: Path, name: str, col: int, rows: list) -> Tuple[np.ndarray, Optional[List[str]]]:
+    """Integer labels as they are (no names); other values (class names) mapped to 0..K−1 in sorted order,
+    with the names."""
     values = ["" if row[col] is None else str(row[col]).strip() for _, row in rows]
     try:
-        return np.array([int(v) for v in values])
+        return np.array([int(v) for v in values]), None
     except ValueError:
         classes: Dict[str, int] = {c: k for k, c in enumerate(sorted(set(values)))}
-        return np.array([classes[v] for v in values])
+        return np.array([classes[v] for v in values]), list(classes)
 
 
 def read_parquet(path: Path) -> Tuple[List[str], List[Tuple[str, List[Any]]]]:
@@ -152,12 +153,12 @@ class TableData:
         cells = [[row[i] for _, row in rows] for i in features]
         specs = column_specs([header[i] for i in features], cells, c.column_types, str(path))
         x = torch.from_numpy(encode(specs, cells, lines, str(path), c.missing))
-        labels = label_column(path, header[label], label, rows) if label is not None else None
+        labels, names = label_column(path, header[label], label, rows) if label is not None else (None, None)
         cov = np.stack([numeric_cells(path, header[i], [r[i] for _, r in rows], lines) for i in covs], 1) if covs else None
         where = f"{path}" + (f" (label column {c.label_column!r})" if label is not None else "")
         y, num_classes, cov_t = side_tensors(labels, cov, x.shape[0], where)
         data = make_image_data(path.stem, x, y, c, seed, 1.0, num_classes=num_classes, covariates=cov_t)
         if c.standardize:
             data = standardize_continuous(data, specs)
-        data.columns = specs
+        data.columns, data.class_names = specs, names
         return data
