@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, tiny_overrides
+from conftest import REPO
 from pyro_vae import load_config, train
 from pyro_vae import plots
 from pyro_vae.cli import main
