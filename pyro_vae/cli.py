@@ -1,4 +1,4 @@
-"""The ``pyro-vae`` command line: train, sample, evaluate, compare, sweep, tune, list."""
+"""The ``pyro-vae`` command line: train, sample, evaluate, impute, compare, sweep, tune, list."""
 
 from __future__ import annotations
 
@@ -112,10 +112,10 @@ def _sample(args: argparse.Namespace) -> int:
     values = samples.cpu().numpy()
     if out.suffix == ".npy":  # the values themselves
         np.save(out, values)
-    elif out.suffix == ".csv":  # one sample a row (images flattened)
-        np.savetxt(out, values.reshape(len(values), -1), delimiter=",", fmt="%.6g")
+    elif out.suffix == ".csv":  # one sample a row (images flattened); a table's column names as the header
+        plots.save_values_csv(samples, out, run.feature_names())
     else:  # an image grid; for vectors per-feature histograms with a CSV of the values beside them
-        plots.save_samples(samples, out)
+        plots.save_samples(samples, out, run.feature_names(), run.drawn())
     what = f" of class {args.label}" if args.label is not None else f" at c = {args.condition}" if condition else \
         " at the test split's covariates" if run.model.covariate_dim else ""
     print(f"wrote {args.num} samples{what} to {out}")
@@ -159,6 +159,48 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
     print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+def _impute(args: argparse.Namespace) -> int:
+    import csv
+
+    from .data.table import read_table
+    from .evaluation.imputation import impute_rows
+    from .run import load_run
+
+    if args.num_samples < 1:
+        raise PyroVAEError(f"--num-samples: expected an integer >= 1, got {args.num_samples}")
+    if args.draws is not None and args.draws < 1:
+        raise PyroVAEError(f"--draws: expected an integer >= 1, got {args.draws}")
+    source = Path(args.input)
+    if not source.is_file():
+        raise PyroVAEError(f"INPUT {shown(source)}: not a file (expected a CSV, TSV or Parquet table)")
+    outs: List[Optional[Path]] = [None]
+    if args.output is not None:
+        if Path(args.output).suffix.lower() not in (".csv", ".tsv"):
+            raise OutputError(f"-o {shown(args.output)}: expected a .csv or .tsv file")
+        out = check_output_file(args.output, "-o", ["csv", "tsv"])
+        if out.resolve() == source.resolve():
+            raise OutputError(f"-o {shown(out)}: is INPUT itself; give another file (the input is kept)")
+        outs = [out] if not args.draws else [out.with_name(f"{out.stem}_{m + 1}{out.suffix}") for m in range(args.draws)]
+    elif args.draws:
+        raise PyroVAEError("--draws: needs -o OUTPUT (the draws go to OUTPUT_1.csv, OUTPUT_2.csv, ...)")
+    run = load_run(args.run_dir, imports=args.imports)
+    header, rows = read_table(source, None)
+    tables = impute_rows(run, header, rows, str(source), args.num_samples, args.draws)
+    for out, table in zip(outs, tables):  # everything computed first: bad input writes nothing
+        f = open(out, "w", newline="") if out is not None else sys.stdout
+        try:
+            writer = csv.writer(f, delimiter="\t" if out is not None and out.suffix.lower() == ".tsv" else ",",
+                                lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(["" if v is None else v for v in row] for row in table)
+        finally:
+            if out is not None:
+                f.close()
+    if outs[0] is not None:
+        print(f"wrote {', '.join(map(str, outs))}", file=sys.stderr)
     return 0
 
 
@@ -254,6 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one-line JSON")
     add_import_option(p)
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("impute", help="fill the missing cells of a table from a run trained on its columns")
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("input", metavar="INPUT", help="CSV, TSV or Parquet table with the run's columns")
+    p.add_argument("-o", "--output", default=None, help=".csv or .tsv to write (default: standard output)")
+    p.add_argument("--num-samples", type=int, default=1000, help="importance samples K per row")
+    p.add_argument("--draws", type=int, default=None, metavar="M",
+                   help="M multiple imputations by sampling-importance-resampling (OUTPUT_1 ... OUTPUT_M)")
+    add_import_option(p)
+    p.set_defaults(func=_impute)
 
     p = sub.add_parser("compare", help="two or more runs (or a sweep folder's runs) in one table and one ELBO-curve "
                                        "figure")
@@ -364,13 +416,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with interrupts_raise(args.command):
             registry.import_modules(getattr(args, "imports", []))  # the user's own modules, before anything else
-            return args.func(args)
+            code = args.func(args)
+            sys.stdout.flush()  # a reader that closed the pipe shows here, not in the flush at exit
+            return code
     except TrainingError as e:  # the run could not go on: its cause, and what was kept
         print(f"pyro-vae: error: {_one_line(e)}", file=sys.stderr)
         return 1
     except PyroVAEError as e:
         print(f"pyro-vae: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `pyro-vae list | head -1`: the reader has what it wanted; no message, no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
+        return 0
     except OSError as e:  # disk full, permissions, ... anywhere: one line naming the file
         where = f"{shown(e.filename)}: " if getattr(e, "filename", None) else ""
         print(f"pyro-vae: error: {where}{_one_line(e.strerror or e)}", file=sys.stderr)

@@ -156,20 +156,24 @@ def _draw_components(ax, components: Tuple[Tensor, Tensor, Tensor], centre: Tens
 
 def save_latent(means: Tensor, labels: Tensor, path: PathLike, title: Optional[str] = None,
                 components: Optional[Tuple[Tensor, Tensor, Tensor]] = None,
-                clusters: Optional[Tensor] = None) -> None:
+                clusters: Optional[Tensor] = None, label_name: str = "label",
+                class_names: Optional[Sequence[str]] = None) -> None:
     """Scatter of posterior means (PCA to 2-D when needed), coloured by label; with a mixture prior's
     ``components = (weights, locs, scales)``, also its component means and 2σ ellipses in the same projection.
     With ``clusters`` (a model's assignments, ``(N,)``) a second panel beside it colours the same points by
-    assigned cluster."""
+    assigned cluster. ``label_name`` labels the colour bar (e.g. the label column's name), ``class_names`` its
+    ticks (class k is ``class_names[k]``)."""
     xy, labels = project_2d(means), labels.cpu()
-    panels = [("label", labels)] + ([("assigned cluster", clusters.cpu())] if clusters is not None else [])
+    panels = [(label_name, labels)] + ([("assigned cluster", clusters.cpu())] if clusters is not None else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5), squeeze=False)
     pca = means.shape[1] > 2
     default = "aggregated posterior (means, PCA)" if pca else "aggregated posterior (means)"
     for ax, (name, colour) in zip(axes[0], panels):
         cmap = "tab10" if int(colour.max()) < 10 else "tab20"
         points = ax.scatter(xy[:, 0], xy[:, 1], c=colour, cmap=cmap, s=6, alpha=0.8)
-        fig.colorbar(points, ax=ax, label=name)
+        bar = fig.colorbar(points, ax=ax, label=name)
+        if class_names and name == label_name and len(class_names) <= 20:
+            bar.set_ticks(range(len(class_names)), labels=list(class_names))
         if components is not None and means.shape[1] >= 2:
             _draw_components(ax, components, *_pca_basis(means))
         ax.set_xlabel("PC 1 of E[z|x]" if pca else "E[z₁|x]")
@@ -301,9 +305,10 @@ def save_feature_scatter(x: Tensor, recon: Tensor, path: PathLike, max_features:
 
 
 def save_feature_histograms(data: Optional[Tensor], samples: Tensor, path: PathLike, max_features: int = 8,
-                            names: Optional[Sequence[str]] = None, bins: int = 30) -> None:
+                            names: Optional[Sequence[str]] = None, bins: int = 30, drawn: str = "z ~ p(z)") -> None:
     """Per feature of vector data ``(N, D)``: the histogram of held-out data (when given) against that of
-    model samples E[x|z], z ~ p(z) (the marginals a good generative model matches)."""
+    model samples E[x|z], z ~ p(z) (the marginals a good generative model matches); ``drawn`` says how z was
+    drawn (``z ~ p(z|c)`` for a conditional model)."""
     samples = samples.detach().float().cpu().flatten(1)
     data = data.detach().float().cpu().flatten(1) if data is not None else None
     both = torch.cat([data, samples]) if data is not None else samples
@@ -316,20 +321,29 @@ def save_feature_histograms(data: Optional[Tensor], samples: Tensor, path: PathL
         ax.hist(samples[:, d].numpy(), bins=edges, alpha=0.5, density=True, label="samples")
         ax.set_title(names[d] if names is not None else f"feature {d}", fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{'held-out data vs ' if data is not None else ''}samples E[x|z], z ~ p(z) "
+    fig.suptitle(f"{'held-out data vs ' if data is not None else ''}samples E[x|z], {drawn} "
                  f"(first {shown} of {samples.shape[1]} features)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
-def save_samples(samples: Tensor, path: PathLike) -> None:
+def save_samples(samples: Tensor, path: PathLike, names: Optional[Sequence[str]] = None,
+                 drawn: str = "z ~ p(z)") -> None:
     """Samples as a picture: an image grid for images; for vectors ``(N, D)`` per-feature histograms, with
-    the values themselves in a CSV beside it (``path`` with suffix ``.csv``, one row per sample)."""
+    the values themselves in a CSV beside it (``path`` with suffix ``.csv``, one row per sample, ``names`` its
+    header)."""
     if samples.dim() > 2:
         save_grid(samples, path)
         return
-    save_feature_histograms(None, samples, path)
+    save_feature_histograms(None, samples, path, names=names, drawn=drawn)
+    save_values_csv(samples, Path(path).with_suffix(".csv"), names)
+
+
+def save_values_csv(values: Tensor, path: PathLike, names: Optional[Sequence[str]] = None) -> None:
+    """One row per sample (images flattened), with a header row of ``names`` when given."""
     import numpy as np
 
-    np.savetxt(Path(path).with_suffix(".csv"), samples.detach().float().cpu().numpy(), delimiter=",", fmt="%.6g")
+    header = ",".join(names) if names is not None else ""
+    np.savetxt(path, values.detach().float().cpu().numpy().reshape(len(values), -1), delimiter=",", fmt="%.6g",
+               header=header, comments="")

@@ -26,13 +26,15 @@ from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
 from .data import Dataset, Standardizer, load_data
 from .data.base import ImageData
-from .data.python import PythonDataConfig
+from .data.python import python_config
 from .errors import ConfigError, DataError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.classification import classification_metrics
 from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
+from .evaluation.imputation import column_loglik
 from .evaluation.loglik import SAMPLES_PER_PASS
 from .evaluation.report import evaluate as evaluation_report
 from .evaluation.report import write_pictures as write_latent_pictures
+from .likelihoods.columns import fill_columns
 from .models import build_model
 from .models.base import GenerativeModel, LatentModel
 from .priors.base import MixturePrior
@@ -112,6 +114,29 @@ class Run:
                               "class labels (train a model.type: cvae with condition: label)")
         return self.to_data_units(self.model.generate(num_samples, torch.full((num_samples,), label, device=self.device)))
 
+    def feature_names(self) -> Optional[List[str]]:
+        """A table's feature column names (plots, sampled CSV headers); None for other data."""
+        columns = getattr(self.config.model, "likelihood", None)
+        if getattr(columns, "type", None) == "columns":
+            return [c.name for c in columns.columns]
+        if self.config.data.type != "table":
+            return None
+        if self.config.data.feature_columns is not None:
+            return list(self.config.data.feature_columns)
+        specs = getattr(self.data(), "columns", None)
+        return [c.name for c in specs] if specs else None
+
+    def label_name(self) -> str:
+        """What the data's labels are called: the label column's name, the class folder, or "label"."""
+        column = getattr(self.config.data, "label_column", None)
+        return column or ("class folder" if self.config.data.type == "image_folder" else "label")
+
+    def drawn(self) -> str:
+        """How :meth:`sample` draws z, for picture titles."""
+        if self.model.covariate_dim:
+            return "z ~ p(z|c), c the held-out covariates"
+        return "z ~ p(z|c)" if self.model.label_conditional else "z ~ p(z)"
+
     def to_data_units(self, x: torch.Tensor) -> torch.Tensor:
         """Undo ``data.standardize`` (identity for other runs)."""
         return self.standardizer.undo(x) if self.standardizer is not None else x
@@ -134,12 +159,22 @@ class Run:
         if self.data().labels("test") is not None and not self.data().covariate_dim:
             result.update(clustering_metrics(self.model, self.data()))  # mixture priors: cluster accuracy
             result.update(classification_metrics(self.model, self.data()))  # a classifier q(y|x): held-out accuracy
+        result.update(column_loglik(self.model, self.data()))  # a table's columns: log-likelihood per column kind
         # (further evaluations merge their numbers into `result` here)
         if self.config.train.tensorboard or getattr(self.config.train, "mlflow", False):
             from .tracking import log_evaluation
 
             log_evaluation(self.path, result, step=len(self.history), train_config=self.config.train)
         return result
+
+    def impute(self, frame: Any, num_samples: int = 1000, draws: Optional[int] = None) -> Any:
+        """``frame`` (a pandas DataFrame with this run's table columns) with each missing feature cell filled by
+        its importance-weighted conditional mean from K = ``num_samples`` draws (categorical: the weighted mode),
+        or a list of ``draws`` frames of multiple imputations (:mod:`pyro_vae.evaluation.imputation`)."""
+        from .evaluation.imputation import impute_frame
+
+        self.model.eval()
+        return impute_frame(self, frame, num_samples, draws)
 
     def write_pictures(self) -> None:
         """(Re)write samples, reconstructions, latent and ELBO-curve pictures into the run folder."""
@@ -168,7 +203,8 @@ class Run:
             with torch.no_grad():
                 clusters = assign_clusters(self.model, data.test_x) if has_clusters(self.model) else None
             plots.save_latent(means, _latent_colours(data), self.path / "latent.png", components=components,
-                              clusters=clusters)
+                              clusters=clusters, label_name=self.label_name(),
+                              class_names=_class_names(data))
         write_latent_pictures(self.model, data, self.path)  # interpolation.png, traversal.png
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")
@@ -195,16 +231,22 @@ class Run:
             recon = _unless_unsupported(lambda: self.model.reconstruct(x, y))
             # held-out data against samples: unconditional models, and covariate models at the test covariates
             samples = None if self.model.label_conditional else _unless_unsupported(lambda: self.sample(data.num_test))
+        names = self.feature_names()
         if recon is not None:
             plots.save_feature_scatter(self.to_data_units(x), self.to_data_units(recon),
-                                       self.path / "reconstruction_scatter.png")
+                                       self.path / "reconstruction_scatter.png", names=names)
         if samples is not None:
-            plots.save_feature_histograms(self.to_data_units(data.test_x), samples, self.path / "sample_histograms.png")
+            plots.save_feature_histograms(self.to_data_units(data.test_x), samples, self.path / "sample_histograms.png",
+                                          names=names, drawn=self.drawn())
         if isinstance(self.model, LatentModel):
             with torch.no_grad():
                 means = _unless_unsupported(lambda: self.model.encode(data.test_x, data.test_y)[0])
+                mixture = isinstance(self.model.prior, MixturePrior)  # as for images: components and clusters
+                components = self.model.prior.components() if mixture else None
+                clusters = assign_clusters(self.model, data.test_x) if has_clusters(self.model) else None
             if means is not None:
-                plots.save_latent(means, _latent_colours(data), self.path / "latent.png")
+                plots.save_latent(means, _latent_colours(data), self.path / "latent.png", components=components,
+                                  clusters=clusters, label_name=self.label_name(), class_names=_class_names(data))
         if self.history:
             plots.save_curves(self.history, self.path / "elbo.png")
 
@@ -215,6 +257,11 @@ def _latent_colours(data: Any) -> torch.Tensor:
     if labels is not None:
         return labels
     return data.test_y[:, 0] if data.covariate_dim else torch.zeros(data.num_test)
+
+
+def _class_names(data: Any) -> Optional[List[str]]:
+    """The names of the label classes the latent plot is coloured by (None: numbers, or covariates)."""
+    return None if data.covariate_dim else getattr(data, "class_names", None)
 
 
 def _unless_unsupported(make: Callable[[], torch.Tensor]) -> Optional[torch.Tensor]:
@@ -246,8 +293,9 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
           on_epoch_end: Sequence[EpochCallback] = ()) -> Run:
     """Train ``config`` (a RunConfig, a YAML path, or None for the default) into run folder ``out_dir``.
 
-    ``data``: your own data from Python instead of ``config.data`` (which then becomes ``data.type: python``
-    with default options unless it already is one, e.g. for ``data.standardize: true``):
+    ``data``: your own data from Python instead of ``config.data`` (which then becomes ``data.type: python``,
+    keeping the options set in it that apply to Python data, e.g. ``data.standardize: true``; a warning names
+    the others):
 
     * ``x`` — a tensor or NumPy array ``(N, *shape)``, split by ``data.test_fraction``;
     * ``(train, test)`` — each part ``x``, ``(x, labels)`` or a ``torch.utils.data.Dataset``;
@@ -277,8 +325,8 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
         config = load_config(config, overrides or [])
     elif overrides:
         raise ConfigError("overrides apply to a config file; edit the RunConfig object directly instead")
-    if data is not None and config.data.type != "python":
-        config.data = PythonDataConfig()
+    if data is not None and config.data.type != "python":  # options that apply carried over, the others named
+        config.data = python_config(config.data)
     validate(config)  # cross-section rules, before any data is read
     check_trackers(config)  # train.tensorboard, train.mlflow: installed
     config = _resolve_paths(config)
@@ -374,6 +422,7 @@ def _build(config: RunConfig, out: Path, python_data: Any = None) -> Tuple[Run, 
     pyro.clear_param_store()
     device = distributed.setup(resolve_device(config.train.device))  # joins torchrun's process group, if any
     data = load_data(config.data, config.seed, python_data).to(device)
+    fill_columns(config.model, getattr(data, "columns", None) or [])  # a table's columns: recorded in config.yaml
     check_run_size(config, data)  # particles, batch × data, components, evaluation work: before anything is built
     model = _build_model(config, data.shape, data.num_classes, data.covariate_dim).to(device)
     trainer = Trainer(model, data, config.train, seed=config.seed)

@@ -12,8 +12,10 @@ from pyro_vae.errors import ConfigError
 from pyro_vae.models import build_model
 
 A = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, -1.0], [-0.5, 0.5]], dtype=np.float32)  # x = A c + 0.1 ε
+# σ starts at the noise level 0.1 (these 300 steps test the covariates, not how fast σ is learned)
 TRAIN = ["model.latent_dim=2", "model.network.hidden_dims=[32]", "model.prior.hidden_dims=[16]",
-         "model.likelihood=gaussian", "model.likelihood.learn=shared", "train.batch_size=64", "train.lr=3e-3",
+         "model.likelihood=gaussian", "model.likelihood.learn=shared", "model.likelihood.init_sigma=0.1",
+         "train.batch_size=64", "train.lr=3e-3",
          "train.progress=false", "train.eval_samples=2"]
 
 

@@ -35,20 +35,24 @@ def test_bernoulli_log_prob_and_soft_targets():
 
 @pytest.mark.parametrize("learn", ["fixed", "shared", "per_dim", "decoder"])
 def test_gaussian_sigma_modes(learn):
-    lik = build("gaussian", sigma=0.3, learn=learn)
+    lik = build("gaussian", sigma=0.3, init_sigma=0.4, learn=learn)
     p, x = params(lik), torch.rand(4, *SHAPE)
     sigma = lik.scale(p)
     expected = {"fixed": 0, "shared": 1, "per_dim": 6, "decoder": 0}[learn]
     assert sum(q.numel() for q in lik.parameters()) == expected
     assert lik.num_params == (2 if learn == "decoder" else 1)
-    if learn != "decoder":  # σ starts at config.sigma
-        assert torch.allclose(sigma, torch.tensor(0.3), atol=1e-5)
+    if learn != "decoder":  # a fixed σ is config.sigma; a learned one starts at config.init_sigma
+        assert torch.allclose(sigma, torch.tensor(0.3 if learn == "fixed" else 0.4), atol=1e-5)
     else:  # σ = min_sigma + softplus(ρ₀ + decoder output)
         assert sigma.shape == (4, *SHAPE) and torch.allclose(sigma, 1e-3 + softplus(p[:, 1] + lik.rho), atol=1e-6)
     loc = p[:, 0]
     sigma = sigma.expand_as(loc)
     manual = (-0.5 * ((x - loc) / sigma) ** 2 - sigma.log() - 0.5 * math.log(2 * math.pi)).flatten(1).sum(-1)
     assert torch.allclose(lik.distribution(p).log_prob(x), manual, atol=1e-4)
+
+
+def test_a_learned_sigma_starts_at_one_the_spread_of_standardized_data():
+    assert torch.allclose(build("gaussian", learn="shared").scale(torch.zeros(1)), torch.tensor(1.0), atol=1e-5)
 
 
 def test_gaussian_learned_sigma_gets_gradients():

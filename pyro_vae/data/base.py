@@ -107,9 +107,18 @@ class Standardizer:
     std: Tensor
 
     @classmethod
-    def fit(cls, x: Tensor) -> "Standardizer":
+    def fit(cls, x: Tensor, keep: Optional[Tensor] = None) -> "Standardizer":
+        """From the observed (non-NaN) values of each feature; ``keep``: features left as they are (μ = 0, s = 1)."""
         x = x.double()
-        return cls.from_moments(x.sum(0), (x ** 2).sum(0), x.shape[0])
+        seen = ~torch.isnan(x)
+        if bool(seen.all()) and keep is None:
+            return cls.from_moments(x.sum(0), (x ** 2).sum(0), x.shape[0])
+        count = seen.sum(0).clamp(min=1)
+        x = torch.where(seen, x, torch.zeros_like(x))
+        out = cls.from_moments(x.sum(0) / count, (x ** 2).sum(0) / count, 1)
+        if keep is not None:
+            out.mean, out.std = out.mean.masked_fill(keep, 0.0), out.std.masked_fill(keep, 1.0)
+        return out
 
     @classmethod
     def from_moments(cls, total: Tensor, total_sq: Tensor, count: int) -> "Standardizer":
@@ -180,6 +189,10 @@ class ImageData:
     #: batches carry y = −1 for every hidden label (the test split's included). train_y/test_y stay true.
     labeled: Optional[Tensor] = None
     labeled_per_batch: int = 0
+    #: a table's feature columns (:class:`~pyro_vae.data.columns.ColumnSpec`: name, kind, levels); None otherwise
+    columns: Optional[list] = None
+    #: the names of the label classes 0..K−1 (class folders, a label column's values); None when unnamed
+    class_names: Optional[List[str]] = None
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -213,7 +226,8 @@ class ImageData:
         labeled = None if self.labeled is None else self.labeled.to(device)
         return ImageData(self.name, num_classes=self.num_classes, binarize=self.binarize,
                          covariate_dim=self.covariate_dim, standardizer=self.standardizer, labeled=labeled,
-                         labeled_per_batch=self.labeled_per_batch, **move)
+                         labeled_per_batch=self.labeled_per_batch, columns=self.columns,
+                         class_names=self.class_names, **move)
 
     def _mixing(self, split: str, shuffle: bool) -> bool:
         """Training batches of hidden-label points, each topped up with ``labeled_per_batch`` labelled ones."""

@@ -151,8 +151,10 @@ class ImageFolderData:
         n = len(files)
         if choose_in_memory(c.in_memory, 4 * n * int(np.prod(reader.shape))):
             x = reader.read(np.arange(n))
-            return make_image_data(root.name, x, y, c, seed, max_value, num_classes=len(classes),
+            data = make_image_data(root.name, x, y, c, seed, max_value, num_classes=len(classes),
                                    standardize=c.standardize)
+            data.class_names = list(classes) or None  # the class folders, for the latent picture
+            return data
         if c.binarize == "static":
             raise DataError("data.binarize: static needs in_memory: true (a streamed dataset re-binarizes per batch)")
         y = y if y is not None else torch.zeros(n, dtype=torch.long)

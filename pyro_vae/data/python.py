@@ -43,6 +43,24 @@ class PythonDataConfig(FileDataConfig):
     type: str = "python"
 
 
+def python_config(given: Any) -> PythonDataConfig:
+    """The ``data.type: python`` config of a run given ``data=...``: the options set in ``given`` (those that
+    differ from its type's defaults) that apply to Python data (``standardize``, ``test_fraction``, ...) are
+    carried over; the others are named in one warning."""
+    import dataclasses
+    import warnings
+
+    default = type(given)()
+    changed = [f.name for f in dataclasses.fields(given)
+               if f.name != "type" and getattr(given, f.name) != getattr(default, f.name)]
+    kept = {f.name for f in dataclasses.fields(PythonDataConfig)} - {"path"}  # the data is given, not read
+    ignored = [name for name in changed if name not in kept]
+    if ignored:
+        warnings.warn(f"data.{', data.'.join(ignored)}: ignored with data=... (options of data.type "
+                      f"{given.type!r}); the run uses data.type: python", stacklevel=3)
+    return PythonDataConfig(**{name: getattr(given, name) for name in changed if name in kept})
+
+
 def _array(value: Any, what: str) -> np.ndarray:
     if isinstance(value, Tensor):
         if value.layout != torch.strided:

@@ -95,6 +95,8 @@ class NpyRows(RowReader):
         if array.ndim == 0:
             raise DataError(f"{self.path}: a single value (shape ()); expected (N, D) vectors or (N, [C,] H, W) images")
         self.shape, self.dtype, self.rows = tuple(array.shape[1:]), array.dtype, int(array.shape[0])
+        if len(self.shape) == 2:  # (N, H, W): one channel, (N, 1, H, W), as the in-memory path reads it
+            self.shape = (1, *self.shape)
         self._array: Optional[np.ndarray] = None
 
     def _open(self) -> np.ndarray:
@@ -115,7 +117,7 @@ class NpyRows(RowReader):
             self._array = self._open()
         order = np.argsort(rows, kind="stable")
         block = np.empty((len(rows), *self.shape), dtype=np.float32)
-        block[order] = self._array[rows[order]]
+        block[order] = self._array[rows[order]].reshape(len(rows), *self.shape)
         return torch.from_numpy(block)
 
 

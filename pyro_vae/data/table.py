@@ -1,26 +1,31 @@
-"""``data.type: table``: a CSV/TSV file with a header row, read by the standard library's ``csv`` module.
+"""``data.type: table``: a CSV/TSV file with a header row (read by the standard library's ``csv`` module, so
+errors name the line), or a Parquet file (pandas with pyarrow: ``pip install pyro-vae[parquet]``).
 
-Feature columns (named, or every column but the label and covariates), an optional label column (integers
-0..K−1, or class names mapped to 0..K−1 in sorted order) and optional covariate columns (carried as y).
+Feature columns (named, or every column but the label and covariates), typed per column
+(:mod:`pyro_vae.data.columns`: continuous, binary, count or categorical, inferred or set in
+``data.column_types``), an optional label column (integers 0..K−1, or class names mapped to 0..K−1 in sorted
+order) and optional covariate columns (carried as y). ``data.missing: mask`` keeps empty and NaN feature cells
+as NaN (the ``columns`` likelihood scores only the observed cells); ``standardize`` then standardizes the
+continuous columns over their observed cells only.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 
 from ..config.schema import opt
 from ..errors import DataError
 from ..registry import DATASETS
-from .array import FileDataConfig, from_arrays, require_path
-from .base import Dataset
+from .array import FileDataConfig, require_path, side_tensors
+from .base import Dataset, ImageData, Standardizer, make_image_data
+from .columns import ColumnSpec, check_column_types, column_specs, encode, encode_column
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # the data is float32: a larger value would become inf
 
 
 @dataclass
@@ -30,6 +35,10 @@ class TableConfig(FileDataConfig):
     feature_columns: Optional[List[str]] = opt(None, "columns of x; null: every column but label and covariates")
     label_column: Optional[str] = opt(None, "class labels: integers 0..K-1, or names (mapped to 0..K-1 sorted)")
     covariate_columns: List[str] = opt([], "numeric columns carried as the covariates y (B, C)")
+    column_types: Any = opt({}, "per feature column: continuous | binary | count | categorical (others inferred)",
+                            check_column_types, "a mapping of column names to continuous, binary, count or categorical")
+    missing: Literal["error", "mask"] = opt("error", "empty and NaN feature cells: error names the first one; mask "
+                                                     "keeps them missing (model.likelihood.type: columns)")
 
 
 def read_rows(path: Path, delimiter: str) -> tuple:
@@ -56,51 +65,78 @@ def read_rows(path: Path, delimiter: str) -> tuple:
     return header, rows
 
 
-def numeric_column(path: Path, name: str, col: int, rows: list) -> np.ndarray:
-    """Column ``col`` as float64; a non-numeric, empty, NaN or inf cell is a DataError naming column and line."""
-    out = np.empty(len(rows))
-    for i, (line, row) in enumerate(rows):
-        text = row[col].strip()
-        try:
-            value = float(text)
-        except ValueError:
-            raise DataError(f"{path}: column {name!r}, line {line}: {text!r} is not a number") from None
-        if not math.isfinite(value):
-            raise DataError(f"{path}: column {name!r}, line {line}: {text!r}; expected a finite number")
-        if abs(value) > FLOAT32_MAX:
-            raise DataError(f"{path}: column {name!r}, line {line}: {text!r} overflows float32 (largest "
-                            f"{FLOAT32_MAX:.4g}); expected a value in range (rescale the column)")
-        out[i] = value
-    return out
-
-
-def label_column(path: Path, name: str, col: int, rows: list) -> np.ndarray:
-    """Integer labels as they are; other values (class names) mapped to 0..K−1 in sorted order."""
-    values = [row[col].strip() for _, row in rows]
+def label_column(path: Path, name: str, col: int, rows: list) -> Tuple[np.ndarray, Optional[List[str]]]:
+    """Integer labels as they are (no names); other values (class names) mapped to 0..K−1 in sorted order,
+    with the names."""
+    values = ["" if row[col] is None else str(row[col]).strip() for _, row in rows]
     try:
-        return np.array([int(v) for v in values])
+        return np.array([int(v) for v in values]), None
     except ValueError:
         classes: Dict[str, int] = {c: k for k, c in enumerate(sorted(set(values)))}
-        return np.array([classes[v] for v in values])
+        return np.array([classes[v] for v in values]), list(classes)
+
+
+def read_parquet(path: Path) -> Tuple[List[str], List[Tuple[str, List[Any]]]]:
+    """Header and rows of a Parquet file as text cells (None where missing), each row named "row k"."""
+    try:
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+    except ImportError as e:
+        raise DataError(f"{path}: reading Parquet needs pyarrow ({e}); pip install 'pyro-vae[parquet]'") from None
+    except Exception as e:  # pyarrow's errors for a file that is no Parquet
+        raise DataError(f"{path}: cannot read as Parquet ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if frame.shape[0] == 0:
+        raise DataError(f"{path}: a header but no data rows")
+    return frame_rows(frame)
+
+
+def frame_rows(frame) -> Tuple[List[str], List[Tuple[str, List[Any]]]]:
+    """A pandas DataFrame as (header, rows of text cells named "row k", k from 1); missing cells are None."""
+    header = [str(c) for c in frame.columns]
+    cells = frame.astype(object).where(frame.notna(), None).values.tolist()
+    return header, [(f"row {i + 1}", [None if v is None else str(v) for v in row]) for i, row in enumerate(cells)]
+
+
+def read_table(path: Path, delimiter: Optional[str]) -> Tuple[List[str], List[Tuple[str, List[Any]]]]:
+    """Header and rows ("line k" or "row k", text cells) of a CSV/TSV or Parquet file."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return read_parquet(path)
+    delimiter = delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+    if len(delimiter) != 1:
+        raise DataError(f"data.delimiter: got {delimiter!r}; expected one character, e.g. ',' or ';' or '\\t'")
+    header, rows = read_rows(path, delimiter)
+    return header, [(f"line {line}", row) for line, row in rows]
+
+
+def numeric_cells(path: Path, name: str, cells: Sequence[Any], lines: Sequence[str]) -> np.ndarray:
+    """A label or covariate column as float64; any cell that is no finite number is a DataError."""
+    return encode_column(ColumnSpec(name, "continuous"), cells, lines, str(path), "error")
+
+
+def standardize_continuous(data: ImageData, specs: Sequence[ColumnSpec]) -> ImageData:
+    """Standardize the continuous columns by their observed training cells (other columns kept as they are)."""
+    keep = torch.tensor([s.kind != "continuous" for s in specs])
+    data.standardizer = Standardizer.fit(data.train_x, keep=keep)
+    data.train_x, data.test_x = data.standardizer.apply(data.train_x), data.standardizer.apply(data.test_x)
+    return data
 
 
 @DATASETS.register("table", TableConfig)
 class TableData:
-    """Rows of a CSV/TSV file (header row): feature columns as vectors x, optional label and covariate columns."""
+    """Rows of a CSV/TSV or Parquet file (header row): typed feature columns as vectors x, optional label and
+    covariate columns."""
 
     def __init__(self, config: TableConfig) -> None:
         self.config = config
 
     def load(self, seed: int) -> Dataset:
         c = self.config
-        path = require_path(c, "a CSV or TSV file")
+        path = require_path(c, "a CSV, TSV or Parquet file")
         if c.in_memory is False:
             raise DataError("data.in_memory: false is for .npy files and image folders; a table is read into memory "
                             "(convert a large table to .npy with np.save to stream it)")
-        delimiter = c.delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-        if len(delimiter) != 1:
-            raise DataError(f"data.delimiter: got {delimiter!r}; expected one character, e.g. ',' or ';' or '\\t'")
-        header, rows = read_rows(path, delimiter)
+        header, rows = read_table(path, c.delimiter)
         columns = {name: i for i, name in enumerate(header)}
 
         def find(name: str, option: str) -> int:
@@ -116,8 +152,16 @@ class TableData:
             features = [i for i in range(len(header)) if i != label and i not in covs]
         if not features:
             raise DataError(f"{path}: no feature columns left (header: {', '.join(header)})")
-        x = np.stack([numeric_column(path, header[i], i, rows) for i in features], 1).astype(np.float32)
-        labels = label_column(path, header[label], label, rows) if label is not None else None
-        cov = np.stack([numeric_column(path, header[i], i, rows) for i in covs], 1) if covs else None
+        lines = [line for line, _ in rows]
+        cells = [[row[i] for _, row in rows] for i in features]
+        specs = column_specs([header[i] for i in features], cells, c.column_types, str(path))
+        x = torch.from_numpy(encode(specs, cells, lines, str(path), c.missing))
+        labels, names = label_column(path, header[label], label, rows) if label is not None else (None, None)
+        cov = np.stack([numeric_cells(path, header[i], [r[i] for _, r in rows], lines) for i in covs], 1) if covs else None
         where = f"{path}" + (f" (label column {c.label_column!r})" if label is not None else "")
-        return from_arrays(path.stem, x, labels, cov, c, seed, where=where)
+        y, num_classes, cov_t = side_tensors(labels, cov, x.shape[0], where)
+        data = make_image_data(path.stem, x, y, c, seed, 1.0, num_classes=num_classes, covariates=cov_t)
+        if c.standardize:
+            data = standardize_continuous(data, specs)
+        data.columns, data.class_names = specs, names
+        return data

@@ -71,6 +71,14 @@ class Likelihood(nn.Module):
     def validate(self, x: Tensor) -> None:
         """Raise :class:`~pyro_vae.errors.DataError` if ``x`` is outside this likelihood's support."""
 
+    def encoder_shape(self) -> Tuple[int, ...]:
+        """Shape of what the encoder reads of a datapoint (:meth:`encoder_input`); the data's own here."""
+        return self.data_shape
+
+    def encoder_input(self, x: Tensor) -> Tensor:
+        """What the encoder reads of ``x``: ``x`` itself here (a table's likelihood adds one-hots and a mask)."""
+        return x
+
     def forward(self, params: Tensor) -> TorchDistribution:
         """``p(params)``: the distribution of ``x`` (:meth:`distribution`); the model's site is
         ``pyro.sample("x", likelihood.distribution(params), obs=x)``."""

@@ -20,7 +20,9 @@ from .base import Likelihood
 @dataclass
 class GaussianConfig:
     type: str = "gaussian"
-    sigma: float = opt(0.1, "σ when fixed; the initial σ when learned", positive, "a number > 0")
+    sigma: float = opt(0.1, "σ when fixed (learn: fixed)", positive, "a number > 0")
+    init_sigma: float = opt(1.0, "the starting σ when learned (shared, per_dim, decoder): 1 is the spread of "
+                                 "standardized data", positive, "a number > 0")
     learn: Literal["fixed", "shared", "per_dim", "decoder"] = opt(
         "fixed", "fixed σ; one learned σ; a learned σ per pixel; or σ predicted by the decoder"
     )
@@ -35,8 +37,8 @@ class GaussianLikelihood(Likelihood):
         super().__init__(data_shape)
         self.config = config
         self.num_params = 2 if config.learn == "decoder" else 1
-        # σ = min_sigma + softplus(ρ); ρ initialised so that σ starts at config.sigma
-        rho = math.log(math.expm1(max(config.sigma - config.min_sigma, 1e-6)))
+        # σ = min_sigma + softplus(ρ); ρ initialised so that a learned σ starts at config.init_sigma
+        rho = math.log(math.expm1(max(config.init_sigma - config.min_sigma, 1e-6)))
         if config.learn == "shared":
             self.rho = nn.Parameter(torch.tensor(rho))
         elif config.learn == "per_dim":

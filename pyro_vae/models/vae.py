@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ..config.schema import component, opt, positive
 from ..errors import ConfigError
 from ..guides.base import build_guide
+from ..nets.base import MappedInput
 from ..priors.base import ConditionalPrior, EncoderPrior, build_prior
 from ..priors.conditional import UNCONDITIONED
 from ..registry import GUIDES, LIKELIHOODS, MODELS, NETWORKS, PRIORS
@@ -68,7 +69,10 @@ class VAE(DecoderModel, LatentModel):
         net = NETWORKS.get(config.network.type).cls
         self.likelihood = LIKELIHOODS.build(config.likelihood, self.data_shape)
         self.prior = build_prior(config.prior, config.latent_dim, self.cond_dim)
-        self.encoder = net.encoder(config.network, self.data_shape, config.latent_dim, self.encoder_cond_dim())
+        self.encoder = net.encoder(config.network, self.likelihood.encoder_shape(), config.latent_dim,
+                                   self.encoder_cond_dim())
+        if self.likelihood.encoder_shape() != self.data_shape:  # e.g. a table's one-hot cells and observation mask
+            self.encoder = MappedInput(self.likelihood.encoder_input, self.encoder)
         self.decoder = net.decoder(config.network, config.latent_dim, self.data_shape, self.likelihood.num_params,
                                    self.cond_dim)
         self.guide_family = build_guide(config.guide, config.latent_dim, self.encoder)

@@ -10,7 +10,7 @@ any leading (particle) dims pass through.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -73,6 +73,21 @@ class Network:
 def hidden_activation(network: type, config: object) -> str:
     """:meth:`Network.hidden_activation` of the registered family ``network`` ("relu" for a plain class)."""
     return network.hidden_activation(config) if issubclass(network, Network) else "relu"
+
+
+class MappedInput(Encoder):
+    """An encoder reading ``f(x)`` instead of ``x`` (e.g. a table's one-hot cells and observation mask)."""
+
+    def __init__(self, f: Callable[[Tensor], Tensor], inner: Encoder) -> None:
+        super().__init__()
+        self.f, self.inner, self.feature_dim = f, inner, inner.feature_dim
+
+    @property
+    def head(self) -> GaussianHead:  # type: ignore[override]
+        return self.inner.head
+
+    def features(self, x: Tensor, c: Optional[Tensor] = None) -> Tensor:
+        return self.inner.features(self.f(x), c)
 
 
 def with_condition(h: Tensor, c: Optional[Tensor]) -> Tensor:
