@@ -27,7 +27,6 @@ from .base import Dataset, ImageData, Standardizer, make_image_data
 from .columns import ColumnSpec, check_column_types, column_specs, encode, encode_column
 
 
-
 @dataclass
 class TableConfig(FileDataConfig):
     type: str = "table"
