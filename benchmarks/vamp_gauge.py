@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from likelihood import REPO, Setting, Split, append_row, build_row, claim_row, load_split, mean_sd  # noqa: E402
 from likelihood import pyro_vae_score, read_rows, replace_between  # noqa: E402
 
-from pyro_vae.priors.vamp import gauge_penalty  # noqa: E402
+from pyro_vae.priors.vamp import gauge_penalty, mixture_moments  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "vamp_gauge.jsonl"
 WRITEUP = REPO / "benchmarks" / "vamp_gauge.md"
@@ -47,13 +47,12 @@ def latent_state(model: nn.Module, x: Tensor) -> Dict[str, float]:
     loc, scale = model.encode(x)
     spread = loc.var(0)
     share = spread / (spread + scale.pow(2).mean(0))
-    weights, locs, scales = model.prior.components()
-    w = weights.unsqueeze(-1)
-    mean = (w * locs).sum(0)
-    log_var = (w * (scales ** 2 + (locs - mean) ** 2)).sum(0).log()
+    components = model.prior.components()
+    mean, var = mixture_moments(*components)
+    log_var = var.log()
     return {"active_units": int((spread > SHARE).sum()), "active_share": int((share > SHARE).sum()),
             "mean_norm": float(mean.norm()), "log_var_min": float(log_var.min()), "log_var_max": float(log_var.max()),
-            "gauge_term": float(gauge_penalty(weights, locs, scales, 1.0))}
+            "gauge_term": float(gauge_penalty(*components, 1.0))}
 
 
 def run(activation: str, seed: int, gauge: float, epochs: int, split: Split, num_samples: int) -> Dict:
@@ -85,9 +84,8 @@ def first_epoch(activation: str, seed: int, gauge: float, split: Split) -> List[
             with torch.no_grad():
                 act = torch.tanh(output) if activation == "tanh" else output
                 dead = act.abs() > 0.99 if activation == "tanh" else act <= 0
-                weights, locs, _ = model.prior.components()
                 steps.append({"step": len(steps) + 1, "saturated": float(dead.float().mean()),
-                              "mean_norm": float((weights[:, None] * locs).sum(0).norm())})
+                              "mean_norm": float(mixture_moments(*model.prior.components())[0].norm())})
 
     model.decoder.body[0].register_forward_hook(hook)
     epoch()

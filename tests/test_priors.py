@@ -21,7 +21,7 @@ from pyro_vae.likelihoods import LIKELIHOODS
 from pyro_vae.models import build_model
 from pyro_vae.models.vae import VAEConfig
 from pyro_vae.priors import PRIORS
-from pyro_vae.priors.vamp import gauge_penalty
+from pyro_vae.priors.vamp import gauge_penalty, mixture_moments
 from pyro_vae.registry import OBJECTIVES
 
 D = 3
@@ -139,9 +139,8 @@ def test_vamp_elbo_is_invariant_under_the_affine_gauge_and_the_penalty_pins_it()
         return model.likelihood.distribution(model.decoder(z)).log_prob(x) + model.prior.log_prob(z) - q
 
     def moments():
-        weights, locs, scales = model.prior.components()
-        mean = (weights[:, None] * locs).sum(0)
-        return mean, (weights[:, None] * (scales ** 2 + (locs - mean) ** 2)).sum(0).sqrt()
+        mean, var = mixture_moments(*model.prior.components())
+        return mean, var.sqrt()
 
     a, c = torch.tensor([3.0, 0.2, 1.5]), torch.tensor([-4.0, 1.0, 0.5])
     with torch.no_grad():
@@ -178,7 +177,7 @@ def test_vamp_gauge_term_is_in_the_training_loss_only():
         scores.append(elbo_and_iwae(model, data, num_samples=3))
     assert scores[0] == scores[1]
     torch.manual_seed(1)  # Pyro's own ELBO in evaluation mode: the gauge-free loss
-    assert Trace_ELBO().loss(pinned.model, pinned.guide, x) == pytest.approx(float(losses["free"]), abs=1e-3)
+    assert Trace_ELBO().loss(pinned.model, pinned.guide, x) == pytest.approx(losses["free"].item(), abs=1e-3)
 
 
 @pytest.mark.parametrize("transform", ["affine_autoregressive", "spline_autoregressive"])

@@ -39,13 +39,18 @@ class VampPriorConfig:
                             "held-out number", lambda x: x is not None and x >= 0, "a number >= 0")
 
 
-def gauge_penalty(weights: Tensor, locs: Tensor, scales: Tensor, strength: float) -> Tensor:
-    """λ/2·(‖m‖² + Σ_d log² v_d) for the mixture Σ_k π_k N(μ_k, diag σ_k²): m = Σ_k π_k μ_k,
-    v = Σ_k π_k (σ_k² + (μ_k − m)²). Zero exactly when the mixture has mean 0 and unit variances; under
-    z ↦ a ⊙ z + c, m ↦ a ⊙ m + c and v ↦ a² v, so each gauge orbit holds one zero."""
+def mixture_moments(weights: Tensor, locs: Tensor, scales: Tensor) -> Tuple[Tensor, Tensor]:
+    """Mean m = Σ_k π_k μ_k and variances v = Σ_k π_k (σ_k² + (μ_k − m)²) of Σ_k π_k N(μ_k, diag σ_k²)."""
     w = weights.unsqueeze(-1)
     mean = (w * locs).sum(0)
-    var = (w * (scales ** 2 + (locs - mean) ** 2)).sum(0)
+    return mean, (w * (scales ** 2 + (locs - mean) ** 2)).sum(0)
+
+
+def gauge_penalty(weights: Tensor, locs: Tensor, scales: Tensor, strength: float) -> Tensor:
+    """λ/2·(‖m‖² + Σ_d log² v_d) for the mixture's :func:`mixture_moments` m, v. Zero exactly when the mixture
+    has mean 0 and unit variances; under z ↦ a ⊙ z + c, m ↦ a ⊙ m + c and v ↦ a² v, so each gauge orbit holds
+    one zero."""
+    mean, var = mixture_moments(weights, locs, scales)
     return 0.5 * strength * (mean.pow(2).sum() + var.log().pow(2).sum())
 
 
