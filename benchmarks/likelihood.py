@@ -274,16 +274,16 @@ def pyro_vae_overrides(kind: str, setting: Setting, best: Sequence[str]) -> List
     return setting.overrides() + (list(best) if kind == BEST_NAME else PYRO_MODELS[kind])
 
 
-def build_row(name: str, seed: int, split: Split, setting: Setting, best: Sequence[str]
-              ) -> Tuple[nn.Module, Callable[[], None]]:
-    """The row's model, seeded, and a function that trains it for one epoch."""
+def build_row(name: str, seed: int, split: Split, setting: Setting, best: Sequence[str],
+              extra: Sequence[str] = ()) -> Tuple[nn.Module, Callable[[], None]]:
+    """The row's model, seeded, and a function that trains it for one epoch (``extra``: more pyro-vae overrides)."""
     library, kind = name.split("/")
     pyro.clear_param_store()  # pyro-vae's modules register in Pyro's global store: start each row from an empty one
     pyro.set_rng_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     shape = tuple(split.train.shape[1:])
     if library == "pyro-vae":
-        config = load_config(CONFIG, pyro_vae_overrides(kind, setting, best) + [f"seed={seed}"])
+        config = load_config(CONFIG, pyro_vae_overrides(kind, setting, best) + list(extra) + [f"seed={seed}"])
         model = build_model(config.model, shape, 10)
         data = ImageData("mnist", split.train, torch.zeros(split.train.shape[0], dtype=torch.long),
                          split.evaluate[:1], torch.zeros(1, dtype=torch.long), 10, binarize="dynamic")
@@ -309,8 +309,8 @@ def build_row(name: str, seed: int, split: Split, setting: Setting, best: Sequen
 
 
 def train_row(name: str, seed: int, epochs: int, split: Split, setting: Setting, best: Sequence[str],
-              eval_every: int, eval_samples: int, label: Optional[str] = None) -> Trained:
-    model, epoch = build_row(name, seed, split, setting, best)
+              eval_every: int, eval_samples: int, label: Optional[str] = None, extra: Sequence[str] = ()) -> Trained:
+    model, epoch = build_row(name, seed, split, setting, best, extra)
     score = pyro_vae_score if name.startswith("pyro-vae/") else pythae_score
     times, curve = [], []
     for e in range(1, epochs + 1):

@@ -174,3 +174,14 @@ def test_labeled_on_data_without_labels_is_a_config_error():
     with pytest.raises(ConfigError, match="data.labeled: dataset 'vectors' has no class labels"):
         make_image_data("vectors", torch.rand(50, 3), None, from_dict(DigitsConfig, {"labeled": 10}), 0,
                         max_value=1.0)
+
+
+def test_digits_config_trains_and_scores_on_the_grey_levels():
+    """configs/digits_m2.yaml keeps the digits' 17 grey levels: its held-out images are the pixels themselves, not
+    one Bernoulli draw of them (a draw costs the classifier about 10 points, and its score moves by ±2 points
+    from draw to draw), and its training batches are the same grey levels, not re-drawn binary images."""
+    data = load_data(load_config("configs/digits_m2.yaml").data, 0)
+    levels = torch.unique(data.test_x) * 16
+    assert levels.numel() == 17 and torch.equal(levels, levels.round())
+    x, _ = next(iter(data.batches("train", 64, shuffle=True, generator=torch.Generator().manual_seed(0))))
+    assert torch.unique(x).numel() > 2

@@ -14,11 +14,16 @@ from pyro.optim import Adam
 
 from conftest import tiny_model
 from pyro_vae.config.schema import from_dict
+from pyro_vae.data import ImageData
+from pyro_vae.evaluation.bounds import elbo_and_iwae
 from pyro_vae.evaluation.clustering import clustering_metrics, hungarian_accuracy, purity
+from pyro_vae.fast import compile_loss
 from pyro_vae.likelihoods import LIKELIHOODS, pointwise_likelihoods
 from pyro_vae.models import build_model
 from pyro_vae.models.vae import VAEConfig
 from pyro_vae.priors import PRIORS
+from pyro_vae.priors.vamp import gauge_penalty, mixture_moments
+from pyro_vae.registry import OBJECTIVES
 
 D = 3
 
@@ -96,6 +101,84 @@ def test_vamp_hardtanh_pseudo_inputs():
     assert torch.allclose(prior.log_prob(z), manual, atol=1e-5)
 
 
+def test_vamp_gauge_penalty_is_the_hand_formula():
+    """λ/2·(‖m‖² + Σ_d log² v_d), m = Σ_k π_k μ_k, v_d = Σ_k π_k (σ_kd² + μ_kd²) − m_d² (the mixture's moments)."""
+    weights = torch.tensor([0.25, 0.75])
+    locs = torch.tensor([[1.0, -2.0], [3.0, 0.0]])
+    scales = torch.tensor([[0.5, 1.0], [2.0, 0.1]])
+    m = [0.25 * 1.0 + 0.75 * 3.0, 0.25 * -2.0]
+    v = [0.25 * (0.25 + 1.0) + 0.75 * (4.0 + 9.0) - m[0] ** 2, 0.25 * (1.0 + 4.0) + 0.75 * 0.01 - m[1] ** 2]
+    hand = 0.5 * 3.0 * (m[0] ** 2 + m[1] ** 2 + math.log(v[0]) ** 2 + math.log(v[1]) ** 2)
+    assert math.isclose(float(gauge_penalty(weights, locs, scales, 3.0)), hand, rel_tol=1e-5)
+    assert float(gauge_penalty(torch.ones(1), torch.zeros(1, 2), torch.ones(1, 2), 1.0)) == 0.0  # N(0, I)
+
+
+def gauge_map(model, a: torch.Tensor, c: torch.Tensor) -> None:
+    """z ↦ a ⊙ z + c on the encoder's outputs (μ ↦ aμ + c, σ ↦ aσ), undone by the decoder's first linear layer."""
+    head, first = model.encoder.head, model.decoder.body[0]
+    with torch.no_grad():
+        head.loc.weight.mul_(a[:, None])
+        head.loc.bias.mul_(a).add_(c)
+        head.logvar.bias.add_(2 * a.log())
+        first.bias.sub_(first.weight @ (c / a))
+        first.weight.div_(a)
+
+
+def test_vamp_elbo_is_invariant_under_the_affine_gauge_and_the_penalty_pins_it():
+    """log p(x|z) + log p(z) − log q(z|x) keeps its value, draw by draw, when the encoder's outputs move by
+    z ↦ a ⊙ z + c (the VampPrior moves with them); the gauge term is 0 at the orbit's point with m = 0, v = 1."""
+    torch.manual_seed(0)
+    model = tiny_vae({"type": "vamp", "num_components": 5})
+    x, eps = grid_data(6).bernoulli(), torch.randn(6, D)
+
+    def log_weights() -> torch.Tensor:
+        loc, scale = model.encode(x)
+        z = loc + scale * eps
+        q = dist.Normal(loc, scale).to_event(1).log_prob(z)
+        return model.likelihood.distribution(model.decoder(z)).log_prob(x) + model.prior.log_prob(z) - q
+
+    def moments():
+        mean, var = mixture_moments(*model.prior.components())
+        return mean, var.sqrt()
+
+    a, c = torch.tensor([3.0, 0.2, 1.5]), torch.tensor([-4.0, 1.0, 0.5])
+    with torch.no_grad():
+        before, (mean, sd) = log_weights(), moments()
+        assert float(model.prior.penalty()) > 0.01
+        gauge_map(model, a, c)
+        assert torch.allclose(log_weights(), before, atol=1e-3)
+        moved_mean, moved_sd = moments()  # m ↦ a ⊙ m + c, √v ↦ a ⊙ √v
+        assert torch.allclose(moved_mean, a * mean + c, atol=1e-4) and torch.allclose(moved_sd, a * sd, atol=1e-4)
+        gauge_map(model, 1 / moved_sd, -moved_mean / moved_sd)  # the orbit's point with m = 0, v = 1
+        assert torch.allclose(log_weights(), before, atol=1e-3)
+        assert float(model.prior.penalty()) < 1e-8
+
+
+def test_vamp_gauge_term_is_in_the_training_loss_only():
+    """Training mode adds B · penalty to −ELBO (one-pass and Pyro's ELBO alike); evaluation mode, and so every
+    held-out number, has no gauge term: a gauge-1 model scores as the same weights with gauge 0."""
+    torch.manual_seed(0)
+    pinned, free = (tiny_vae({"type": "vamp", "num_components": 5, "gauge": g}) for g in (1.0, 0.0))
+    free.load_state_dict(pinned.state_dict())
+    x = grid_data(8).bernoulli()
+    objective = OBJECTIVES.get("elbo").config_cls()
+    for replay in (False, True):
+        losses = {}
+        for name, model in (("pinned", pinned), ("free", free)):
+            torch.manual_seed(1)
+            losses[name] = compile_loss(model, objective, replay=replay, notify=None).loss(x)
+        assert torch.allclose(losses["pinned"] - losses["free"], 8 * pinned.prior.penalty(), atol=1e-4)
+    data = ImageData("toy", x, torch.zeros(8, dtype=torch.long), x, torch.zeros(8, dtype=torch.long), 10)
+    scores = []
+    for model in (pinned, free):
+        model.eval()
+        torch.manual_seed(2)
+        scores.append(elbo_and_iwae(model, data, num_samples=3))
+    assert scores[0] == scores[1]
+    torch.manual_seed(1)  # Pyro's own ELBO in evaluation mode: the gauge-free loss
+    assert Trace_ELBO().loss(pinned.model, pinned.guide, x) == pytest.approx(losses["free"].item(), abs=1e-3)
+
+
 @pytest.mark.parametrize("transform", ["affine_autoregressive", "spline_autoregressive"])
 def test_flow_log_prob_is_change_of_variables(transform):
     prior = build_prior("flow", transform=transform, num_layers=2, hidden_dims=[8])
@@ -164,7 +247,8 @@ def test_every_prior_likelihood_pair_trains(prior, likelihood):
     losses = [svi.step(x) for _ in range(3)]
     assert all(math.isfinite(loss) for loss in losses)
     model_sites = {n for n, s in poutine.trace(model.model).get_trace(x).nodes.items() if s["type"] == "sample"}
-    assert model_sites == ({"data", "y", "z", "x"} if enumerate_ else {"data", "z", "x"})
+    gauge = {"z_gauge"} if prior == "vamp" else set()  # the VampPrior's training-only gauge factor
+    assert model_sites == ({"data", "y", "z", "x"} if enumerate_ else {"data", "z", "x"} | gauge)
     assert model.generate(2).shape == (2, 1, 4, 4)
 
 

@@ -104,7 +104,11 @@ class MixturePrior(Prior):
         raise NotImplementedError
 
     def distribution(self, context: Optional[Tensor] = None) -> dist.TorchDistribution:
-        weights, locs, scales = self.components()
+        return self.mixture(*self.components())
+
+    @staticmethod
+    def mixture(weights: Tensor, locs: Tensor, scales: Tensor) -> dist.TorchDistribution:
+        """Σ_k π_k N(z | μ_k, diag σ_k²) as a distribution with event shape ``(D,)``."""
         return dist.MixtureSameFamily(dist.Categorical(probs=weights), dist.Normal(locs, scales).to_event(1))
 
     @torch.no_grad()

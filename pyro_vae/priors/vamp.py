@@ -1,4 +1,10 @@
-"""The VampPrior p(z) = (1/K) Σ_k q(z | u_k): the encoder's posteriors at K learnable pseudo-inputs u_k."""
+"""The VampPrior p(z) = (1/K) Σ_k q(z | u_k): the encoder's posteriors at K learnable pseudo-inputs u_k.
+
+Its ELBO is unchanged by an affine map of the latent space, z ↦ a ⊙ z + c, applied to the encoder's outputs
+(μ ↦ a ⊙ μ + c, σ ↦ |a| ⊙ σ) and undone by the decoder's first linear layer: the prior moves with the encoder,
+so log p(z) − log q(z|x) keeps its value. Nothing in the ELBO pins this gauge; :func:`gauge_penalty` does,
+during training only (see docs/priors.md).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Literal, Optional, Tuple
 
+import pyro
+import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
@@ -25,6 +33,25 @@ class VampPriorConfig:
                    "(pythae's start: dark, varied images; escapes posterior collapse sooner with tanh networks)")
     init_std: float = opt(0.1, "spread of the sigmoid pseudo-inputs' start: a_k = init_std · N(0, 1) (seeded)",
                           positive, "a number > 0")
+    gauge: float = opt(1.0, "weight λ of the training-only gauge term λ/2·(‖m‖² + Σ_d log² v_d) on the mixture's "
+                            "mean m and variances v (pins the latent scale and origin the ELBO leaves free; keeps "
+                            "tanh networks out of posterior collapse); 0 turns it off. Not part of any reported "
+                            "held-out number", lambda x: x is not None and x >= 0, "a number >= 0")
+
+
+def mixture_moments(weights: Tensor, locs: Tensor, scales: Tensor) -> Tuple[Tensor, Tensor]:
+    """Mean m = Σ_k π_k μ_k and variances v = Σ_k π_k (σ_k² + (μ_k − m)²) of Σ_k π_k N(μ_k, diag σ_k²)."""
+    w = weights.unsqueeze(-1)
+    mean = (w * locs).sum(0)
+    return mean, (w * (scales ** 2 + (locs - mean) ** 2)).sum(0)
+
+
+def gauge_penalty(weights: Tensor, locs: Tensor, scales: Tensor, strength: float) -> Tensor:
+    """λ/2·(‖m‖² + Σ_d log² v_d) for the mixture's :func:`mixture_moments` m, v. Zero exactly when the mixture
+    has mean 0 and unit variances; under z ↦ a ⊙ z + c, m ↦ a ⊙ m + c and v ↦ a² v, so each gauge orbit holds
+    one zero."""
+    mean, var = mixture_moments(weights, locs, scales)
+    return 0.5 * strength * (mean.pow(2).sum() + var.log().pow(2).sum())
 
 
 @PRIORS.register("vamp", VampPriorConfig)
@@ -35,7 +62,14 @@ class VampPrior(MixturePrior, EncoderPrior):
     It needs the model's encoder: the model calls :meth:`attach` after building it (the encoder is
     held by reference, not as a submodule, so its weights belong to the model only once). q(z|u_k) is the
     encoder's diagonal Gaussian q0 whatever ``model.guide`` is (a proper mixture density for every guide).
+
+    In training mode (``self.training``) with ``gauge`` > 0, site ``z``'s distribution comes with a
+    ``pyro.factor`` site :attr:`gauge_site` of −:func:`gauge_penalty` per datapoint: a training-only
+    regulariser, absent in evaluation mode, so held-out ELBOs and log p(x) never include it.
     """
+
+    #: the ``pyro.factor`` site of the gauge term (training mode only)
+    gauge_site = "z_gauge"
 
     def __init__(self, config: VampPriorConfig, latent_dim: int) -> None:
         super().__init__(latent_dim)
@@ -68,3 +102,15 @@ class VampPrior(MixturePrior, EncoderPrior):
         locs, scales = self._encode(self.pseudo_inputs())
         k = locs.shape[0]
         return locs.new_full((k,), 1.0 / k), locs, scales
+
+    def penalty(self) -> Optional[Tensor]:
+        """The gauge term :func:`gauge_penalty` of the current mixture (None when ``gauge`` is 0)."""
+        return gauge_penalty(*self.components(), self.config.gauge) if self.config.gauge > 0 else None
+
+    def site_distribution(self, context: Optional[Tensor] = None) -> dist.TorchDistribution:
+        """The mixture; in training mode also the factor −gauge_penalty at site ``z_gauge`` (once per datapoint:
+        the enclosing ``pyro.plate("data")`` broadcasts it)."""
+        weights, locs, scales = self.components()
+        if self.training and self.config.gauge > 0:
+            pyro.factor(self.gauge_site, -gauge_penalty(weights, locs, scales, self.config.gauge))
+        return self.mixture(weights, locs, scales)
