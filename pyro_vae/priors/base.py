@@ -55,6 +55,14 @@ class Prior(nn.Module):
         """``p(c)``: the distribution of ``z`` (:meth:`distribution`)."""
         return self.distribution(context)
 
+    #: the ``pyro.factor`` site of :meth:`penalty` in the model (training mode only)
+    penalty_site: str = "prior_penalty"
+
+    def penalty(self) -> Optional[Tensor]:
+        """Ω(θ) of a training-only regulariser on the prior's own parameters, added to the model as the factor
+        −Ω per datapoint at :attr:`penalty_site` in training mode (never in a held-out number); None here."""
+        return None
+
     def sites(self, context: Optional[Tensor] = None) -> Tuple[Site, ...]:
         """The latent sites the model samples before z, in order (inside ``pyro.plate("data")``); none here."""
         return ()

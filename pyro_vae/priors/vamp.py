@@ -12,8 +12,6 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Literal, Optional, Tuple
 
-import pyro
-import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
@@ -63,13 +61,12 @@ class VampPrior(MixturePrior, EncoderPrior):
     held by reference, not as a submodule, so its weights belong to the model only once). q(z|u_k) is the
     encoder's diagonal Gaussian q0 whatever ``model.guide`` is (a proper mixture density for every guide).
 
-    In training mode (``self.training``) with ``gauge`` > 0, site ``z``'s distribution comes with a
-    ``pyro.factor`` site :attr:`gauge_site` of −:func:`gauge_penalty` per datapoint: a training-only
-    regulariser, absent in evaluation mode, so held-out ELBOs and log p(x) never include it.
+    With ``gauge`` > 0, :meth:`penalty` is the training-only term the model adds as the ``pyro.factor`` site
+    :attr:`penalty_site` (once per datapoint, in training mode only), so held-out ELBOs and log p(x) never
+    include it.
     """
 
-    #: the ``pyro.factor`` site of the gauge term (training mode only)
-    gauge_site = "z_gauge"
+    penalty_site = "z_gauge"
 
     def __init__(self, config: VampPriorConfig, latent_dim: int) -> None:
         super().__init__(latent_dim)
@@ -106,11 +103,3 @@ class VampPrior(MixturePrior, EncoderPrior):
     def penalty(self) -> Optional[Tensor]:
         """The gauge term :func:`gauge_penalty` of the current mixture (None when ``gauge`` is 0)."""
         return gauge_penalty(*self.components(), self.config.gauge) if self.config.gauge > 0 else None
-
-    def site_distribution(self, context: Optional[Tensor] = None) -> dist.TorchDistribution:
-        """The mixture; in training mode also the factor −gauge_penalty at site ``z_gauge`` (once per datapoint:
-        the enclosing ``pyro.plate("data")`` broadcasts it)."""
-        weights, locs, scales = self.components()
-        if self.training and self.config.gauge > 0:
-            pyro.factor(self.gauge_site, -gauge_penalty(weights, locs, scales, self.config.gauge))
-        return self.mixture(weights, locs, scales)
