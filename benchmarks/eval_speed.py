@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from pyro_vae.config.run import load_config  # noqa: E402
 from pyro_vae.data import load_data  # noqa: E402
-from pyro_vae.data.base import ImageData  # noqa: E402
+from pyro_vae.data import ImageData  # noqa: E402
 from pyro_vae.evaluation.loglik import SAMPLES_PER_PASS, test_log_likelihood  # noqa: E402
 from pyro_vae.models import build_model  # noqa: E402
 

@@ -55,7 +55,7 @@ from torch import Tensor, nn
 from pyro_vae.config.schema import from_dict
 from pyro_vae.evaluation.bounds import elbo_and_iwae
 from pyro_vae.evaluation.loglik import SAMPLES_PER_PASS, ImportanceWeights, log_likelihood_batch
-from pyro_vae.data.base import ImageData
+from pyro_vae.data import ImageData
 from pyro_vae.fast import compile_loss
 from pyro_vae.models import VAE, VAEConfig
 from pyro_vae.registry import OBJECTIVES

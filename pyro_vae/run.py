@@ -25,7 +25,6 @@ from .config.loading import apply_overrides
 from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
 from .data import Dataset, Standardizer, load_data
-from .data.base import ImageData
 from .data.python import python_config
 from .errors import ConfigError, DataError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.classification import classification_metrics
@@ -217,7 +216,7 @@ class Run:
         (for a denoising autoencoder, g(f(x̃)) − x̃ points back to the data)."""
         data, n = self.data(), max(self.config.train.num_images, 256)
         x, y = data.test_x[:n], data.test_y[:n]
-        points = data.train_x if isinstance(data, ImageData) else data.test_x  # a streamed dataset: the held-out points
+        points = data.tensors("train" if data.in_memory else "test")[0]  # a streamed dataset: the held-out points
         if data.shape == (2,) and self.standardizer is None and not data.covariate_dim:  # the grid has no c
             lo, hi = points.min(0).values, points.max(0).values
             pad = 0.25 * (hi - lo)
@@ -261,7 +260,7 @@ def _latent_colours(data: Any) -> torch.Tensor:
 
 def _class_names(data: Any) -> Optional[List[str]]:
     """The names of the label classes the latent plot is coloured by (None: numbers, or covariates)."""
-    return None if data.covariate_dim else getattr(data, "class_names", None)
+    return None if data.covariate_dim else data.class_names
 
 
 def _unless_unsupported(make: Callable[[], torch.Tensor]) -> Optional[torch.Tensor]:

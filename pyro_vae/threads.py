@@ -236,9 +236,7 @@ def multiply_adds(model: Any, example: Any, condition: Any = None) -> float:
 def first_datapoint(data: Any) -> Optional[Tuple[Any, Any]]:
     """``(x, y)`` of the first held-out datapoint (a batch of one) of in-memory data; None for a streamed
     dataset (not read for this: its count falls back to the weights' sizes)."""
-    from .data.base import ImageData
-
-    if not isinstance(data, ImageData) or data.test_x.shape[0] == 0:
+    if not data.in_memory or data.num_test == 0:
         return None
     return data.test_x[:1], data.test_y[:1]
 

@@ -12,7 +12,7 @@ import torch
 from conftest import tiny_overrides
 
 from pyro_vae.cli import main
-from pyro_vae.data.base import ImageData
+from pyro_vae.data import ImageData
 from pyro_vae.evaluation import (active_units, analytic_kl, evaluate, interpolation_images, kl_split,
                                  linear_gaussian_log_marginal, log_likelihood_batch, traversal_images)
 from pyro_vae.evaluation import test_log_likelihood as held_out_log_likelihood

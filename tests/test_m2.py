@@ -169,11 +169,10 @@ def test_train_and_evaluate_report_the_classifier_accuracy(tmp_path):
 
 
 def test_labeled_on_data_without_labels_is_a_config_error():
-    from pyro_vae.data.base import make_image_data
+    from pyro_vae.data import Source, make_dataset
 
     with pytest.raises(ConfigError, match="data.labeled: dataset 'vectors' has no class labels"):
-        make_image_data("vectors", torch.rand(50, 3), None, from_dict(DigitsConfig, {"labeled": 10}), 0,
-                        max_value=1.0)
+        make_dataset(Source("vectors", x=torch.rand(50, 3)), from_dict(DigitsConfig, {"labeled": 10}), 0)
 
 
 def test_digits_config_trains_and_scores_on_the_grey_levels():

@@ -265,7 +265,7 @@ def test_hungarian_accuracy_is_invariant_to_relabelling():
 
 
 def test_clustering_metrics_only_for_mixture_priors():
-    from pyro_vae.data.base import ImageData
+    from pyro_vae.data import ImageData
 
     x = grid_data(30).round()
     data = ImageData("fake", x, torch.zeros(30, dtype=torch.long), x, torch.arange(30) % 3, 3, "none")

@@ -1,11 +1,17 @@
-"""Datasets: each loader returns a :class:`Dataset` (see :mod:`pyro_vae.data.base` for the batch convention):
-in-memory :class:`ImageData`, or :class:`~pyro_vae.data.streaming.StreamData` read through a DataLoader."""
+"""Datasets: each reader returns its rows and targets (a :class:`Source`); :func:`make_dataset` turns them into
+one :class:`Dataset` (see :mod:`pyro_vae.data.dataset` for the batch convention), batched through torch's
+``DataLoader``: in memory (:class:`ImageData`, vectors or images) or streamed from the files
+(:class:`~pyro_vae.data.streaming.StreamData`)."""
 
 from ..registry import DATASETS
 from . import digits, idx  # noqa: F401  (register the loaders)
 from . import toy  # noqa: F401  (2-D toy manifolds: vectors, not images)
 from . import array, image_folder, python, table  # noqa: F401  (your own data: .npy/.npz, image folders, CSV/TSV)
-from .base import DataConfigBase, Dataset, ImageData, Standardizer, make_image_data
+from .base import DataConfigBase, FileDataConfig
+from .dataset import Dataset, RowReader
+from .make import Source, make_dataset
+from .memory import ImageData
+from .standardize import Standardizer
 from .streaming import StreamData
 
 
@@ -17,5 +23,5 @@ def load_data(config, seed: int, data=None) -> Dataset:
     return DATASETS.build(config).load(seed)
 
 
-__all__ = ["DATASETS", "DataConfigBase", "Dataset", "ImageData", "Standardizer", "StreamData", "load_data",
-           "make_image_data"]
+__all__ = ["DATASETS", "DataConfigBase", "Dataset", "FileDataConfig", "ImageData", "RowReader", "Source",
+           "Standardizer", "StreamData", "load_data", "make_dataset"]

@@ -7,33 +7,20 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..config.schema import opt
-from ..config.validators import non_negative
 from ..errors import DataError
 from ..registry import DATASETS
-from .base import DataConfigBase, Dataset, check_finite, check_labels, make_image_data, split_order
-from .streaming import NpyRows, StreamData, choose_in_memory
-
-
-@dataclass
-class FileDataConfig(DataConfigBase):
-    """Options shared by the file readers (array, table, image_folder)."""
-
-    path: str = opt("", "the data file (or folder); relative paths are resolved when the run starts")
-    binarize: Literal["none", "dynamic", "static"] = opt("none", "none for real values; dynamic/static for [0, 1] data")
-    scale: bool = opt(False, "divide by the dtype's maximum (255 for uint8), mapping 8-bit values to [0, 1]")
-    standardize: bool = opt(False, "subtract the training split's per-feature mean and divide by its std "
-                                   "(stored in the run; samples are mapped back)")
-    in_memory: Union[bool, Literal["auto"]] = opt(
-        "auto", "true: load everything; false: stream through a DataLoader; auto: stream when the data "
-                "would take over half the available memory")
-    num_workers: int = opt(2, "DataLoader worker processes when streaming", non_negative, "an integer >= 0")
+from .base import FileDataConfig
+from .checks import check_finite, check_labels
+from .dataset import Dataset
+from .make import Source, make_dataset
+from .streaming import NpyRows
 
 
 @dataclass
@@ -79,9 +66,9 @@ def check_shape(shape: Tuple[int, ...], where: str) -> None:
         raise DataError(f"{where}: datapoints of shape {shape[1:]} hold no values; expected every dimension >= 1")
 
 
-def max_value(config: FileDataConfig, dtype: np.dtype) -> float:
-    """The divisor of ``scale: true``: the integer dtype's maximum (255 for uint8), 1 for floats."""
-    return float(np.iinfo(dtype).max) if config.scale and dtype.kind in "iu" else 1.0
+def max_value(dtype: np.dtype) -> float:
+    """What ``scale: true`` divides by: the integer dtype's maximum (255 for uint8), 1 for floats."""
+    return float(np.iinfo(dtype).max) if dtype.kind in "iu" else 1.0
 
 
 def _first_line(e: BaseException) -> str:
@@ -151,41 +138,29 @@ def side_tensors(labels: Optional[np.ndarray], covariates: Optional[np.ndarray],
     return y, num_classes, cov
 
 
-def from_arrays(name: str, x: np.ndarray, labels: Optional[np.ndarray], covariates: Optional[np.ndarray],
-                config: FileDataConfig, seed: int, where: str = "", split=None) -> Dataset:
-    """Checked, split in-memory data from NumPy arrays (shared by the array, table and Python readers);
+def array_source(name: str, x: np.ndarray, labels: Optional[np.ndarray], covariates: Optional[np.ndarray],
+                 config: FileDataConfig, where: str = "", split=None) -> Source:
+    """Checked rows and targets from NumPy arrays (shared by the array, table and Python readers);
     ``split``: given ``(train rows, test rows)`` instead of the seeded ``test_fraction`` split."""
     where = where or name
     check_shape(x.shape, where)
     x = numeric(x, where)
-    n = x.shape[0]
     xt = torch.from_numpy(np.ascontiguousarray(x)).float() if x.dtype != np.float32 else torch.from_numpy(np.array(x))
     check_finite(xt, where)
-    y, num_classes, cov = side_tensors(labels, covariates, n, where)
-    return make_image_data(name, xt, y, config, seed, max_value(config, x.dtype), num_classes=num_classes,
-                           covariates=cov, standardize=config.standardize, split=split)
+    y, num_classes, cov = side_tensors(labels, covariates, x.shape[0], where)
+    return Source(name, x=xt, labels=y, covariates=cov, num_classes=num_classes, max_value=max_value(x.dtype),
+                  standardize=config.standardize, split=split, where=where)
 
 
-def stream_npy(name: str, path: Path, labels: Optional[np.ndarray], covariates: Optional[np.ndarray],
-               config: FileDataConfig, seed: int) -> StreamData:
-    """A memory-mapped ``.npy`` read through a DataLoader (the same split as the in-memory path)."""
+def npy_source(name: str, path: Path, labels: Optional[np.ndarray], covariates: Optional[np.ndarray],
+               config: FileDataConfig) -> Source:
+    """A memory-mapped ``.npy`` (read into memory or streamed, as ``data.in_memory`` says) and its targets."""
     reader = NpyRows(path)
     check_shape((reader.rows, *reader.shape), str(path))
     numeric(np.empty(0, reader.dtype), str(path))
-    if config.binarize == "static":
-        raise DataError("data.binarize: static needs in_memory: true (a streamed dataset re-binarizes per batch)")
-    if config.binarize != "none" and config.standardize:
-        raise DataError(f"dataset {name!r}: standardize: true needs binarize: none")
-    n = reader.rows
-    labels_t, num_classes, cov = side_tensors(labels, covariates, n, str(path))
-    y = labels_t if labels_t is not None else torch.zeros(n, dtype=torch.long)
-    cov_dim, labels_all = 0, None
-    if cov is not None:  # batches carry the covariates; the labels stay for pictures
-        labels_all = labels_t if num_classes else None
-        y, cov_dim = cov, int(cov.shape[1])
-    return StreamData.from_config(config, name, reader, y, split_order(n, config, seed, name), num_classes,
-                                  covariate_dim=cov_dim, labels_all=labels_all,
-                                  max_value=max_value(config, reader.dtype))
+    y, num_classes, cov = side_tensors(labels, covariates, reader.rows, str(path))
+    return Source(name, reader=reader, labels=y, covariates=cov, num_classes=num_classes,
+                  max_value=max_value(reader.dtype), standardize=config.standardize, where=str(path))
 
 
 @DATASETS.register("array", ArrayConfig)
@@ -204,16 +179,8 @@ class ArrayData:
                 raise DataError(f"data.in_memory: false needs a .npy file ({path} is an .npz archive, which "
                                 "cannot be memory-mapped; save x with np.save)")
             x, labels, cov = npz_arrays(c, path)
-            return from_arrays(name, x, labels, cov, c, seed, where=f"{path}[{c.x_key!r}]")
+            return make_dataset(array_source(name, x, labels, cov, c, where=f"{path}[{c.x_key!r}]"), c, seed)
         if path.suffix != ".npy":
             raise DataError(f"data.path: {str(path)!r} is not a .npy or .npz file")
         labels, cov = side_arrays(c, path)
-        header = NpyRows(path)
-        if choose_in_memory(c.in_memory, 4 * header.rows * int(np.prod(header.shape or (1,)))):
-            try:
-                x = numeric(np.load(path, allow_pickle=False), str(path))
-                return from_arrays(name, x, labels, cov, c, seed, where=str(path))
-            except MemoryError:
-                raise DataError(f"{path}: {header.rows} rows of shape {header.shape} do not fit in memory; "
-                                "set data.in_memory: false (or auto) to stream them") from None
-        return stream_npy(name, path, labels, cov, c, seed)
+        return make_dataset(npy_source(name, path, labels, cov, c), c, seed)

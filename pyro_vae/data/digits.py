@@ -12,7 +12,9 @@ import numpy as np
 import torch
 
 from ..registry import DATASETS
-from .base import DataConfigBase, ImageData, make_image_data
+from .base import DataConfigBase
+from .dataset import Dataset
+from .make import Source, make_dataset
 
 
 @dataclass
@@ -27,9 +29,9 @@ class Digits:
     def __init__(self, config: DigitsConfig) -> None:
         self.config = config
 
-    def load(self, seed: int) -> ImageData:
+    def load(self, seed: int) -> Dataset:
         images, labels = read_digits()
-        return make_image_data("digits", images, labels, self.config, seed, max_value=16.0)
+        return make_dataset(Source("digits", x=images, labels=labels, num_classes=10, max_value=16.0), self.config, seed)
 
 
 def read_digits() -> Tuple[torch.Tensor, torch.Tensor]:

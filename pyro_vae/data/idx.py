@@ -17,7 +17,9 @@ from torch import Tensor
 from ..config.schema import opt
 from ..errors import DataError
 from ..registry import DATASETS
-from .base import DataConfigBase, ImageData, make_image_data
+from .base import DataConfigBase
+from .dataset import Dataset
+from .make import Source, make_dataset
 
 _MAGIC = {2049: 1, 2051: 3}  # labels: 1 dim, images: 3 dims
 _PREFIX = {"train": "train", "test": "t10k"}
@@ -54,7 +56,7 @@ def read_idx(path: Path) -> np.ndarray:
     except DataError:
         raise
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: cannot read IDX file ({getattr(e, 'strerror', None) or e})") from None
+        raise DataError(f"{path}: cannot read IDX file ({(e.strerror if isinstance(e, OSError) else None) or e})") from None
     if len(body) != size or extra:
         got = len(head) + len(body) + extra
         raise DataError(f"{path}: truncated or padded IDX file ({got}{'+' if extra else ''} bytes, header says "
@@ -108,7 +110,10 @@ class FashionMNISTConfig(MNISTConfig):
 
 
 class _IDXDataset:
-    torchvision_name = "MNIST"
+    @staticmethod
+    def download(root: Path, train: bool) -> None:
+        """Fetch one split's files into ``root`` with torchvision."""
+        raise NotImplementedError
 
     def __init__(self, config: MNISTConfig) -> None:
         self.config = config
@@ -126,35 +131,40 @@ class _IDXDataset:
         root = Path("~/.cache/pyro_vae").expanduser()
         if not self.config.download:
             raise DataError(f"data.root is not set and data.download is false: nothing to read {self.config.type} from")
-        import torchvision.datasets as tvd
-
         try:
             for train in (True, False):
-                getattr(tvd, self.torchvision_name)(str(root), train=train, download=True)
+                self.download(root, train)
         except Exception as e:  # network errors come in many types
             raise DataError(
                 f"could not download {self.config.type} ({e}); offline, set data.root to a folder of raw IDX files"
             ) from None
         return root
 
-    def load(self, seed: int) -> ImageData:
+    def load(self, seed: int) -> Dataset:
         root, split = self.root(), self.config.split
-        if split == "official":
-            train, test = load_idx_split(root, "train"), load_idx_split(root, "test")
-            return make_image_data(self.config.type, *train, self.config, seed, 255.0, test=test)
-        images, labels = load_idx_split(root, split)
-        return make_image_data(self.config.type, images, labels, self.config, seed, 255.0)
+        images, labels = load_idx_split(root, "train" if split == "official" else split)
+        test = load_idx_split(root, "test") if split == "official" else None
+        source = Source(self.config.type, x=images, labels=labels, num_classes=10, max_value=255.0, test=test)
+        return make_dataset(source, self.config, seed)
 
 
 @DATASETS.register("mnist", MNISTConfig)
 class MNIST(_IDXDataset):
     """MNIST handwritten digits, 28x28, from raw IDX files (``root``) or torchvision's download."""
 
-    torchvision_name = "MNIST"
+    @staticmethod
+    def download(root: Path, train: bool) -> None:
+        from torchvision.datasets import MNIST as Files
+
+        Files(str(root), train=train, download=True)
 
 
 @DATASETS.register("fashion-mnist", FashionMNISTConfig)
 class FashionMNIST(_IDXDataset):
     """Fashion-MNIST clothing images, 28x28, from raw IDX files (``root``) or torchvision's download."""
 
-    torchvision_name = "FashionMNIST"
+    @staticmethod
+    def download(root: Path, train: bool) -> None:
+        from torchvision.datasets import FashionMNIST as Files
+
+        Files(str(root), train=train, download=True)

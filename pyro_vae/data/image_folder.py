@@ -14,9 +14,10 @@ from torch import Tensor
 from ..config.schema import opt
 from ..errors import DataError
 from ..registry import DATASETS
-from .array import FileDataConfig, require_path
-from .base import Dataset, make_image_data, split_order
-from .streaming import RowReader, StreamData, choose_in_memory
+from .array import require_path
+from .base import FileDataConfig
+from .dataset import Dataset, RowReader
+from .make import Source, make_dataset
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
@@ -147,16 +148,6 @@ class ImageFolderData:
         files, labels, classes = find_images(root)
         reader = ImageFiles(files, c.mode, c.size)
         y = torch.tensor(labels, dtype=torch.long) if labels is not None else None
-        max_value = 255.0 if c.scale else 1.0
-        n = len(files)
-        if choose_in_memory(c.in_memory, 4 * n * int(np.prod(reader.shape))):
-            x = reader.read(np.arange(n))
-            data = make_image_data(root.name, x, y, c, seed, max_value, num_classes=len(classes),
-                                   standardize=c.standardize)
-            data.class_names = list(classes) or None  # the class folders, for the latent picture
-            return data
-        if c.binarize == "static":
-            raise DataError("data.binarize: static needs in_memory: true (a streamed dataset re-binarizes per batch)")
-        y = y if y is not None else torch.zeros(n, dtype=torch.long)
-        return StreamData.from_config(c, root.name, reader, y, split_order(n, c, seed, root.name, "images"),
-                                      len(classes), max_value=max_value)
+        source = Source(root.name, reader=reader, labels=y, num_classes=len(classes), max_value=255.0,
+                        standardize=c.standardize, class_names=list(classes) or None, where=str(root))
+        return make_dataset(source, c, seed)

@@ -29,9 +29,10 @@ from torch.utils.data import Dataset as TorchDataset
 
 from ..errors import DataError
 from ..registry import DATASETS
-from .array import FileDataConfig, from_arrays
-from .base import Dataset, split_order
-from .streaming import CHUNK_ROWS, RowReader, StreamData, choose_in_memory
+from .array import array_source, check_shape
+from .base import FileDataConfig
+from .dataset import Dataset, RowReader
+from .make import Source, make_dataset
 
 KEYS = ("train", "test", "labels", "test_labels", "covariates", "test_covariates")
 
@@ -50,15 +51,14 @@ def python_config(given: Any) -> PythonDataConfig:
     import dataclasses
     import warnings
 
-    default = type(given)()
-    changed = [f.name for f in dataclasses.fields(given)
-               if f.name != "type" and getattr(given, f.name) != getattr(default, f.name)]
+    values, default = dataclasses.asdict(given), dataclasses.asdict(type(given)())
+    changed = [name for name, value in values.items() if name != "type" and value != default[name]]
     kept = {f.name for f in dataclasses.fields(PythonDataConfig)} - {"path"}  # the data is given, not read
     ignored = [name for name in changed if name not in kept]
     if ignored:
         warnings.warn(f"data.{', data.'.join(ignored)}: ignored with data=... (options of data.type "
                       f"{given.type!r}); the run uses data.type: python", stacklevel=3)
-    return PythonDataConfig(**{name: getattr(given, name) for name in changed if name in kept})
+    return PythonDataConfig(**{name: values[name] for name in changed if name in kept})
 
 
 def _array(value: Any, what: str) -> np.ndarray:
@@ -100,8 +100,10 @@ class TorchRows(RowReader):
         x, y = _xy(parts[0][0])
         self.shape = tuple(torch.as_tensor(x).shape)
         self.has_y = y is not None
-        self.y_shape = tuple(torch.as_tensor(y).shape) if y is not None else ()
-        self.y_float = y is not None and torch.as_tensor(y).is_floating_point()
+        if y is not None:  # labels (an integer) or covariates (floats) with each item
+            y = torch.as_tensor(y)
+            self.target_width = int(np.prod(y.shape)) if y.is_floating_point() else 0
+        self.y_float = bool(self.target_width)
 
     def __len__(self) -> int:
         return sum(self.sizes)
@@ -184,7 +186,7 @@ def from_python(data: Any, config: FileDataConfig, seed: int) -> Dataset:
         x = np.concatenate([x, xt])
         labels = np.concatenate([labels, _array(test[1], "test_labels")]) if labels is not None else None
         cov = np.concatenate([cov, _array(test[2], "test_covariates")]) if cov is not None else None
-    return from_arrays("python", x, labels, cov, config, seed, where="data", split=split)
+    return make_dataset(array_source("python", x, labels, cov, config, where="data", split=split), config, seed)
 
 
 def _from_torch(train: TorchDataset, test: Optional[TorchDataset], config: FileDataConfig, seed: int) -> Dataset:
@@ -194,25 +196,11 @@ def _from_torch(train: TorchDataset, test: Optional[TorchDataset], config: FileD
     except (TypeError, IndexError, ValueError, RuntimeError) as e:
         raise DataError(f"data: cannot read item 0 of the torch Dataset ({e}); expected x or (x, y)") from None
     n = len(reader)
-    if test is not None:
-        split = (torch.arange(len(train)), torch.arange(len(train), n))
-    else:
-        split = None
-    if choose_in_memory(config.in_memory, 4 * n * int(np.prod(reader.shape or (1,)))):
-        outs = [reader.read(np.arange(s, min(s + CHUNK_ROWS, n))) for s in range(0, n, CHUNK_ROWS)]
-        if reader.has_y:
-            x, y = torch.cat([o[0] for o in outs]).numpy(), torch.cat([o[1] for o in outs]).numpy()
-            labels, cov = (None, y) if reader.y_float else (y, None)
-        else:
-            x, labels, cov = torch.cat(outs).numpy(), None, None
-        return from_arrays("python", x, labels, cov, config, seed, where="data", split=split)
-    if config.binarize == "static":
-        raise DataError("data.binarize: static needs in_memory: true (a streamed dataset re-binarizes per batch)")
-    rows = (*split, torch.Generator().manual_seed(seed)) if split is not None else split_order(n, config, seed, "python")
-    num_classes = len(getattr(train, "classes", [])) if reader.has_y and not reader.y_float else 0
-    cov_dim = int(np.prod(reader.y_shape)) if reader.y_float else 0
-    y = None if reader.has_y else torch.zeros(n, dtype=torch.long)  # None: y comes with each item
-    return StreamData.from_config(config, "python", reader, y, rows, num_classes, covariate_dim=cov_dim)
+    check_shape((n, *reader.shape), "data")
+    split = (torch.arange(len(train)), torch.arange(len(train), n)) if test is not None else None
+    classes = len(getattr(train, "classes", [])) if reader.target_width == 0 else 0  # torchvision's class names
+    return make_dataset(Source("python", reader=reader, num_classes=classes, standardize=config.standardize,
+                               split=split, where="data"), config, seed)
 
 
 @DATASETS.register("python", PythonDataConfig)

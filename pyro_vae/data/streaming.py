@@ -1,33 +1,32 @@
 """Data larger than memory: rows read on demand through ``torch.utils.data.DataLoader`` with workers.
 
-:class:`StreamData` satisfies :class:`~pyro_vae.data.base.Dataset`. The row readers
-(:class:`NpyRows`: a memory-mapped ``.npy``; image files in :mod:`pyro_vae.data.image_folder`) are
-``torch.utils.data.Dataset`` s indexed by a *list* of row numbers (one DataLoader item is one batch:
-``batch_size=None`` with a sampler of index lists), so a worker reads a whole batch in one call.
+:class:`StreamData` satisfies :class:`~pyro_vae.data.dataset.Dataset`. Its rows come from a
+:class:`~pyro_vae.data.dataset.RowReader` (:class:`NpyRows`: a memory-mapped ``.npy``; image files in
+:mod:`pyro_vae.data.image_folder`; a user's torch Dataset in :mod:`pyro_vae.data.python`), read a batch per
+call by :func:`~pyro_vae.data.dataset.batch_loader`, as in-memory data is.
 
-The epoch's order is ``torch.randperm(num_train, generator)`` exactly as in :class:`ImageData`, so
-the same data and seed give the same batches either way, and resuming mid-epoch skips batches exactly.
-Labels and covariates (one number or a short vector per row) are held in memory.
+The epoch's order is ``torch.randperm(num_train, generator)`` exactly as in
+:class:`~pyro_vae.data.memory.ImageData`, so the same data and seed give the same batches either way, and
+resuming mid-epoch skips batches exactly. Labels and covariates (one number or a short vector per row) are
+held in memory.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
-from torch.utils.data import Dataset as TorchDataset
 
 from ..errors import DataError
-from ..threads import worker_init_fn
-from .base import Batch, Split, Standardizer, check_finite
-
-CHUNK_ROWS = 4096  # rows per read in sequential passes (statistics, validation, the held-out split)
+from .checks import check_finite
+from .dataset import CHUNK_ROWS, Batch, RowReader, Split, batch_loader, split_xy
+from .standardize import Standardizer
 
 
 def _proc_kb(file: str, key: str) -> Optional[int]:
@@ -63,26 +62,6 @@ def choose_in_memory(setting, nbytes: int) -> bool:
     if setting == "auto":
         return nbytes < available_memory() // 2
     return bool(setting)
-
-
-class RowReader(TorchDataset):
-    """A ``torch.utils.data.Dataset`` whose item is a batch: ``reader[rows]`` is ``(len(rows), *shape)``."""
-
-    shape: Tuple[int, ...]
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def read(self, rows: np.ndarray) -> Tensor:
-        raise NotImplementedError
-
-    def __getitem__(self, rows: Sequence[int]) -> Tensor:
-        return self.read(np.asarray(rows, dtype=np.int64))
-
-
-def split_xy(out) -> Tuple[Tensor, Optional[Tensor]]:
-    """A reader's output: ``x``, or ``(x, y)`` from a reader that carries its own labels/covariates."""
-    return (out[0], out[1]) if isinstance(out, (tuple, list)) else (out, None)
 
 
 class NpyRows(RowReader):
@@ -141,6 +120,7 @@ class StreamData:
     labels_all: Optional[Tensor] = None  # class labels when y holds covariates (for pictures)
     standardizer: Optional[Standardizer] = None
     labeled: Optional[Tensor] = None  # partly labelled data needs the data in memory (ImageData)
+    class_names: Optional[List[str]] = None
     max_value: float = 1.0
     num_workers: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -148,17 +128,7 @@ class StreamData:
     _test: Optional[Tuple[Tensor, Tensor]] = None
     _validated: List[Callable] = field(default_factory=list)
 
-    @classmethod
-    def from_config(cls, config: Any, name: str, reader: RowReader, y: Optional[Tensor],
-                    split: Tuple[Tensor, Tensor, torch.Generator], num_classes: int, **fields) -> "StreamData":
-        """The streamed dataset of a data ``config`` (a streaming reader's: its binarization, workers and, with ``standardize``, the
-        training split's per-feature moments fitted in one streamed pass); ``split`` is :func:`split_order`'s."""
-        train_rows, test_rows, generator = split
-        data = cls(name, reader, y, train_rows, test_rows, num_classes, config.binarize,
-                   num_workers=config.num_workers, test_generator=generator, **fields)
-        if config.standardize:
-            data.standardizer = data.fit_standardizer()
-        return data
+    in_memory = False
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -227,6 +197,15 @@ class StreamData:
     def test_y(self) -> Tensor:
         return self._held_out()[1]
 
+    def tensors(self, split: Split) -> Batch:
+        """The held-out split in memory; the training split is streamed only (a DataError)."""
+        if split != "test":
+            raise DataError(f"{self.name}: the training split is streamed (data.in_memory); it is read in batches")
+        return self._held_out()
+
+    def num_batches(self, split: Split, batch_size: int, shuffle: bool = False) -> int:
+        return math.ceil((self.num_train if split == "train" else self.num_test) / batch_size)
+
     def labels(self, split: Split) -> Optional[Tensor]:
         rows = self.test_rows if split == "test" else self.train_rows
         if self.y is None:  # labels inside the reader's items: the held-out ones are in memory
@@ -252,12 +231,8 @@ class StreamData:
         n = rows.shape[0]
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         chunks: List[Tensor] = [rows[order[s:s + batch_size]] for s in range(skip * batch_size, n, batch_size)]
-        loader = DataLoader(self.reader, sampler=[c.tolist() for c in chunks], batch_size=None,
-                            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
-                            prefetch_factor=4 if self.num_workers else None,
-                            worker_init_fn=worker_init_fn if self.num_workers else None,  # 1 thread each
-                            generator=torch.Generator())  # its own seed draw: the global RNG stays untouched
-
+        loader = batch_loader(self.reader, [c.tolist() for c in chunks], self.num_workers,
+                              pin_memory=self.device.type == "cuda")
         for chunk, out in zip(chunks, loader):
             xb, yb = split_xy(out)
             xb = self._prepare(xb.to(self.device, non_blocking=True))

@@ -22,8 +22,10 @@ import torch
 from ..config.schema import opt
 from ..errors import DataError
 from ..registry import DATASETS
-from .array import FileDataConfig, require_path, side_tensors
-from .base import Dataset, ImageData, Standardizer, make_image_data
+from .array import require_path, side_tensors
+from .base import FileDataConfig
+from .dataset import Dataset
+from .make import Source, make_dataset
 from .columns import ColumnSpec, check_column_types, column_specs, encode, encode_column
 
 
@@ -113,14 +115,6 @@ def numeric_cells(path: Path, name: str, cells: Sequence[Any], lines: Sequence[s
     return encode_column(ColumnSpec(name, "continuous"), cells, lines, str(path), "error")
 
 
-def standardize_continuous(data: ImageData, specs: Sequence[ColumnSpec]) -> ImageData:
-    """Standardize the continuous columns by their observed training cells (other columns kept as they are)."""
-    keep = torch.tensor([s.kind != "continuous" for s in specs])
-    data.standardizer = Standardizer.fit(data.train_x, keep=keep)
-    data.train_x, data.test_x = data.standardizer.apply(data.train_x), data.standardizer.apply(data.test_x)
-    return data
-
-
 @DATASETS.register("table", TableConfig)
 class TableData:
     """Rows of a CSV/TSV or Parquet file (header row): typed feature columns as vectors x, optional label and
@@ -159,8 +153,7 @@ class TableData:
         cov = np.stack([numeric_cells(path, header[i], [r[i] for _, r in rows], lines) for i in covs], 1) if covs else None
         where = f"{path}" + (f" (label column {c.label_column!r})" if label is not None else "")
         y, num_classes, cov_t = side_tensors(labels, cov, x.shape[0], where)
-        data = make_image_data(path.stem, x, y, c, seed, 1.0, num_classes=num_classes, covariates=cov_t)
-        if c.standardize:
-            data = standardize_continuous(data, specs)
-        data.columns, data.class_names = specs, names
-        return data
+        keep = torch.tensor([s.kind != "continuous" for s in specs])  # standardize the continuous columns only
+        return make_dataset(Source(path.stem, x=x, labels=y, covariates=cov_t, num_classes=num_classes,
+                                   standardize=c.standardize, keep=keep, columns=specs, class_names=names,
+                                   where=where), c, seed)

@@ -12,7 +12,9 @@ from ..config.schema import opt, positive
 from ..config.validators import non_negative
 from ..errors import DataError
 from ..registry import DATASETS
-from .base import DataConfigBase, ImageData, make_image_data
+from .base import DataConfigBase
+from .dataset import Dataset
+from .make import Source, make_dataset
 
 
 @dataclass
@@ -33,7 +35,7 @@ class Toy:
     def __init__(self, config: ToyConfig) -> None:
         self.config = config
 
-    def load(self, seed: int) -> ImageData:
+    def load(self, seed: int) -> Dataset:
         c = self.config
         if c.binarize != "none":
             raise DataError(f"dataset 'toy': binarize={c.binarize!r} is meaningless for real-valued points; use none")
@@ -46,5 +48,5 @@ class Toy:
         points = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], -1)
         points = points + c.noise * torch.randn(points.shape, generator=gen)
         labels = (t * c.num_classes).long().clamp(max=c.num_classes - 1)
-        return make_image_data(f"toy-{c.manifold}", points, labels, c, seed, max_value=1.0, num_classes=c.num_classes,
-                               class_labels=False)
+        return make_dataset(Source(f"toy-{c.manifold}", x=points, labels=labels, num_classes=c.num_classes,
+                                   class_labels=False), c, seed)

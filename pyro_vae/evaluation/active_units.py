@@ -13,7 +13,7 @@ from typing import List
 import torch
 from torch import Tensor, nn
 
-from ..data.base import ImageData
+from ..data.dataset import Dataset
 
 THRESHOLD = 0.01
 
@@ -36,7 +36,7 @@ class ActiveUnits:
 
 
 @torch.no_grad()
-def active_units(model: nn.Module, data: ImageData, threshold: float = THRESHOLD, split: str = "test",
+def active_units(model: nn.Module, data: Dataset, threshold: float = THRESHOLD, split: str = "test",
                  batch_size: int = 1000) -> ActiveUnits:
     """A_d = Var_x(E_q[z_d|x]) over the points of ``split`` (unbiased variance)."""
     means = torch.cat([model.encode(x, y)[0] for x, y in data.batches(split, batch_size)])

@@ -7,13 +7,13 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from ..data.base import ImageData
+from ..data.dataset import Dataset
 from ..fast import log_weights
 from .loglik import log_likelihood_batch
 
 
 @torch.no_grad()
-def elbo_and_iwae(model: nn.Module, data: ImageData, num_samples: int = 10, batch_size: int = 500,
+def elbo_and_iwae(model: nn.Module, data: Dataset, num_samples: int = 10, batch_size: int = 500,
                   split: str = "test", chunk_size: Optional[int] = None) -> Dict[str, float]:
     """``elbo`` = mean_k log w_k and ``iwae`` = log mean_k w_k, per datapoint, with K = ``num_samples`` drawn
     ``chunk_size`` at a time (:func:`~pyro_vae.evaluation.loglik.log_likelihood_batch`: memory bounded for any K)."""
@@ -28,6 +28,6 @@ def elbo_and_iwae(model: nn.Module, data: ImageData, num_samples: int = 10, batc
     return {"elbo": float(elbo) / count, "iwae": float(iwae) / count}
 
 
-def test_elbo(model: nn.Module, data: ImageData, num_samples: int = 10, batch_size: int = 500) -> float:
+def test_elbo(model: nn.Module, data: Dataset, num_samples: int = 10, batch_size: int = 500) -> float:
     """Per-datapoint ELBO on the test split, E_q[log p(x,z) − log q(z|x)] with ``num_samples`` z per x."""
     return elbo_and_iwae(model, data, num_samples, batch_size)["elbo"]

@@ -7,7 +7,7 @@ from typing import Dict, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from ..data.base import ImageData
+from ..data.dataset import Dataset
 
 
 @runtime_checkable
@@ -25,11 +25,11 @@ def predict(model: Classifier, x: Tensor, batch_size: int = 1000) -> Tensor:
     return torch.cat([model.class_probs(x[i:i + batch_size]).argmax(-1) for i in range(0, x.shape[0], batch_size)])
 
 
-def classification_metrics(model: nn.Module, data: ImageData, split: str = "test") -> Dict[str, float]:
+def classification_metrics(model: nn.Module, data: Dataset, split: str = "test") -> Dict[str, float]:
     """``classifier_accuracy``: mean[argmax_y q(y|x) == label] over ``split`` (the true labels, also where
     training hid them); ``{}`` for a model that is no :class:`Classifier`."""
     if not isinstance(model, Classifier):
         return {}
     model.eval()
-    x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    x, y = data.tensors(split)
     return {"classifier_accuracy": float((predict(model, x) == y).float().mean())}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..data import ImageData
+from ..data.dataset import Dataset
 from ..models.base import Clusterer, LatentModel
 from ..priors.base import MixturePrior
 
@@ -75,13 +75,13 @@ def assignment_metrics(clusters: np.ndarray, labels: np.ndarray) -> Dict[str, fl
             "components_used": int((sizes >= USED_FRACTION * len(clusters)).sum())}
 
 
-def clustering_metrics(model: nn.Module, data: ImageData, split: str = "test") -> Dict[str, float]:
+def clustering_metrics(model: nn.Module, data: Dataset, split: str = "test") -> Dict[str, float]:
     """For a model that clusters (:func:`has_clusters`): :func:`assignment_metrics` of its cluster assignments
     against the labels of ``split``, plus ``num_components`` (K, of a mixture prior); ``{}`` for other models."""
     if not has_clusters(model):
         return {}
     model.eval()
-    x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    x, y = data.tensors(split)
     clusters = assign_clusters(model, x).cpu().numpy()
     report = assignment_metrics(clusters, y.cpu().numpy())
     if isinstance(model, LatentModel) and isinstance(model.prior, MixturePrior):

@@ -26,7 +26,7 @@ import torch
 from pyro.distributions.kl import kl_divergence
 from torch import Tensor, nn
 
-from ..data.base import ImageData
+from ..data.dataset import Dataset
 from ..models.base import LatentModel
 from .loglik import test_log_likelihood
 
@@ -99,7 +99,7 @@ def analytic_kl(model: nn.Module, x: Tensor, y: Optional[Tensor] = None) -> Opti
 
 
 @torch.no_grad()
-def elbo_parts(model: nn.Module, data: ImageData, num_samples: int = 10, batch_size: int = 500,
+def elbo_parts(model: nn.Module, data: Dataset, num_samples: int = 10, batch_size: int = 500,
                split: str = "test") -> Dict[str, float]:
     """Per-datapoint ``reconstruction`` E_q[log p(x|z)], ``kl`` E_q[log q(z|x) − log p(z)] and ``elbo`` =
     reconstruction − kl, Monte Carlo with ``num_samples`` z per x; ``kl_analytic`` where a closed form exists."""

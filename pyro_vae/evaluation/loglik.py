@@ -17,7 +17,7 @@ from typing import Any, List, Optional
 import torch
 from torch import Tensor, nn
 
-from ..data.base import ImageData
+from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..fast import ImportanceWeights, log_weights
 
@@ -79,14 +79,14 @@ def log_likelihood_batch(model: nn.Module, x: Tensor, y: Optional[Tensor] = None
 
 
 @torch.no_grad()
-def test_log_likelihood(model: nn.Module, data: ImageData, num_samples: int = 1000, batch_size: int = 100,
+def test_log_likelihood(model: nn.Module, data: Dataset, num_samples: int = 1000, batch_size: int = 100,
                         split: str = "test", chunk_size: Optional[int] = None,
                         progress: bool = False) -> LogLikelihood:
     """Importance-sampled log p(x) of every datapoint of ``split`` (batched over data and over K);
     ``progress``: a tqdm bar over the N·K samples (with its time estimate) on stderr."""
     from tqdm import tqdm
 
-    n = data.train_x.shape[0] if split == "train" else data.test_x.shape[0]
+    n = data.num_train if split == "train" else data.num_test
     weights = log_weights(model)
     with tqdm(total=n * num_samples, disable=not progress, desc=f"log p(x), K={num_samples}", unit="z",
               unit_scale=True, dynamic_ncols=True) as bar:

@@ -24,7 +24,7 @@ from typing import Any, Dict, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from ..data.base import ImageData
+from ..data.dataset import Dataset
 from ..models.base import GenerativeModel, LatentModel
 from .active_units import THRESHOLD, active_units
 from .bits import add_bits_per_dim, coded_dims
@@ -33,7 +33,7 @@ from .loglik import test_log_likelihood
 
 
 @torch.no_grad()
-def evaluate(model: GenerativeModel, data: ImageData, num_samples: int = 100, batch_size: int = 100,
+def evaluate(model: GenerativeModel, data: Dataset, num_samples: int = 100, batch_size: int = 100,
              split_samples: int = 10, threshold: float = THRESHOLD, progress: bool = False) -> Dict[str, Any]:
     """The evaluation report of ``model`` on ``data``'s test split (see the module docstring);
     ``progress``: a progress bar for the importance-sampled log p(x)."""
@@ -84,7 +84,7 @@ def traversal_images(model: nn.Module, x: Tensor, steps: int = 9, span: float = 
     return model.decode(z.reshape(-1, d)).reshape(d, steps, *x.shape)
 
 
-def write_pictures(model: nn.Module, data: ImageData, folder: Union[str, Path], pairs: int = 8,
+def write_pictures(model: nn.Module, data: Dataset, folder: Union[str, Path], pairs: int = 8,
                    max_dims: Optional[int] = 32) -> Dict[str, Path]:
     """``interpolation.png`` (rows: test pairs) and ``traversal.png`` (rows: latent dims) into ``folder``.
 

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..config.schema import component, opt
 from ..config.validators import non_negative, one_of, positive
-from ..data.base import ImageData
+from ..data.dataset import Dataset
 from ..data.quadrants import show_hidden
 from ..errors import ConfigError
 from ..priors.base import EncoderPrior
@@ -105,7 +105,7 @@ class CVAE(VAE):
         """−Σ log p(x|c) under the baseline x̂ = f(c) (with quadrants: the hidden pixels only)."""
         return -self.baseline.log_prob(x, y).sum()
 
-    def end_pretraining(self, data: ImageData, seed: int) -> None:
+    def end_pretraining(self, data: Dataset, seed: int) -> None:
         """Start the decoder at the fitted baseline: f(z, c) = f(c) at z-weights zero."""
         init_from_baseline(self, self.baseline)
 

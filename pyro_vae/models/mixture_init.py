@@ -17,7 +17,7 @@ from torch.distributions import kl_divergence
 
 from ..config.schema import opt
 from ..config.validators import fraction, non_negative, positive
-from ..data.base import ImageData
+from ..data.dataset import Dataset
 from ..priors.gmm import fit_gaussian_mixture
 from .autoencoders import corrupt
 
@@ -67,11 +67,11 @@ class MixtureInitMixin:
             kl = kl_divergence(dist.Normal(loc, scale), dist.Normal(torch.zeros_like(loc), 1.0)).sum(-1)
         return -(self.likelihood.distribution(self.decoder(z)).log_prob(x) - kl).sum()
 
-    def end_pretraining(self, data: ImageData, seed: int) -> None:
+    def end_pretraining(self, data: Dataset, seed: int) -> None:
         """Fit ``GaussianMixture(K, covariance_type="diag")`` to the latent means of the training set; set π, μ, σ."""
-        if isinstance(data, ImageData):  # the pixels as stored (dynamically binarized data: their expected value)
-            x = data.train_x
-        else:  # a dataset without an in-memory training tensor: one pass of its batches
+        if data.in_memory:  # the pixels as stored (dynamically binarized data: their expected value)
+            x = data.tensors("train")[0]
+        else:  # streamed: one pass of its batches
             x = torch.cat([xb for xb, _ in data.batches("train", 1000)])
         means = torch.cat([self.pretrain_codes(x[i:i + 1000])[0] for i in range(0, x.shape[0], 1000)])
         self.prior.set_components(*fit_gaussian_mixture(means, self.prior.config.num_components, seed,

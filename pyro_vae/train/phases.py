@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from ..data.base import ImageData
+from ..data.dataset import Dataset
 from .config import TrainConfig
 
 PRETRAIN, MAIN = "pretrain", "main"
@@ -32,7 +32,7 @@ class Pretrainable(Protocol):
         """The pretraining loss of a minibatch, summed over it (a differentiable scalar)."""
         ...
 
-    def end_pretraining(self, data: ImageData, seed: int) -> None:
+    def end_pretraining(self, data: Dataset, seed: int) -> None:
         """Between the phases: initialise what the main phase needs from the pretrained model (seeded)."""
         ...
 

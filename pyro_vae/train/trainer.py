@@ -16,7 +16,7 @@ try:  # notebook bars need ipywidgets; without it tqdm.auto warns at import (and
 except ImportError:
     from tqdm import tqdm
 
-from ..data.base import Dataset, ImageData
+from ..data.dataset import Dataset
 from ..errors import ConfigError, TrainingError
 from ..evaluation.bits import bits_per_dim, coded_dims
 from ..evaluation.bounds import test_elbo
@@ -132,9 +132,7 @@ class Trainer:
 
     @property
     def steps_per_epoch(self) -> int:
-        if isinstance(self.data, ImageData) and self.data.labeled is not None:  # partly labelled
-            return self.data.num_batches("train", self.config.batch_size, shuffle=True)
-        return math.ceil(self.data.num_train / self.config.batch_size)
+        return self.data.num_batches("train", self.config.batch_size, shuffle=True)
 
     # --- the loop ----------------------------------------------------------------------------------
     def validate_data(self) -> None:
@@ -316,7 +314,7 @@ def nonfinite_message(trainer: Trainer, value: float, bad_params: Optional[List[
 
 def likely_causes(trainer: Trainer) -> List[str]:
     """Why a run blows up, most likely first, with this run's values."""
-    x = trainer.data.train_x if isinstance(trainer.data, ImageData) else None  # a streamed dataset: no range at hand
+    x = trainer.data.tensors("train")[0] if trainer.data.in_memory else None  # streamed: no range at hand
     causes = [f"a learning rate too high (train.lr={trainer.config.lr})"]
     likelihood = data_likelihood(trainer.model)
     if isinstance(likelihood, GaussianLikelihood):
