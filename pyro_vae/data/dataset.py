@@ -48,6 +48,8 @@ class Dataset(Protocol):
     binarize: str
     #: semi-supervised: indices of the training points whose labels the model sees (None: every label)
     labeled: Optional[Tensor]
+    #: with ``labeled``: labelled points added to every training batch (0: shuffled in with the rest)
+    labeled_per_batch: int
     #: the training split's per-feature standardisation (None: the data as read)
     standardizer: Optional[Standardizer]
     #: the names of the label classes 0..K−1 (None when unnamed)

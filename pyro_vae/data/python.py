@@ -99,11 +99,9 @@ class TorchRows(RowReader):
         self.sizes = [len(p) for p in parts]
         x, y = _xy(parts[0][0])
         self.shape = tuple(torch.as_tensor(x).shape)
-        self.has_y = y is not None
         if y is not None:  # labels (an integer) or covariates (floats) with each item
             y = torch.as_tensor(y)
             self.target_width = int(np.prod(y.shape)) if y.is_floating_point() else 0
-        self.y_float = bool(self.target_width)
 
     def __len__(self) -> int:
         return sum(self.sizes)
@@ -121,10 +119,10 @@ class TorchRows(RowReader):
                 raise DataError(f"data: torch Dataset item {int(r)} has shape {tuple(torch.as_tensor(x).shape)}, item 0 "
                                 f"{self.shape}; expected every item of the same shape")
         x = torch.stack([torch.as_tensor(i[0]).float() for i in items])
-        if not self.has_y:
+        if self.target_width is None:
             return x
         y = torch.stack([torch.as_tensor(i[1]) for i in items])
-        return x, (y.float() if self.y_float else y.long())
+        return x, (y.float() if self.target_width else y.long())
 
 
 def _parts(data: Any) -> Tuple[Tuple[Any, Any, Any], Optional[Tuple[Any, Any, Any]]]:

@@ -120,6 +120,7 @@ class StreamData:
     labels_all: Optional[Tensor] = None  # class labels when y holds covariates (for pictures)
     standardizer: Optional[Standardizer] = None
     labeled: Optional[Tensor] = None  # partly labelled data needs the data in memory (ImageData)
+    labeled_per_batch: int = 0
     class_names: Optional[List[str]] = None
     max_value: float = 1.0
     num_workers: int = 0

@@ -42,7 +42,7 @@ def check_run_size(config: Any, data: Any) -> None:
     dim = math.prod(data.shape)
     per_point = 4 * (4 * dim + 2 * sum(_widths(model)) + 3 * components * latent)
     batch, particles = min(config.train.batch_size, data.num_train), getattr(config.train.objective, "num_particles", 1)
-    labelled = getattr(data, "labeled_per_batch", 0) if getattr(data, "labeled", None) is not None else 0
+    labelled = data.labeled_per_batch if data.labeled is not None else 0
     keys = [f"train.batch_size={config.train.batch_size}"] + \
         ([f"data.labeled_per_batch={labelled}"] if labelled else []) + \
         ([f"train.objective.num_particles={particles}"] if particles > 1 else [])
