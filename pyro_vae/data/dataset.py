@@ -17,6 +17,7 @@ order is ``torch.randperm(N, generator)`` either way, so on the same data and se
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable, Iterator, Literal, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 import numpy as np
@@ -85,6 +86,25 @@ class Dataset(Protocol):
     def validate(self, check: Callable[[Tensor], None]) -> None: ...
 
     def to(self, device: torch.device) -> "Dataset": ...
+
+
+class SplitSizes:
+    """What both kinds of dataset derive from their split sizes alone (:meth:`split_size`)."""
+
+    def split_size(self, split: Split) -> int:
+        raise NotImplementedError
+
+    @property
+    def num_train(self) -> int:
+        return self.split_size("train")
+
+    @property
+    def num_test(self) -> int:
+        return self.split_size("test")
+
+    def num_batches(self, split: Split, batch_size: int, shuffle: bool = False) -> int:
+        """How many batches an epoch of ``split`` has."""
+        return math.ceil(self.split_size(split) / batch_size)
 
 
 class RowReader(TorchDataset):

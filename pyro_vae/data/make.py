@@ -62,15 +62,22 @@ def make_dataset(source: Source, config: DataConfigBase, seed: int) -> Dataset:
 def read_all(source: Source) -> Source:
     """``source`` with its reader's rows read into memory (in chunks); a reader that carries its own targets
     gives labels (integers) or covariates (floats)."""
-    reader = source.reader
+    reader, where = source.reader, source.where or source.name
     n = len(reader)
-    parts = [split_xy(reader.read(np.arange(s, min(s + CHUNK_ROWS, n)))) for s in range(0, n, CHUNK_ROWS)]
-    x = torch.cat([p[0] for p in parts])
-    check_finite(x, source.where or source.name)
-    if parts[0][1] is None:
+    try:
+        x = torch.empty((n, *reader.shape))
+    except (MemoryError, RuntimeError):  # torch's allocator says RuntimeError
+        raise DataError(f"{where}: {n} rows of shape {reader.shape} do not fit in memory; set data.in_memory: "
+                        "false (or auto) to stream them") from None
+    targets = []
+    for start in range(0, n, CHUNK_ROWS):
+        xb, yb = split_xy(reader.read(np.arange(start, min(start + CHUNK_ROWS, n))))
+        x[start:start + xb.shape[0]] = xb
+        targets.append(yb)
+    check_finite(x, where)
+    if targets[0] is None:
         return replace(source, x=x, reader=None)
-    y = torch.cat([p[1] for p in parts])
-    where = source.where or source.name
+    y = torch.cat(targets)
     if y.is_floating_point():
         covariates = y.reshape(n, -1).float()
         check_finite(covariates, f"{where} covariates")

@@ -9,13 +9,13 @@ from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .dataset import Batch, Rows, Split, TensorRows, batch_loader
+from .dataset import Batch, Rows, Split, SplitSizes, TensorRows, batch_loader
 from .labels import choose_labeled, hidden_indices, mixed_batch_indices, seen_labels
 from .standardize import Standardizer
 
 
 @dataclass
-class ImageData:
+class ImageData(SplitSizes):
     """Data in memory: ``(N, *shape)`` float tensors (images ``(N, C, H, W)`` or vectors ``(N, D)``) with
     ``y`` per the batch convention, split into train and test. Satisfies :class:`~pyro_vae.data.dataset.Dataset`."""
 
@@ -45,13 +45,8 @@ class ImageData:
     def shape(self) -> Tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
 
-    @property
-    def num_train(self) -> int:
-        return int(self.train_x.shape[0])
-
-    @property
-    def num_test(self) -> int:
-        return int(self.test_x.shape[0])
+    def split_size(self, split: Split) -> int:
+        return int((self.test_x if split == "test" else self.train_x).shape[0])
 
     def tensors(self, split: Split) -> Batch:
         return (self.test_x, self.test_y) if split == "test" else (self.train_x, self.train_y)
@@ -83,7 +78,7 @@ class ImageData:
         """How many batches :meth:`batches` yields (one epoch)."""
         if self._mixing(split, shuffle):
             return math.ceil((self.train_x.shape[0] - self.labeled.numel()) / batch_size)
-        return math.ceil((self.train_x if split == "train" else self.test_x).shape[0] / batch_size)
+        return super().num_batches(split, batch_size)
 
     def _order(self, split: Split, n: int, batch_size: int, shuffle: bool,
                generator: Optional[torch.Generator], device: torch.device) -> Iterable[Rows]:

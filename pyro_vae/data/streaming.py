@@ -13,7 +13,6 @@ held in memory.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from torch import Tensor
 
 from ..errors import DataError
 from .checks import check_finite
-from .dataset import CHUNK_ROWS, Batch, RowReader, Split, batch_loader, split_xy
+from .dataset import CHUNK_ROWS, Batch, RowReader, Split, SplitSizes, batch_loader, split_xy
 from .standardize import Standardizer
 
 
@@ -101,7 +100,7 @@ class NpyRows(RowReader):
 
 
 @dataclass
-class StreamData:
+class StreamData(SplitSizes):
     """Rows read on demand by ``reader`` (a :class:`RowReader`), split by ``train_rows``/``test_rows``;
     ``y`` (labels ``(N,)`` or covariates ``(N, C)``) in memory, or None when the reader returns ``(x, y)``
     (a user's ``torch.utils.data.Dataset``). Satisfies :class:`~pyro_vae.data.base.Dataset`.
@@ -135,13 +134,8 @@ class StreamData:
     def shape(self) -> Tuple[int, ...]:
         return tuple(self.reader.shape)
 
-    @property
-    def num_train(self) -> int:
-        return int(self.train_rows.shape[0])
-
-    @property
-    def num_test(self) -> int:
-        return int(self.test_rows.shape[0])
+    def split_size(self, split: Split) -> int:
+        return int((self.test_rows if split == "test" else self.train_rows).shape[0])
 
     def _prepare(self, x: Tensor) -> Tensor:
         x = x / self.max_value if self.max_value != 1.0 else x
@@ -203,9 +197,6 @@ class StreamData:
         if split != "test":
             raise DataError(f"{self.name}: the training split is streamed (data.in_memory); it is read in batches")
         return self._held_out()
-
-    def num_batches(self, split: Split, batch_size: int, shuffle: bool = False) -> int:
-        return math.ceil((self.num_train if split == "train" else self.num_test) / batch_size)
 
     def labels(self, split: Split) -> Optional[Tensor]:
         rows = self.test_rows if split == "test" else self.train_rows
