@@ -22,7 +22,10 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple, Union
+
+if TYPE_CHECKING:
+    from .data.dataset import Dataset
 
 WORK_PER_THREAD = 40e6  # multiply-adds per step that make one more thread pay
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
@@ -233,7 +236,7 @@ def multiply_adds(model: Any, example: Any, condition: Any = None) -> float:
     return total[0]
 
 
-def first_datapoint(data: Any) -> Optional[Tuple[Any, Any]]:
+def first_datapoint(data: Dataset) -> Optional[Tuple[Any, Any]]:
     """``(x, y)`` of the first held-out datapoint (a batch of one) of in-memory data; None for a streamed
     dataset (not read for this: its count falls back to the weights' sizes)."""
     if not data.in_memory or data.num_test == 0:
@@ -241,7 +244,7 @@ def first_datapoint(data: Any) -> Optional[Tuple[Any, Any]]:
     return data.test_x[:1], data.test_y[:1]
 
 
-def training_threads(model: Any, data: Any, config: Any, processes: int = 1) -> Tuple[int, str]:
+def training_threads(model: Any, data: Dataset, config: Any, processes: int = 1) -> Tuple[int, str]:
     """``train.threads`` resolved for a training step: work = multiply-adds per datapoint × batch size ×
     particles; with ``processes`` ranks sharing the machine (DDP on CPU) each gets its share of the CPUs."""
     setting = getattr(config, "threads", "auto")

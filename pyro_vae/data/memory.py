@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 import torch
@@ -66,8 +66,7 @@ class ImageData(SplitSizes):
 
     def to(self, device: torch.device) -> "ImageData":
         """A copy with every tensor on ``device``."""
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        return ImageData(**{k: v.to(device) if isinstance(v, Tensor) else v for k, v in moved.items()})
+        return replace(self, **{k: v.to(device) for k, v in vars(self).items() if isinstance(v, Tensor)})
 
     def _mixing(self, split: str, shuffle: bool) -> bool:
         """Training batches of hidden-label points, each topped up with ``labeled_per_batch`` labelled ones."""
