@@ -1,6 +1,6 @@
 """Datasets: each reader returns its rows and targets (a :class:`Source`); :func:`make_dataset` turns them into
 one :class:`Dataset` (see :mod:`pyro_vae.data.dataset` for the batch convention), batched through torch's
-``DataLoader``: in memory (:class:`ImageData`, vectors or images) or streamed from the files
+``DataLoader``: in memory (:class:`MemoryData`, vectors or images) or streamed from the files
 (:class:`~pyro_vae.data.streaming.StreamData`)."""
 
 from ..registry import DATASETS
@@ -10,7 +10,7 @@ from . import array, image_folder, python, table  # noqa: F401  (your own data: 
 from .base import DataConfigBase, FileDataConfig
 from .dataset import Dataset, RowReader
 from .make import Source, make_dataset
-from .memory import ImageData
+from .memory import ImageData, MemoryData
 from .standardize import Standardizer
 from .streaming import StreamData
 
@@ -23,5 +23,5 @@ def load_data(config, seed: int, data=None) -> Dataset:
     return DATASETS.build(config).load(seed)
 
 
-__all__ = ["DATASETS", "DataConfigBase", "Dataset", "FileDataConfig", "ImageData", "RowReader", "Source",
-           "Standardizer", "StreamData", "load_data", "make_dataset"]
+__all__ = ["DATASETS", "DataConfigBase", "Dataset", "FileDataConfig", "ImageData", "MemoryData", "RowReader",
+           "Source", "Standardizer", "StreamData", "load_data", "make_dataset"]

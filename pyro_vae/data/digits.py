@@ -31,7 +31,8 @@ class Digits:
 
     def load(self, seed: int) -> Dataset:
         images, labels = read_digits()
-        return make_dataset(Source("digits", x=images, labels=labels, num_classes=10, max_value=16.0), self.config, seed)
+        source = Source("digits", x=images, labels=labels, num_classes=10, max_value=16.0)
+        return make_dataset(source, self.config, seed)
 
 
 def read_digits() -> Tuple[torch.Tensor, torch.Tensor]:

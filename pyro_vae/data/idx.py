@@ -56,7 +56,8 @@ def read_idx(path: Path) -> np.ndarray:
     except DataError:
         raise
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: cannot read IDX file ({(e.strerror if isinstance(e, OSError) else None) or e})") from None
+        reason = (e.strerror if isinstance(e, OSError) else None) or e
+        raise DataError(f"{path}: cannot read IDX file ({reason})") from None
     if len(body) != size or extra:
         got = len(head) + len(body) + extra
         raise DataError(f"{path}: truncated or padded IDX file ({got}{'+' if extra else ''} bytes, header says "

@@ -19,7 +19,7 @@ from ..errors import ConfigError, DataError
 from .base import DataConfigBase, FileDataConfig
 from .checks import check_finite, check_labels
 from .dataset import CHUNK_ROWS, Dataset, RowReader, split_xy
-from .memory import ImageData, with_labeled
+from .memory import MemoryData, with_labeled
 from .split import split_order, validation_split
 from .standardize import Standardizer
 from .streaming import StreamData, choose_in_memory
@@ -51,7 +51,7 @@ class Source:
 
 def make_dataset(source: Source, config: DataConfigBase, seed: int) -> Dataset:
     """The dataset of ``source``: a reader is streamed when ``data.in_memory`` (or its ``auto`` rule) says so and
-    read into memory otherwise; rows in memory become :class:`ImageData`."""
+    read into memory otherwise; rows in memory become :class:`MemoryData`."""
     if source.reader is not None:
         if not isinstance(config, FileDataConfig) or choose_in_memory(config.in_memory, source.reader.nbytes()):
             return in_memory(read_all(source), config, seed)
@@ -112,7 +112,7 @@ def streamed(source: Source, config: FileDataConfig, seed: int) -> StreamData:
     return data
 
 
-def in_memory(source: Source, config: DataConfigBase, seed: int) -> ImageData:
+def in_memory(source: Source, config: DataConfigBase, seed: int) -> MemoryData:
     """Scale, subsample, split (``test_fraction``, the given rows, or the given ``test`` split), binarize and
     standardize rows held in memory; ``config.labeled`` keeps the labels of that many class-balanced training
     points (:func:`~pyro_vae.data.memory.with_labeled`)."""
@@ -176,13 +176,13 @@ def in_memory(source: Source, config: DataConfigBase, seed: int) -> ImageData:
     extra = dict(binarize=binarize, standardizer=standardizer, columns=source.columns,
                  class_names=source.class_names)
     if covariates is None:
-        data = ImageData(name, train[0], train[1], test[0], test[1], num_classes, **extra)
+        data = MemoryData(name, train[0], train[1], test[0], test[1], num_classes, **extra)
         if config.labeled is not None:
             data = with_labeled(data, config.labeled, config.labeled_per_batch, seed)
         return data
     if test_idx is None:
         raise DataError(f"dataset {name!r}: covariates need a split by test_fraction or given rows")
     cov = covariates.float()
-    return ImageData(name, train[0], cov[train_idx], test[0], cov[test_idx], num_classes,
+    return MemoryData(name, train[0], cov[train_idx], test[0], cov[test_idx], num_classes,
                      covariate_dim=int(cov.shape[1]), train_labels=train[1] if num_classes else None,
                      test_labels=test[1] if num_classes else None, **extra)

@@ -15,7 +15,7 @@ from .standardize import Standardizer
 
 
 @dataclass
-class ImageData(SplitSizes):
+class MemoryData(SplitSizes):
     """Data in memory: ``(N, *shape)`` float tensors (images ``(N, C, H, W)`` or vectors ``(N, D)``) with
     ``y`` per the batch convention, split into train and test. Satisfies :class:`~pyro_vae.data.dataset.Dataset`."""
 
@@ -64,7 +64,7 @@ class ImageData(SplitSizes):
         check(self.train_x)
         check(self.test_x)
 
-    def to(self, device: torch.device) -> "ImageData":
+    def to(self, device: torch.device) -> "MemoryData":
         """A copy with every tensor on ``device``."""
         return replace(self, **{k: v.to(device) for k, v in vars(self).items() if isinstance(v, Tensor)})
 
@@ -110,7 +110,10 @@ class ImageData(SplitSizes):
             yield (torch.bernoulli(xb) if dynamic else xb), yb
 
 
-def with_labeled(data: ImageData, count: int, per_batch: int, seed: int) -> ImageData:
+ImageData = MemoryData  # the earlier name (it holds vectors as well as images)
+
+
+def with_labeled(data: MemoryData, count: int, per_batch: int, seed: int) -> MemoryData:
     """``data`` with the labels of ``count`` class-balanced training points seen and every other label hidden."""
     data.labeled = choose_labeled(data.train_y, count, data.num_classes, seed)
     data.labeled_per_batch = per_batch

@@ -6,7 +6,7 @@
 call by :func:`~pyro_vae.data.dataset.batch_loader`, as in-memory data is.
 
 The epoch's order is ``torch.randperm(num_train, generator)`` exactly as in
-:class:`~pyro_vae.data.memory.ImageData`, so the same data and seed give the same batches either way, and
+:class:`~pyro_vae.data.memory.MemoryData`, so the same data and seed give the same batches either way, and
 resuming mid-epoch skips batches exactly. Labels and covariates (one number or a short vector per row) are
 held in memory.
 """
@@ -106,7 +106,7 @@ class StreamData(SplitSizes):
     (a user's ``torch.utils.data.Dataset``). Satisfies :class:`~pyro_vae.data.base.Dataset`.
 
     Each batch is prepared in the main process: x / ``max_value`` (when ``scale``), standardised, then
-    re-binarized (``binarize: dynamic``, the training split only), exactly as :class:`ImageData` does."""
+    re-binarized (``binarize: dynamic``, the training split only), exactly as :class:`MemoryData` does."""
 
     name: str
     reader: RowReader
@@ -118,7 +118,7 @@ class StreamData(SplitSizes):
     covariate_dim: int = 0
     labels_all: Optional[Tensor] = None  # class labels when y holds covariates (for pictures)
     standardizer: Optional[Standardizer] = None
-    labeled: Optional[Tensor] = None  # partly labelled data needs the data in memory (ImageData)
+    labeled: Optional[Tensor] = None  # partly labelled data needs the data in memory (MemoryData)
     labeled_per_batch: int = 0
     class_names: Optional[List[str]] = None
     max_value: float = 1.0
