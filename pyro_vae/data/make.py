@@ -75,7 +75,7 @@ def read_all(source: Source) -> Source:
         x[start:start + xb.shape[0]] = xb
         targets.append(yb)
     check_finite(x, where)
-    if targets[0] is None:
+    if not targets or targets[0] is None:
         return replace(source, x=x, reader=None)
     y = torch.cat(targets)
     if y.is_floating_point():
