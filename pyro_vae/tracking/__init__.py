@@ -1,7 +1,9 @@
 """Experiment tracking of a training run: TensorBoard (``train.tensorboard``) and MLflow (``train.mlflow``).
 
 A tracker has ``log_epoch(trainer, metrics)`` (after each epoch), ``log_pictures(run, step)`` (at the end of
-training) and ``close()``; :func:`open_tracker` combines the ones a run's config turns on.
+training) and ``close()``; :func:`open_tracker` combines the ones a run's config turns on into one training
+callback (:class:`~pyro_vae.train.callbacks.Callback`): ``on_epoch_end`` logs the epoch, ``on_phase_end`` of the
+main phase logs the run's pictures and closes.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from ..errors import ConfigError
+from ..train.callbacks import Callback
+from ..train.phases import MAIN
 from .tensorboard import FOLDER, TensorBoardTracker, summary_writer
 
 PathLike = Union[str, Path]
@@ -18,11 +22,21 @@ __all__ = ["FOLDER", "Trackers", "check_trackers", "TensorBoardTracker", "log_ev
            "summary_writer"]
 
 
-class Trackers:
-    """Several trackers called as one."""
+class Trackers(Callback):
+    """Several trackers called as one; as a training callback, those of ``run``."""
 
-    def __init__(self, trackers: List[Any]) -> None:
-        self.trackers = trackers
+    def __init__(self, trackers: List[Any], run: Any = None) -> None:
+        self.trackers, self.run = trackers, run
+
+    def on_epoch_end(self, trainer: Any, metrics: Any) -> None:
+        if metrics is not None:  # (a pretraining epoch records no metrics)
+            self.log_epoch(trainer, metrics)
+
+    def on_phase_end(self, trainer: Any, phase: str) -> None:
+        if phase == MAIN:
+            if self.run is not None:
+                self.log_pictures(self.run, trainer.step)
+            self.close()
 
     def log_epoch(self, trainer: Any, metrics: Any) -> None:
         for tracker in self.trackers:
@@ -52,9 +66,10 @@ def check_trackers(config: Any) -> None:
         client()
 
 
-def open_tracker(config: Any, folder: PathLike, resumed: bool = False) -> Optional[Trackers]:
+def open_tracker(config: Any, folder: PathLike, resumed: bool = False, run: Any = None) -> Optional[Trackers]:
     """The trackers a run config turns on (``train.tensorboard``, ``train.mlflow``), else None. ``config``: the
-    RunConfig (or just its ``train`` section); ``resumed``: a resumed run continues its MLflow run."""
+    RunConfig (or just its ``train`` section); ``resumed``: a resumed run continues its MLflow run; ``run``: the
+    run whose pictures they log at the end of training."""
     train = getattr(config, "train", config)
     trackers: List[Any] = []
     if getattr(train, "tensorboard", False):
@@ -63,7 +78,7 @@ def open_tracker(config: Any, folder: PathLike, resumed: bool = False) -> Option
         from .mlflow import MlflowTracker
 
         trackers.append(MlflowTracker(config, folder, resumed))
-    return Trackers(trackers) if trackers else None
+    return Trackers(trackers, run) if trackers else None
 
 
 def log_evaluation(folder: PathLike, report: Dict[str, Any], step: int, train_config: Any = None) -> None:
