@@ -37,7 +37,7 @@ from .models.base import GenerativeModel
 from .pictures import write_pictures as write_run_pictures
 from .pictures import write_vector_pictures
 from .registry import only_imported
-from .resources import physical_memory, size
+from .resources import check_parameters, parameter_bound
 from .tracking import check_trackers, open_tracker
 from .threads import first_datapoint, pass_threads, using_threads
 from .validation import validate
@@ -156,7 +156,7 @@ class Run:
             result.update(classification_metrics(self.model, self.data()))  # a classifier q(y|x): held-out accuracy
         result.update(column_loglik(self.model, self.data()))  # a table's columns: log-likelihood per column kind
         # (further evaluations merge their numbers into `result` here)
-        if self.config.train.tensorboard or getattr(self.config.train, "mlflow", False):
+        if self.config.train.tensorboard or self.config.train.mlflow:
             from .tracking import log_evaluation
 
             log_evaluation(self.path, result, step=len(self.history), train_config=self.config.train)
@@ -332,7 +332,7 @@ def _build_model(config: RunConfig, shape: Tuple[int, ...], num_classes: int,
     """``build_model``, after a dry run on the ``meta`` device (no memory) checks that training it fits in
     RAM: 16 bytes per parameter (weights, gradients, Adam's two moments; float32). Sizes the components
     reject are a ConfigError too, never a torch traceback."""
-    params = _size_bound(to_dict(config.model), math.prod(shape))
+    params = parameter_bound(to_dict(config.model), math.prod(shape))
     try:
         with torch.device("meta"):
             probe = build_model(config.model, shape, num_classes, covariate_dim=covariate_dim)
@@ -341,11 +341,7 @@ def _build_model(config: RunConfig, shape: Tuple[int, ...], num_classes: int,
         raise
     except Exception:  # a component that cannot be built on meta (e.g. it calls .item()): the bound stands
         pass
-    ram = physical_memory()
-    if ram is not None and 16 * params > ram // 2:
-        raise ConfigError(f"model: {params:.3g} parameters need about {size(16 * params)} to train (weights, "
-                          f"gradients, Adam moments), over half this machine's {size(ram)}; reduce model.network "
-                          "sizes (hidden_dims, channels, hidden_dim) or model.latent_dim")
+    check_parameters(params)
     try:
         return build_model(config.model, shape, num_classes, covariate_dim=covariate_dim)
     except PyroVAEError:
@@ -353,17 +349,6 @@ def _build_model(config: RunConfig, shape: Tuple[int, ...], num_classes: int,
     except Exception as e:  # e.g. a size torch or pyro refuses (RuntimeError, IndexError, ...)
         first = str(e).splitlines()[0][:200] if str(e) else ""
         raise ConfigError(f"model: cannot be built with this config ({type(e).__name__}: {first})") from None
-
-
-def _size_bound(tree: Any, data_dim: int) -> int:
-    """A lower bound on a model's parameter count from its config alone: each list of sizes (widths,
-    channels) connects consecutive layers and the input, Σ wᵢwᵢ₊₁ + max(w)·D; each single size n adds n."""
-    if isinstance(tree, dict):
-        return sum(_size_bound(v, data_dim) for v in tree.values())
-    sizes = [v for v in tree if isinstance(v, int) and not isinstance(v, bool)] if isinstance(tree, list) else []
-    if sizes and len(sizes) == len(tree):
-        return sum(a * b for a, b in zip(sizes, sizes[1:])) + max(sizes) * data_dim
-    return max(tree, 0) if isinstance(tree, int) and not isinstance(tree, bool) else 0
 
 
 def _fit(run: Run, trainer: Trainer, functions: Sequence[EpochCallback] = ()) -> Run:

@@ -56,9 +56,8 @@ class TensorBoardTracker:
             parts = elbo_parts(trainer.model, trainer.data, self.eval_samples)
         for name, value in parts.items():
             self.writer.add_scalar(f"test/{name}", value, step)
-        elbo = getattr(trainer.engine, "elbo", None)
-        if isinstance(elbo, LatentWeightedMixin):
-            self.writer.add_scalar("objective/beta", elbo.weight(), step)
+        if isinstance(trainer.engine.elbo, LatentWeightedMixin):  # (every engine declares its Pyro ELBO)
+            self.writer.add_scalar("objective/beta", trainer.engine.elbo.weight(), step)
         self.writer.flush()
 
     def log_images(self, tag: str, images: Tensor, step: int, nrow: int = 8) -> None:
