@@ -98,7 +98,7 @@ def _sample(args: argparse.Namespace) -> int:
         check_output_file(args.output, "-o", [*_image_formats(), "npy", "csv"])
     run = load_run(args.run_dir, imports=args.imports)
     per_sample = sample_bytes(1, run.model.data_shape)
-    check_memory(sample_bytes(args.num, run.model.data_shape), f"-n {args.num}", f"give -n <= {memory_limit() // per_sample}",
+    check_memory(args.num * per_sample, f"-n {args.num}", f"give -n <= {memory_limit() // per_sample}",
                  "the samples and their grid")
     condition = _numbers(args.condition, "--condition") if args.condition is not None else None
     out = Path(args.output) if args.output else fresh_samples_path(run.path, args.num)

@@ -5,6 +5,11 @@ interrupt stopped at: weights + metadata + training state; the model ``load_run`
 ``resume`` continues from), ``best.pt`` (the epoch with the highest held-out ELBO), both loading with
 ``weights_only=True``, ``metrics.jsonl`` (one JSON object per epoch) and the pictures
 ``samples.png``, ``reconstructions.png``, ``latent.png`` and ``elbo.png``.
+
+This module is the hub: it builds the data, model and trainer and hands the training loop the run folder's
+recorders (:mod:`pyro_vae.train.recorders`, callbacks of :mod:`pyro_vae.train.callbacks`). The pictures
+(:mod:`pyro_vae.pictures`), prior draws (:mod:`pyro_vae.sampling`), memory estimates (:mod:`pyro_vae.resources`)
+and what a resume may change (:mod:`pyro_vae.train.resumption`) each live in their own module.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
 import pyro
 import torch
 
-from .config.loading import apply_overrides
 from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
 from .data import Dataset, Standardizer, load_data
@@ -38,6 +42,7 @@ from .pictures import write_pictures as write_run_pictures
 from .pictures import write_vector_pictures
 from .registry import only_imported
 from .resources import check_parameters, parameter_bound
+from .sampling import draw
 from .tracking import check_trackers, open_tracker
 from .threads import first_datapoint, pass_threads, using_threads
 from .validation import validate
@@ -46,6 +51,7 @@ from .train import distributed
 from .train.budget import check_run_size
 from .train.checkpoint import clean_stray_temp_files, write_atomic
 from .train.recorders import BEST, CHECKPOINT, CONFIG, METRICS, recorders, write_file
+from .train.resumption import check_continues, resumed_config, training_state
 from .train.runfolder import check_not_replaced, check_out, make_folder, refuse_planted_links, run_files, run_lock
 from .train.signals import Interrupted, stop_on_signals
 
@@ -81,33 +87,13 @@ class Run:
         with using_threads(pass_threads(self.config.train.threads, self.model, num_samples)):
             return self.draw(num_samples, label, condition)
 
-    @torch.no_grad()
     def draw(self, num_samples: int, label: Optional[int] = None,
              condition: Optional[Sequence[float]] = None) -> torch.Tensor:
-        """E[x|z] for ``num_samples`` prior draws z ~ p(z) (a label-conditional model: z ~ p(z|c = ``label``);
-        a covariate-conditional model: z ~ p(z|c) at covariates ``condition``, by default at the test split's),
-        in the data's units (a standardised run's samples are mapped back: x = μ + s·x')."""
-        self.model.eval()
-        width = self.model.covariate_dim
-        if condition is not None:
-            if not width:
-                raise ConfigError(f"condition: this run's model ({self.config.model.type}) is not conditioned on "
-                                  "covariates (train a model.type: cvae with condition: covariates)")
-            c = torch.as_tensor(condition, dtype=torch.float32, device=self.device).reshape(-1)
-            if c.numel() != width:
-                raise ConfigError(f"condition: got {c.numel()} values, but this run is conditioned on {width} "
-                                  f"covariates; expected {width} numbers")
-            return self.to_data_units(self.model.generate(num_samples, c.expand(num_samples, width)))
-        if width:  # no c given: the held-out covariates, in turn
-            covariates = self.data().test_y
-            c = covariates[torch.arange(num_samples, device=covariates.device) % covariates.shape[0]]
-            return self.to_data_units(self.model.generate(num_samples, c))
-        if label is None:
-            return self.to_data_units(self.model.generate(num_samples))
-        if not self.model.label_conditional:
-            raise ConfigError(f"label {label}: this run's model ({self.config.model.type}) is not conditioned on "
-                              "class labels (train a model.type: cvae with condition: label)")
-        return self.to_data_units(self.model.generate(num_samples, torch.full((num_samples,), label, device=self.device)))
+        """E[x|z] for ``num_samples`` prior draws (:func:`pyro_vae.sampling.draw`: z ~ p(z), or p(z|c) at
+        ``label`` or covariates ``condition``, by default the test split's), in the data's units (a
+        standardised run's samples are mapped back: x = μ + s·x')."""
+        x = draw(self.model, num_samples, label, condition, lambda: self.data().test_y, self.config.model.type)
+        return self.to_data_units(x)
 
     def feature_names(self) -> Optional[List[str]]:
         """A table's feature column names (plots, sampled CSV headers); None for other data."""
@@ -176,9 +162,10 @@ class Run:
         (:mod:`pyro_vae.pictures`)."""
         write_run_pictures(self)
 
-    def write_vector_pictures(self) -> None:
-        """The pictures of a run on vector data (:func:`pyro_vae.pictures.write_vector_pictures`)."""
-        write_vector_pictures(self)
+    def write_vector_pictures(self, steps: int = 17) -> None:
+        """The pictures of a run on vector data (:func:`pyro_vae.pictures.write_vector_pictures`; ``steps``: the
+        vector field's grid points per axis)."""
+        write_vector_pictures(self, steps)
 
 
 def _resolve_paths(config: RunConfig) -> RunConfig:
@@ -258,9 +245,6 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
         return _fit(run, trainer, on_epoch_end)
 
 
-RESUMABLE_KEYS = ("train.epochs", "train.progress")  # what `--resume` may change: anything else changes the run
-
-
 def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any = None,
            on_epoch_end: Sequence[EpochCallback] = (), imports: Sequence[str] = ()) -> Run:
     """Continue run folder ``run_dir`` from its ``model.pt``, exactly where it stopped (mid-epoch after an
@@ -278,27 +262,10 @@ def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any =
 def _resume(path: Path, overrides: Optional[List[str]], data: Any, on_epoch_end: Sequence[EpochCallback],
             imports: Sequence[str] = ()) -> Run:
     payload = load_checkpoint(path / CHECKPOINT)
-    if "trainer" not in payload:
-        raise RunDirError(f"{path / CHECKPOINT}: holds weights only, no training state to resume from")
-    config = _config_of(payload, path / CHECKPOINT, imports)
-    if overrides:
-        for item in overrides:
-            key = item.partition("=")[0].strip()
-            if key not in RESUMABLE_KEYS:
-                raise ConfigError(f"{key}: cannot be changed when resuming (only {', '.join(RESUMABLE_KEYS)}); "
-                                  "train a new run for a different config")
-        with only_imported(imports):
-            config = from_dict(RunConfig, apply_overrides(to_dict(config), overrides, RunConfig))
+    state = training_state(payload, path / CHECKPOINT)
+    config = resumed_config(_config_of(payload, path / CHECKPOINT, imports), overrides, imports)
     validate(config)
-    state = payload["trainer"]
-    done = state.get("epoch", 0) + (1 if state.get("batch") else 0)  # epochs finished, or started
-    if done > config.train.epochs:
-        raise ConfigError(f"train.epochs={config.train.epochs}: {path} has already "
-                          f"{'finished' if not state.get('batch') else 'started'} epoch {done}; give "
-                          f"train.epochs >= {done} (resume never shortens a run)")
-    if state.get("epoch", 0) >= config.train.epochs:
-        raise RunDirError(f"{path}: already finished its {config.train.epochs} epochs; to train longer: "
-                          f"pyro-vae train --resume {path} train.epochs=N")
+    check_continues(state, config, path)
     run, trainer = _build(config, path, data)
     try:
         run.model.load_state_dict(payload["state_dict"])

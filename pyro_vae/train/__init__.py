@@ -6,18 +6,10 @@ command installs before anything else, imports no torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 _EXPORTS = {"EpochMetrics": "trainer", "Trainer": "trainer", "resolve_device": "trainer", "TrainConfig": "config",
             "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint"}
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 from ..errors import TrainingError
 
@@ -133,6 +133,22 @@ def exit_on_signals(doing: str = "") -> None:
             pass
 
 
+@contextmanager
+def handling(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """``handler`` for SIGINT and SIGTERM during the block, the previous handlers after it (outside the main
+    thread, where Python installs none, nothing)."""
+    try:
+        previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     _received.append(signum)
     raise KeyboardInterrupt
@@ -153,16 +169,8 @@ def interrupts_raise(command: str) -> Iterator[None]:
             for s in SIGNALS:
                 signal.signal(s, signal.SIG_IGN)
         return
-    try:
-        previous = {s: signal.signal(s, _raise_interrupt) for s in SIGNALS}
-    except ValueError:  # not the main thread
+    with handling(_raise_interrupt):
         yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def interrupted_signal() -> int:
