@@ -14,31 +14,20 @@ from typing import Any, Dict, List, Optional, Union
 from ..config.run import RunConfig
 from ..config.train import TrainConfig
 from ..errors import ConfigError
-from ..train.callbacks import Callback
-from ..train.phases import MAIN
+from .base import Tracker
 from .tensorboard import FOLDER, TensorBoardTracker, summary_writer
 
 PathLike = Union[str, Path]
 
-__all__ = ["FOLDER", "Trackers", "check_trackers", "TensorBoardTracker", "log_evaluation", "open_tracker",
+__all__ = ["FOLDER", "Tracker", "Trackers", "check_trackers", "TensorBoardTracker", "log_evaluation", "open_tracker",
            "summary_writer"]
 
 
-class Trackers(Callback):
+class Trackers(Tracker):
     """Several trackers called as one; as a training callback, those of ``run``."""
 
-    def __init__(self, trackers: List[Any], run: Any = None) -> None:
+    def __init__(self, trackers: List[Tracker], run: Any = None) -> None:
         self.trackers, self.run = trackers, run
-
-    def on_epoch_end(self, trainer: Any, metrics: Any) -> None:
-        if metrics is not None:  # (a pretraining epoch records no metrics)
-            self.log_epoch(trainer, metrics)
-
-    def on_phase_end(self, trainer: Any, phase: str) -> None:
-        if phase == MAIN:
-            if self.run is not None:
-                self.log_pictures(self.run, trainer.step)
-            self.close()
 
     def log_epoch(self, trainer: Any, metrics: Any) -> None:
         for tracker in self.trackers:
@@ -77,7 +66,7 @@ def open_tracker(config: Union[RunConfig, TrainConfig], folder: PathLike, resume
     RunConfig (or just its ``train`` section); ``resumed``: a resumed run continues its MLflow run; ``run``: the
     run whose pictures they log at the end of training."""
     train = _train_section(config)
-    trackers: List[Any] = []
+    trackers: List[Tracker] = []
     if train.tensorboard:
         trackers.append(TensorBoardTracker(folder, train.eval_samples))
     if train.mlflow:

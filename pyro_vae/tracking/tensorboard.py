@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..nofollow import refuse_link
+from .base import Tracker
 
 PathLike = Union[str, Path]
 FOLDER = "tensorboard"
@@ -37,7 +38,7 @@ def _grid(images: Tensor, nrow: int = 8) -> Tensor:
     return make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
 
 
-class TensorBoardTracker:
+class TensorBoardTracker(Tracker):
     """Logs a training run: ``log_epoch`` after each epoch, ``log_pictures`` at the end, then ``close``."""
 
     def __init__(self, folder: PathLike, eval_samples: int = 10) -> None:
