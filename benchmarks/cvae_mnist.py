@@ -33,7 +33,8 @@ from pyro_vae.data.quadrants import show_hidden
 from pyro_vae.evaluation.loglik import test_log_likelihood
 from pyro_vae.models import build_model
 from pyro_vae.train import Trainer
-from pyro_vae.train.phases import MAIN
+from pyro_vae.train.callbacks import Callback
+from pyro_vae.train.phases import PRETRAIN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,11 +61,12 @@ def run_one(visible: int, args: argparse.Namespace, out: Path) -> dict:
     model = build_model(cfg.model, data.shape, data.num_classes)
     marks = {"start": time.perf_counter()}
 
-    def phase_end(trainer: Trainer) -> None:
-        if trainer.phase == MAIN:  # called once more after end_pretraining: the baseline phase is over
-            marks["baseline"] = time.perf_counter()
+    class PhaseEnd(Callback):
+        def on_phase_end(self, trainer: Trainer, phase: str) -> None:
+            if phase == PRETRAIN:  # the baseline phase is over
+                marks["baseline"] = time.perf_counter()
 
-    Trainer(model, data, cfg.train, seed=cfg.seed).fit(on_pretrain_epoch_end=phase_end)
+    Trainer(model, data, cfg.train, seed=cfg.seed).fit([PhaseEnd()])
     marks["cvae"] = time.perf_counter()
     model.eval()
     pyro.set_rng_seed(cfg.seed)

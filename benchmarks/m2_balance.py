@@ -44,6 +44,7 @@ from pyro_vae.data.labels import hidden_indices  # noqa: E402
 from pyro_vae.evaluation.classification import classification_metrics  # noqa: E402
 from pyro_vae.models import build_model  # noqa: E402
 from pyro_vae.train import Trainer  # noqa: E402
+from pyro_vae.train.callbacks import Callback  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from m2_validation import validation_data  # noqa: E402
@@ -125,15 +126,16 @@ def run(seed: int, overrides: List[str], epochs: int = 0, validation: int = 0) -
     x_u, y_u = data.train_x[hidden], data.train_y[hidden]
     curve: List[Dict] = []
 
-    def on_epoch_end(t: Trainer, metrics) -> None:
-        point = {"epoch": metrics.epoch, "accuracy": classification_metrics(t.model, t.data)["classifier_accuracy"],
-                 **balance(t.model, x_u, y_u)}
-        curve.append(point)
-        print(f"seed {seed} {' '.join(overrides)}: " + ", ".join(
-            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in point.items()), flush=True)
+    class Curve(Callback):
+        def on_epoch_end(self, t: Trainer, metrics) -> None:
+            point = {"epoch": metrics.epoch, "accuracy": classification_metrics(t.model, t.data)["classifier_accuracy"],
+                     **balance(t.model, x_u, y_u)}
+            curve.append(point)
+            print(f"seed {seed} {' '.join(overrides)}: " + ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in point.items()), flush=True)
 
     start = time.perf_counter()
-    trainer.fit(on_epoch_end)
+    trainer.fit([Curve()])
     seconds = round(time.perf_counter() - start, 1)
     return {"config": str(CONFIG.relative_to(REPO)), "overrides": overrides, "seed": seed, "validation": validation,
             "labeled": int(data.labeled.numel()), "epochs": config.train.epochs, **curve[-1],

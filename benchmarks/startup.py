@@ -51,8 +51,10 @@ def timed(owner, name, phase):
 timed(run, "_build", "build")
 timed(trainer.Trainer, "train_epoch", "steps")
 timed(trainer, "test_elbo", "held-out ELBO")
-for name in ("save_checkpoint", "_write"):
-    timed(run, name, "epoch files")
+files = sys.modules.get("pyro_vae.train.recorders", run)  # the run folder's writers (in run.py before the recorders)
+for name in ("save_checkpoint", "write_file", "_write"):
+    if hasattr(files, name):
+        timed(files, name, "epoch files")
 timed(run.Run, "write_pictures", "pictures")
 code = pyro_vae.cli.main(sys.argv[1:])
 spent["total in process"] = time.perf_counter() - start

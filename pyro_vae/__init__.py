@@ -62,3 +62,5 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
+if isinstance(globals().get("train"), types.ModuleType):  # bound while _startup imported pyro_vae.train.signals
+    del globals()["train"]

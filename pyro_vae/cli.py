@@ -6,16 +6,15 @@ import argparse
 import json
 import math
 import os
-import signal
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional
+from typing import Iterable, List, Optional
 
 from . import __version__, registry
 from .errors import OutputError, PyroVAEError, TrainingError, shown
-from .resources import check_memory, memory_limit
+from .resources import check_memory, memory_limit, sample_bytes
+from .train.signals import interrupted_message, interrupted_signal, interrupts_raise
 
 COMMON_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "tif", "tiff", "webp")  # listed first in errors
 PROGRESS_SAMPLES = 1_000_000  # `evaluate`: N·K importance samples from which a progress bar is shown
@@ -62,6 +61,7 @@ def _figure_formats() -> List[str]:
 
 def _train(args: argparse.Namespace) -> int:
     from .run import resume, train
+    from .train import distributed
     from .train.signals import Interrupted
 
     config, overrides = args.config, list(args.overrides)
@@ -76,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
     except Interrupted as e:  # SIGINT/SIGTERM: the checkpoint is saved; exit 128 + signal number
         print(f"pyro-vae: {e}", file=sys.stderr)
         return e.exit_code
-    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 alone reports
+    if not distributed.launched_as_main():  # under torchrun rank 0 alone reports
         return 0
     last = run.history[-1]
     bits = last.get("test_bits_per_dim")  # (a likelihood over discrete levels; rows of older runs lack the key)
@@ -97,9 +97,7 @@ def _sample(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output_file(args.output, "-o", [*_image_formats(), "npy", "csv"])
     run = load_run(args.run_dir, imports=args.imports)
-    shape = run.model.data_shape
-    side = max(plots.MIN_SIDE, shape[-1]) + 2 if len(shape) == 3 else 0
-    per_sample = 4 * (math.prod(shape) + 2 * 3 * side * side)  # samples (float32) + the RGB grid and its PNG copy
+    per_sample = sample_bytes(1, run.model.data_shape)
     check_memory(args.num * per_sample, f"-n {args.num}", f"give -n <= {memory_limit() // per_sample}",
                  "the samples and their grid")
     condition = _numbers(args.condition, "--condition") if args.condition is not None else None
@@ -361,49 +359,6 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[List[str]] = None
     return args
 
 
-_signal: List[int] = []  # the signal that raised KeyboardInterrupt (SIGINT or SIGTERM)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    _signal.append(signum)
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def interrupts_raise(command: str) -> Iterator[None]:
-    """Outside the training loop (which holds signals for a clean save): in-process, SIGTERM like SIGINT raises
-    KeyboardInterrupt; as the pyro-vae command, a signal prints one line and exits at once
-    (:mod:`pyro_vae._startup`), and from the end of the block on signals are ignored: the process is exiting,
-    its status is decided, and a late signal must neither print a traceback nor kill it by the signal."""
-    from . import _startup
-
-    if _startup.COMMAND:
-        _startup.exit_on_signals(command)
-        try:
-            yield
-        finally:
-            for s in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(s, signal.SIG_IGN)
-        return
-    try:
-        previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def interrupted_message(command: str) -> str:
-    """The one line for a signal outside the training loop (start-up, loading, evaluation, pictures)."""
-    name = signal.Signals(_signal[-1]).name if _signal else "SIGINT"
-    return (f"pyro-vae: {command}: stopped by {name}; files already written are complete (every checkpoint "
-            "is written atomically)")
-
-
 def _one_line(message: object) -> str:
     """Messages are one line; a newline that slipped in (e.g. inside a user's path) is shown escaped."""
     return str(message).replace("\r", "\\r").replace("\n", "\\n")
@@ -412,10 +367,9 @@ def _one_line(message: object) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI; bad input is one ``pyro-vae: error:`` line and exit 2, a training failure exit 1."""
     args = parse_args(build_parser(), argv)
-    _signal.clear()
     try:
         with interrupts_raise(args.command):
-            registry.import_modules(getattr(args, "imports", []))  # the user's own modules, before anything else
+            registry.import_modules(args.imports)  # the user's own modules, before anything else
             code = args.func(args)
             sys.stdout.flush()  # a reader that closed the pipe shows here, not in the flush at exit
             return code
@@ -429,7 +383,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
         return 0
     except OSError as e:  # disk full, permissions, ... anywhere: one line naming the file
-        where = f"{shown(e.filename)}: " if getattr(e, "filename", None) else ""
+        where = f"{shown(e.filename)}: " if e.filename else ""
         print(f"pyro-vae: error: {where}{_one_line(e.strerror or e)}", file=sys.stderr)
         return 2
     except MemoryError:
@@ -438,7 +392,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(interrupted_message(args.command), file=sys.stderr)
-        return 128 + (_signal[-1] if _signal else signal.SIGINT)
+        return 128 + interrupted_signal()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,7 +18,8 @@ PathLike = Union[str, Path]
 
 
 def _describe(component: Any) -> str:
-    return getattr(component, "type", str(component))
+    """A component config's registered ``type`` (a placeholder string as is)."""
+    return component if isinstance(component, str) else component.type
 
 
 def _fmt(value: Any) -> str:

@@ -5,6 +5,11 @@ interrupt stopped at: weights + metadata + training state; the model ``load_run`
 ``resume`` continues from), ``best.pt`` (the epoch with the highest held-out ELBO), both loading with
 ``weights_only=True``, ``metrics.jsonl`` (one JSON object per epoch) and the pictures
 ``samples.png``, ``reconstructions.png``, ``latent.png`` and ``elbo.png``.
+
+This module is the hub: it builds the data, model and trainer and hands the training loop the run folder's
+recorders (:mod:`pyro_vae.train.recorders`, callbacks of :mod:`pyro_vae.train.callbacks`). The pictures
+(:mod:`pyro_vae.pictures`), prior draws (:mod:`pyro_vae.sampling`), memory estimates (:mod:`pyro_vae.resources`)
+and what a resume may change (:mod:`pyro_vae.train.resumption`) each live in their own module.
 """
 
 from __future__ import annotations
@@ -20,40 +25,37 @@ from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
 import pyro
 import torch
 
-from . import plots
-from .config.loading import apply_overrides
 from .config.run import RunConfig, load_config, save_config
 from .config.schema import from_dict, to_dict
 from .data import Dataset, Standardizer, load_data
 from .data.python import python_config
-from .errors import ConfigError, DataError, ImportPathError, OutputError, PyroVAEError, RunDirError, TrainingError
+from .errors import ConfigError, DataError, ImportPathError, PyroVAEError, RunDirError, TrainingError
 from .evaluation.classification import classification_metrics
-from .evaluation.clustering import assign_clusters, clustering_metrics, has_clusters
+from .evaluation.clustering import clustering_metrics
 from .evaluation.imputation import column_loglik
 from .evaluation.loglik import SAMPLES_PER_PASS
 from .evaluation.report import evaluate as evaluation_report
-from .evaluation.report import write_pictures as write_latent_pictures
 from .likelihoods.columns import fill_columns
 from .models import build_model
-from .models.base import GenerativeModel, LatentModel
-from .priors.base import MixturePrior
-from .nofollow import append_text
+from .models.base import GenerativeModel
+from .pictures import write_pictures as write_run_pictures
+from .pictures import write_vector_pictures
 from .registry import only_imported
-from .resources import physical_memory, size
+from .resources import check_parameters, parameter_bound
+from .sampling import draw
 from .tracking import check_trackers, open_tracker
 from .threads import first_datapoint, pass_threads, using_threads
 from .validation import validate
-from .train import EpochMetrics, Trainer, load_checkpoint, resolve_device, save_checkpoint
+from .train import EpochMetrics, Trainer, load_checkpoint, resolve_device
 from .train import distributed
 from .train.budget import check_run_size
 from .train.checkpoint import clean_stray_temp_files, write_atomic
+from .train.recorders import BEST, CHECKPOINT, CONFIG, METRICS, recorders, write_file
+from .train.resumption import check_continues, resumed_config, training_state
 from .train.runfolder import check_not_replaced, check_out, make_folder, refuse_planted_links, run_files, run_lock
 from .train.signals import Interrupted, stop_on_signals
-from .train.trainer import likely_causes
 
 PathLike = Union[str, Path]
-CHECKPOINT, CONFIG, METRICS = "model.pt", "config.yaml", "metrics.jsonl"
-BEST = "best.pt"  # the epoch with the highest held-out ELBO (model.pt is the last one)
 EpochCallback = Callable[["Run", EpochMetrics], None]  # train(..., on_epoch_end=[f]): f(run, metrics) per epoch
 
 
@@ -85,33 +87,13 @@ class Run:
         with using_threads(pass_threads(self.config.train.threads, self.model, num_samples)):
             return self.draw(num_samples, label, condition)
 
-    @torch.no_grad()
     def draw(self, num_samples: int, label: Optional[int] = None,
              condition: Optional[Sequence[float]] = None) -> torch.Tensor:
-        """E[x|z] for ``num_samples`` prior draws z ~ p(z) (a label-conditional model: z ~ p(z|c = ``label``);
-        a covariate-conditional model: z ~ p(z|c) at covariates ``condition``, by default at the test split's),
-        in the data's units (a standardised run's samples are mapped back: x = μ + s·x')."""
-        self.model.eval()
-        width = self.model.covariate_dim
-        if condition is not None:
-            if not width:
-                raise ConfigError(f"condition: this run's model ({self.config.model.type}) is not conditioned on "
-                                  "covariates (train a model.type: cvae with condition: covariates)")
-            c = torch.as_tensor(condition, dtype=torch.float32, device=self.device).reshape(-1)
-            if c.numel() != width:
-                raise ConfigError(f"condition: got {c.numel()} values, but this run is conditioned on {width} "
-                                  f"covariates; expected {width} numbers")
-            return self.to_data_units(self.model.generate(num_samples, c.expand(num_samples, width)))
-        if width:  # no c given: the held-out covariates, in turn
-            covariates = self.data().test_y
-            c = covariates[torch.arange(num_samples, device=covariates.device) % covariates.shape[0]]
-            return self.to_data_units(self.model.generate(num_samples, c))
-        if label is None:
-            return self.to_data_units(self.model.generate(num_samples))
-        if not self.model.label_conditional:
-            raise ConfigError(f"label {label}: this run's model ({self.config.model.type}) is not conditioned on "
-                              "class labels (train a model.type: cvae with condition: label)")
-        return self.to_data_units(self.model.generate(num_samples, torch.full((num_samples,), label, device=self.device)))
+        """E[x|z] for ``num_samples`` prior draws (:func:`pyro_vae.sampling.draw`: z ~ p(z), or p(z|c) at
+        ``label`` or covariates ``condition``, by default the test split's), in the data's units (a
+        standardised run's samples are mapped back: x = μ + s·x')."""
+        x = draw(self.model, num_samples, label, condition, lambda: self.data().test_y, self.config.model.type)
+        return self.to_data_units(x)
 
     def feature_names(self) -> Optional[List[str]]:
         """A table's feature column names (plots, sampled CSV headers); None for other data."""
@@ -160,7 +142,7 @@ class Run:
             result.update(classification_metrics(self.model, self.data()))  # a classifier q(y|x): held-out accuracy
         result.update(column_loglik(self.model, self.data()))  # a table's columns: log-likelihood per column kind
         # (further evaluations merge their numbers into `result` here)
-        if self.config.train.tensorboard or getattr(self.config.train, "mlflow", False):
+        if self.config.train.tensorboard or self.config.train.mlflow:
             from .tracking import log_evaluation
 
             log_evaluation(self.path, result, step=len(self.history), train_config=self.config.train)
@@ -176,99 +158,14 @@ class Run:
         return impute_frame(self, frame, num_samples, draws)
 
     def write_pictures(self) -> None:
-        """(Re)write samples, reconstructions, latent and ELBO-curve pictures into the run folder."""
-        self.model.eval()
-        data, n = self.data(), self.config.train.num_images
-        if len(data.shape) == 1:  # vector data (points, not images): no image grids
-            self.write_vector_pictures()
-            return
-        with torch.no_grad():
-            x, y = data.test_x[:n], data.test_y[:n]
-            samples = _unless_unsupported(lambda: self.sample(n))  # a model may leave out generate/reconstruct
-            if samples is not None:
-                plots.save_grid(samples, self.path / "samples.png")
-            recons = _unless_unsupported(lambda: self.model.reconstruct(x, y))
-            if recons is not None:
-                plots.save_reconstructions(self.to_data_units(x), self.to_data_units(recons),
-                                           self.path / "reconstructions.png")
-            latent = isinstance(self.model, LatentModel)  # a model without a latent (the baseline): no latent.png
-            means = _unless_unsupported(lambda: self.model.encode(data.test_x, data.test_y)[0]) if latent else None
-            extra = self.model.pictures(x, y)  # model-level pictures
-            mixture = latent and isinstance(self.model.prior, MixturePrior)
-            components = self.model.prior.components() if mixture else None
-        for name, (images, per_row) in extra.items():
-            plots.save_grid(images, self.path / name, nrow=per_row)
-        if means is not None:
-            with torch.no_grad():
-                clusters = assign_clusters(self.model, data.test_x) if has_clusters(self.model) else None
-            plots.save_latent(means, _latent_colours(data), self.path / "latent.png", components=components,
-                              clusters=clusters, label_name=self.label_name(),
-                              class_names=_class_names(data))
-        write_latent_pictures(self.model, data, self.path)  # interpolation.png, traversal.png
-        if self.history:
-            plots.save_curves(self.history, self.path / "elbo.png")
+        """(Re)write samples, reconstructions, latent and ELBO-curve pictures into the run folder
+        (:mod:`pyro_vae.pictures`)."""
+        write_run_pictures(self)
 
     def write_vector_pictures(self, steps: int = 17) -> None:
-        """For vector data ``(N, D)``, in the data's units: ``latent.png`` (held-out posterior means coloured by
-        label), ``reconstruction_scatter.png`` (x against E[x|z = μ(x)] per feature), ``sample_histograms.png``
-        (held-out data against prior samples per feature), ``elbo.png``; for 2-D points also
-        ``vector_field.png``, the arrows r(x̃) − x̃ of the reconstruction map r = E[x | z = μ(x̃)] on a grid
-        (for a denoising autoencoder, g(f(x̃)) − x̃ points back to the data)."""
-        data, n = self.data(), max(self.config.train.num_images, 256)
-        x, y = data.test_x[:n], data.test_y[:n]
-        points = data.tensors("train" if data.in_memory else "test")[0]  # a streamed dataset: the held-out points
-        if data.shape == (2,) and self.standardizer is None and not data.covariate_dim:  # the grid has no c
-            lo, hi = points.min(0).values, points.max(0).values
-            pad = 0.25 * (hi - lo)
-            axes = [torch.linspace(float(a), float(b), steps, device=points.device) for a, b in zip(lo - pad, hi + pad)]
-            grid = torch.cartesian_prod(*axes)
-            with torch.no_grad():
-                recons = _unless_unsupported(lambda: self.model.reconstruct(grid))
-            if recons is not None:
-                plots.save_vector_field(points, grid, recons - grid, self.path / "vector_field.png")
-        with torch.no_grad():
-            recon = _unless_unsupported(lambda: self.model.reconstruct(x, y))
-            # held-out data against samples: unconditional models, and covariate models at the test covariates
-            samples = None if self.model.label_conditional else _unless_unsupported(lambda: self.sample(data.num_test))
-        names = self.feature_names()
-        if recon is not None:
-            plots.save_feature_scatter(self.to_data_units(x), self.to_data_units(recon),
-                                       self.path / "reconstruction_scatter.png", names=names)
-        if samples is not None:
-            plots.save_feature_histograms(self.to_data_units(data.test_x), samples, self.path / "sample_histograms.png",
-                                          names=names, drawn=self.drawn())
-        if isinstance(self.model, LatentModel):
-            with torch.no_grad():
-                means = _unless_unsupported(lambda: self.model.encode(data.test_x, data.test_y)[0])
-                mixture = isinstance(self.model.prior, MixturePrior)  # as for images: components and clusters
-                components = self.model.prior.components() if mixture else None
-                clusters = assign_clusters(self.model, data.test_x) if has_clusters(self.model) else None
-            if means is not None:
-                plots.save_latent(means, _latent_colours(data), self.path / "latent.png", components=components,
-                                  clusters=clusters, label_name=self.label_name(), class_names=_class_names(data))
-        if self.history:
-            plots.save_curves(self.history, self.path / "elbo.png")
-
-
-def _latent_colours(data: Any) -> torch.Tensor:
-    """What colours the latent plot: the test labels, else the first covariate, else one colour."""
-    labels = data.labels("test")
-    if labels is not None:
-        return labels
-    return data.test_y[:, 0] if data.covariate_dim else torch.zeros(data.num_test)
-
-
-def _class_names(data: Any) -> Optional[List[str]]:
-    """The names of the label classes the latent plot is coloured by (None: numbers, or covariates)."""
-    return None if data.covariate_dim else data.class_names
-
-
-def _unless_unsupported(make: Callable[[], torch.Tensor]) -> Optional[torch.Tensor]:
-    """``make()``, or None when the model does not implement it (the contract's optional methods)."""
-    try:
-        return make()
-    except NotImplementedError:
-        return None
+        """The pictures of a run on vector data (:func:`pyro_vae.pictures.write_vector_pictures`; ``steps``: the
+        vector field's grid points per axis)."""
+        write_vector_pictures(self, steps)
 
 
 def _resolve_paths(config: RunConfig) -> RunConfig:
@@ -343,23 +240,9 @@ def train(config: Union[RunConfig, PathLike, None] = None, out_dir: Optional[Pat
         clean_stray_temp_files(out)
         for name in run_files(out):  # --force: the old run's files go (a half-new run never mixes with them)
             (out / name).unlink()
-        _write(out / CONFIG, save_config, config)
-        _write(out / METRICS, lambda _, path: write_atomic(path, b""), None)
+        write_file(out / CONFIG, save_config, config)
+        write_file(out / METRICS, lambda _, path: write_atomic(path, b""), None)
         return _fit(run, trainer, on_epoch_end)
-
-
-def _write(path: Path, write, value) -> None:
-    """``write(value, path)``; an OSError (disk full, no permission) is one line naming the file."""
-    try:
-        write(value, path)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write ({e.strerror or e}); the run folder keeps its last saved "
-                          "checkpoint") from None
-
-
-
-
-RESUMABLE_KEYS = ("train.epochs", "train.progress")  # what `--resume` may change: anything else changes the run
 
 
 def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any = None,
@@ -379,27 +262,10 @@ def resume(run_dir: PathLike, overrides: Optional[List[str]] = None, data: Any =
 def _resume(path: Path, overrides: Optional[List[str]], data: Any, on_epoch_end: Sequence[EpochCallback],
             imports: Sequence[str] = ()) -> Run:
     payload = load_checkpoint(path / CHECKPOINT)
-    if "trainer" not in payload:
-        raise RunDirError(f"{path / CHECKPOINT}: holds weights only, no training state to resume from")
-    config = _config_of(payload, path / CHECKPOINT, imports)
-    if overrides:
-        for item in overrides:
-            key = item.partition("=")[0].strip()
-            if key not in RESUMABLE_KEYS:
-                raise ConfigError(f"{key}: cannot be changed when resuming (only {', '.join(RESUMABLE_KEYS)}); "
-                                  "train a new run for a different config")
-        with only_imported(imports):
-            config = from_dict(RunConfig, apply_overrides(to_dict(config), overrides, RunConfig))
+    state = training_state(payload, path / CHECKPOINT)
+    config = resumed_config(_config_of(payload, path / CHECKPOINT, imports), overrides, imports)
     validate(config)
-    state = payload["trainer"]
-    done = state.get("epoch", 0) + (1 if state.get("batch") else 0)  # epochs finished, or started
-    if done > config.train.epochs:
-        raise ConfigError(f"train.epochs={config.train.epochs}: {path} has already "
-                          f"{'finished' if not state.get('batch') else 'started'} epoch {done}; give "
-                          f"train.epochs >= {done} (resume never shortens a run)")
-    if state.get("epoch", 0) >= config.train.epochs:
-        raise RunDirError(f"{path}: already finished its {config.train.epochs} epochs; to train longer: "
-                          f"pyro-vae train --resume {path} train.epochs=N")
+    check_continues(state, config, path)
     run, trainer = _build(config, path, data)
     try:
         run.model.load_state_dict(payload["state_dict"])
@@ -411,7 +277,7 @@ def _resume(path: Path, overrides: Optional[List[str]], data: Any, on_epoch_end:
         # metrics.jsonl := the checkpoint's history (a crash between the two writes could leave a stray row);
         # config.yaml is rewritten with model.pt only (a changed train.epochs), so the two always agree
         rows = "".join(json.dumps(row) + "\n" for row in run.history)
-        _write(path / METRICS, lambda text, p: write_atomic(p, text.encode()), rows)
+        write_file(path / METRICS, lambda text, p: write_atomic(p, text.encode()), rows)
     return _fit(run, trainer, on_epoch_end)
 
 
@@ -433,7 +299,7 @@ def _build_model(config: RunConfig, shape: Tuple[int, ...], num_classes: int,
     """``build_model``, after a dry run on the ``meta`` device (no memory) checks that training it fits in
     RAM: 16 bytes per parameter (weights, gradients, Adam's two moments; float32). Sizes the components
     reject are a ConfigError too, never a torch traceback."""
-    params = _size_bound(to_dict(config.model), math.prod(shape))
+    params = parameter_bound(to_dict(config.model), math.prod(shape))
     try:
         with torch.device("meta"):
             probe = build_model(config.model, shape, num_classes, covariate_dim=covariate_dim)
@@ -442,11 +308,7 @@ def _build_model(config: RunConfig, shape: Tuple[int, ...], num_classes: int,
         raise
     except Exception:  # a component that cannot be built on meta (e.g. it calls .item()): the bound stands
         pass
-    ram = physical_memory()
-    if ram is not None and 16 * params > ram // 2:
-        raise ConfigError(f"model: {params:.3g} parameters need about {size(16 * params)} to train (weights, "
-                          f"gradients, Adam moments), over half this machine's {size(ram)}; reduce model.network "
-                          "sizes (hidden_dims, channels, hidden_dim) or model.latent_dim")
+    check_parameters(params)
     try:
         return build_model(config.model, shape, num_classes, covariate_dim=covariate_dim)
     except PyroVAEError:
@@ -456,53 +318,13 @@ def _build_model(config: RunConfig, shape: Tuple[int, ...], num_classes: int,
         raise ConfigError(f"model: cannot be built with this config ({type(e).__name__}: {first})") from None
 
 
-def _size_bound(tree: Any, data_dim: int) -> int:
-    """A lower bound on a model's parameter count from its config alone: each list of sizes (widths,
-    channels) connects consecutive layers and the input, Σ wᵢwᵢ₊₁ + max(w)·D; each single size n adds n."""
-    if isinstance(tree, dict):
-        return sum(_size_bound(v, data_dim) for v in tree.values())
-    sizes = [v for v in tree if isinstance(v, int) and not isinstance(v, bool)] if isinstance(tree, list) else []
-    if sizes and len(sizes) == len(tree):
-        return sum(a * b for a, b in zip(sizes, sizes[1:])) + max(sizes) * data_dim
-    return max(tree, 0) if isinstance(tree, int) and not isinstance(tree, bool) else 0
-
-
-def _fit(run: Run, trainer: Trainer, callbacks: Sequence[EpochCallback] = ()) -> Run:
-    """``trainer.fit`` with the run folder kept current: checkpoint first, then the metrics row (rank 0 only),
-    then the trackers and ``callbacks``."""
+def _fit(run: Run, trainer: Trainer, functions: Sequence[EpochCallback] = ()) -> Run:
+    """``trainer.fit`` with the run folder kept current by the recorders (:mod:`pyro_vae.train.recorders`):
+    checkpoint first, then the metrics row (rank 0 only), then the trackers and ``functions``; the pictures
+    at the end; a stop signal checkpoints where training stopped."""
     out, main = run.path, distributed.is_main()
     resumed = bool(run.history) or trainer.step > 0
-    tracker = open_tracker(run.config, out, resumed) if main else None  # train.tensorboard, train.mlflow
-    best = max((row["test_elbo"] for row in run.history), default=-math.inf)
-
-    written: List[Any] = []  # the config as config.yaml last got it: rewritten only when it changed
-
-    def save_last(t: Trainer) -> None:
-        """model.pt (the one it replaces kept as model.prev.pt), then config.yaml to match it."""
-        save_checkpoint(checkpoint_payload(run, t), out / CHECKPOINT, keep_previous=True)
-        if written != [to_dict(run.config)]:
-            _write(out / CONFIG, save_config, run.config)
-            written[:] = [to_dict(run.config)]
-
-    def on_epoch_end(t: Trainer, metrics: EpochMetrics) -> None:
-        nonlocal best
-        row = asdict(metrics)
-        run.history.append(row)
-        if not main:
-            return
-        save_last(t)
-        if metrics.test_elbo > best:
-            best = metrics.test_elbo
-            save_checkpoint(checkpoint_payload(run), out / BEST)
-        _write(out / METRICS, _append_row, row)
-        if tracker is not None:
-            tracker.log_epoch(t, metrics)
-        for callback in callbacks:
-            callback(run, metrics)
-
-    def on_pretrain_epoch_end(t: Trainer) -> None:  # a pretraining phase (pyro_vae.train.phases): checkpoint only
-        if main:
-            save_checkpoint(checkpoint_payload(run, t), out / CHECKPOINT)
+    tracker = open_tracker(run.config, out, resumed, run) if main else None  # train.tensorboard, train.mlflow
 
     def kept() -> str:
         return (f"{out / CHECKPOINT} keeps epoch {len(run.history)} (the last good checkpoint)" if run.history
@@ -510,53 +332,18 @@ def _fit(run: Run, trainer: Trainer, callbacks: Sequence[EpochCallback] = ()) ->
 
     with stop_on_signals() as stop:  # held until the end: a signal during a save never cuts it short
         try:
-            trainer.fit(on_epoch_end, on_pretrain_epoch_end)
+            trainer.fit(recorders(run, main, tracker, functions))
         except Interrupted as e:
-            bad = trainer.nonfinite_params()
-            if bad:  # e.g. a signal in the first steps of a diverging run: never save those weights
-                shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
-                raise TrainingError(f"{e}; not saved: non-finite weights ({shown}); likely causes: "
-                                    f"{'; '.join(likely_causes(trainer))}; {kept()}") from None
-            if main:
-                save_last(trainer)
             finished = trainer.epoch >= run.config.train.epochs
             raise Interrupted(f"{e}; saved {out / CHECKPOINT}" + ("" if finished else
                               f"; continue with: pyro-vae train --resume {out}"), e.signum) from None
         except TrainingError as e:
             raise TrainingError(f"{e}; {kept()}") from None
-        if main:
-            run.write_pictures()
-        if tracker is not None:
-            tracker.log_pictures(run, trainer.step)
-            tracker.close()
         distributed.teardown()
         if stop:  # a signal after the last step (final evaluation, pictures): everything is written
             raise Interrupted(f"stopped by {stop.name} after the last epoch; every file of {out} is written",
                               stop.signum)
     return run
-
-
-def _append_row(row: Dict[str, Any], path: Path) -> None:
-    append_text(path, json.dumps(row) + "\n")
-
-
-def checkpoint_payload(run: Run, trainer: Optional[Trainer] = None) -> Dict[str, Any]:
-    """What ``model.pt``/``best.pt`` hold: weights, resolved config, data shape, history and (``model.pt``,
-    while training) the trainer's state: optimizer, counters, position in the epoch, RNG streams."""
-    payload = {
-        "state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
-        "config": to_dict(run.config),
-        "data_shape": list(run.model.data_shape),
-        "num_classes": int(run.model.num_classes),
-        "history": list(run.history),
-    }
-    if run.standardizer is not None:  # data.standardize: undone in samples after loading
-        payload["data_stats"] = run.standardizer.to_dict()
-    if trainer is not None:
-        payload["trainer"] = trainer.state()
-        payload["engine"] = trainer.engine.describe()  # which path computed the loss and why
-        payload["threads"] = trainer.threads  # intra-op CPU threads of its steps (train.threads)
-    return payload
 
 
 def _run_dir(run_dir: PathLike) -> Path:

@@ -17,7 +17,8 @@ from pyro_vae.models.baseline import check_baseline_fits
 from pyro_vae.models.cvae import CVAE, baseline_for
 from pyro_vae.run import Run
 from pyro_vae.train import Trainer
-from pyro_vae.train.phases import MAIN, pretrain_epochs
+from pyro_vae.train.callbacks import Callback
+from pyro_vae.train.phases import MAIN, PRETRAIN, pretrain_epochs
 from pyro_vae.train.signals import Interrupted
 
 SHAPE = (1, 8, 8)
@@ -85,7 +86,17 @@ def test_phase_fits_the_baseline_then_starts_the_decoder_at_it():
         assert torch.allclose(model.decoder(z, c), model.baseline.predict(c), atol=1e-6)
         seen.append(trainer.pretrain_history)
 
-    Trainer(model, data, config.train, seed=0).fit(on_pretrain_epoch_end=check)
+    class Check(Callback):  # after each baseline epoch (no metrics row) and once the phase is over
+        def on_epoch_end(self, trainer, metrics):
+            assert metrics is None or trainer.phase == MAIN
+            if metrics is None:
+                check(trainer)
+
+        def on_phase_end(self, trainer, phase):
+            if phase == PRETRAIN:
+                check(trainer)
+
+    Trainer(model, data, config.train, seed=0).fit([Check()])
     assert len(seen) == 1 and len(seen[0]) == 2 and seen[0][1] < seen[0][0]  # the baseline's NLL went down
     assert not all(torch.equal(a, b) for a, b in zip(baseline_before, model.baseline.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters()))

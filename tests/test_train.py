@@ -72,13 +72,18 @@ def decay_overrides(engine: str, *extra: str) -> list:
 def test_lr_decay_sets_each_epochs_learning_rate(engine):
     """lr(epoch) = lr · factor^⌊epoch / every_epochs⌋ on the main engine: epochs 1-2 at 0.004, epoch 3 at 0.002."""
     from pyro_vae.train import Trainer
+    from pyro_vae.train.callbacks import Callback
+
+    class Rates(Callback):
+        def on_epoch_end(self, trainer, metrics):
+            seen.append(engine_lr(trainer.engine))
 
     config = load_config(None, decay_overrides(engine))
     data = load_data(config.data, config.seed)
     model = build_model(config.model, data.shape)
     trainer = Trainer(model, data, config.train, seed=0)
     seen = []
-    trainer.fit(on_epoch_end=lambda t, m: seen.append(engine_lr(t.engine)))
+    trainer.fit([Rates()])
     assert seen == [0.004, 0.004, 0.002]
     assert [config.train.lr_decay.lr(0.004, e) for e in range(5)] == [0.004, 0.004, 0.002, 0.002, 0.001]
 

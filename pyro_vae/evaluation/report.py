@@ -18,8 +18,7 @@ keys are left out.
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +27,7 @@ from ..data.dataset import Dataset
 from ..models.base import GenerativeModel, LatentModel
 from .active_units import THRESHOLD, active_units
 from .bits import add_bits_per_dim, coded_dims
-from .decomposition import analytic_kl, has_unconditional_encoder, kl_split, supports_kl_split
+from .decomposition import analytic_kl, kl_split, supports_kl_split
 from .loglik import test_log_likelihood
 
 
@@ -82,24 +81,3 @@ def traversal_images(model: nn.Module, x: Tensor, steps: int = 9, span: float = 
     values = torch.linspace(-span, span, steps, device=z0.device)
     z[torch.arange(d), :, torch.arange(d)] = values  # row d: dim d swept, the rest at μ(x)
     return model.decode(z.reshape(-1, d)).reshape(d, steps, *x.shape)
-
-
-def write_pictures(model: nn.Module, data: Dataset, folder: Union[str, Path], pairs: int = 8,
-                   max_dims: Optional[int] = 32) -> Dict[str, Path]:
-    """``interpolation.png`` (rows: test pairs) and ``traversal.png`` (rows: latent dims) into ``folder``.
-
-    Skipped (empty dict) for models without an unconditional Gaussian encoder."""
-    from .. import plots
-
-    if not has_unconditional_encoder(model):
-        return {}
-    model.eval()
-    folder = Path(folder)
-    x = data.test_x[: 2 * pairs]
-    pairs = x.shape[0] // 2
-    out = {"interpolation": folder / "interpolation.png", "traversal": folder / "traversal.png"}
-    if pairs:
-        plots.save_interpolation(interpolation_images(model, x[:pairs], x[pairs:2 * pairs]), out["interpolation"])
-    traversal = traversal_images(model, data.test_x[0])[:max_dims]
-    plots.save_traversal(traversal, out["traversal"])
-    return out

@@ -12,11 +12,9 @@ import copy
 import json
 import multiprocessing
 import os
-import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -25,6 +23,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, OutputError, shown
 from ..threads import available_cpus, child_env, split_threads
+from ..train.signals import handling
 from .grid import Cell
 from .worker import RESULT
 
@@ -164,20 +163,6 @@ class _Stop:
                     child.terminate()
 
 
-@contextmanager
-def _signals(stop: _Stop) -> Iterator[None]:
-    try:
-        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 def _launch(job: Job, config: Optional[PathLike], out: Path, evaluate: int, threads: int, stop: _Stop,
             ctx: Any, imports: Sequence[str] = ()) -> Job:
     from .worker import child_main
@@ -221,7 +206,7 @@ def run_jobs(jobs: Sequence[Job], config: Optional[PathLike], out: Path, workers
     saved = dict(os.environ)
     os.environ.update(env)  # the worker server, started now, reads the thread policy before importing torch
     try:
-        with _signals(stop), tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress,
+        with handling(stop), tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress,
                                   dynamic_ncols=True) as bar, ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(_launch, job, config, out, evaluate, threads, stop, ctx, imports) for job in todo]
             for future in as_completed(futures):

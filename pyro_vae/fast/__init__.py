@@ -11,8 +11,7 @@ where it fits, else by Pyro's traces, the switch said once in the same way (:mod
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 # name -> submodule, loaded on first use: importing pyro_vae.fast.compat (which the objectives build on) does
 # not load the losses that build on the objectives
@@ -21,9 +20,4 @@ _EXPORTS = {"FastLoss": "loss", "compile_loss": "loss", "ImportanceWeights": "we
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

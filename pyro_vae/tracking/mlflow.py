@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple, Union
 
 from ..errors import ConfigError
+from .base import Tracker
 
 PathLike = Union[str, Path]
 RECORD = "mlflow.json"  # {"run_id", "tracking_uri"} of the run folder's MLflow run
@@ -63,7 +64,7 @@ def _scalars(values: Dict[str, Any], prefix: str = "") -> List[Tuple[str, float]
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")]
 
 
-class MlflowTracker:
+class MlflowTracker(Tracker):
     """Logs a training run to MLflow: ``log_epoch`` after each epoch, ``log_pictures`` at the end, then ``close``."""
 
     def __init__(self, config: Any, folder: PathLike, resumed: bool = False) -> None:

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..nofollow import refuse_link
+from .base import Tracker
 
 PathLike = Union[str, Path]
 FOLDER = "tensorboard"
@@ -37,7 +38,7 @@ def _grid(images: Tensor, nrow: int = 8) -> Tensor:
     return make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
 
 
-class TensorBoardTracker:
+class TensorBoardTracker(Tracker):
     """Logs a training run: ``log_epoch`` after each epoch, ``log_pictures`` at the end, then ``close``."""
 
     def __init__(self, folder: PathLike, eval_samples: int = 10) -> None:
@@ -56,9 +57,8 @@ class TensorBoardTracker:
             parts = elbo_parts(trainer.model, trainer.data, self.eval_samples)
         for name, value in parts.items():
             self.writer.add_scalar(f"test/{name}", value, step)
-        elbo = getattr(trainer.engine, "elbo", None)
-        if isinstance(elbo, LatentWeightedMixin):
-            self.writer.add_scalar("objective/beta", elbo.weight(), step)
+        if isinstance(trainer.engine.elbo, LatentWeightedMixin):  # (every engine declares its Pyro ELBO)
+            self.writer.add_scalar("objective/beta", trainer.engine.elbo.weight(), step)
         self.writer.flush()
 
     def log_images(self, tag: str, images: Tensor, step: int, nrow: int = 8) -> None:

@@ -2,9 +2,7 @@
 memory (batch × data, particles, labelled points per batch, mixture components) against the estimate
 :func:`pyro_vae.resources.check_memory` also applies to ``sample -n``, and the held-out evaluation's work.
 
-A training step holds, per datapoint and particle, about ``4·D + 2·W + 3·K·L`` float32 values (decoder output,
-likelihood terms and their gradients for D data values; W network units; K mixture components of a
-L-dimensional latent), so it needs ``4 bytes · (min(B, N) + labelled per batch) · particles · that``.
+A training step on ``min(B, N) + labelled per batch`` datapoints is sized by :func:`pyro_vae.resources.step_bytes`.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import math
 from typing import Any, Iterable
 
 from ..errors import ConfigError
-from ..resources import check_memory
+from ..resources import check_memory, step_bytes
 
 EVAL_WORK = 10 ** 11  # data values decoded by one epoch's held-out ELBO (test points × eval_samples × D)
 
@@ -40,14 +38,14 @@ def check_run_size(config: Any, data: Any) -> None:
                           f"{data.num_train} training points; expected at most {data.num_train} (fewer components, "
                           "or more data)")
     dim = math.prod(data.shape)
-    per_point = 4 * (4 * dim + 2 * sum(_widths(model)) + 3 * components * latent)
     batch, particles = min(config.train.batch_size, data.num_train), getattr(config.train.objective, "num_particles", 1)
     labelled = data.labeled_per_batch if data.labeled is not None else 0
     keys = [f"train.batch_size={config.train.batch_size}"] + \
         ([f"data.labeled_per_batch={labelled}"] if labelled else []) + \
         ([f"train.objective.num_particles={particles}"] if particles > 1 else [])
     what = " + ".join(keys[:2 if labelled else 1]) + "".join(f" × {k}" for k in keys[2 if labelled else 1:])
-    check_memory((batch + labelled) * particles * per_point, what, f"lower {' or '.join(k.split('=')[0] for k in keys)}",
+    need = step_bytes(batch + labelled, particles, dim, sum(_widths(model)), components, latent)
+    check_memory(need, what, f"lower {' or '.join(k.split('=')[0] for k in keys)}",
                  f"one training step ({dim} values a datapoint)")
     work = data.num_test * config.train.eval_samples * dim
     if work > EVAL_WORK:

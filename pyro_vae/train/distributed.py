@@ -43,6 +43,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def launched_as_main() -> bool:
+    """Rank 0 of a torchrun launch (its ``RANK``) or a plain process: the one that reports, also after
+    :func:`teardown` left the process group."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 

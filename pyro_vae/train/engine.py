@@ -17,7 +17,7 @@ Which engine a run uses (``auto``, data-parallel under ``torchrun``) is decided 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Protocol, runtime_checkable
 
 import pyro
 import pyro.optim
@@ -77,9 +77,16 @@ class SVIEngine:
         self.optim.set_state(state)
 
 
+@runtime_checkable
+class DifferentiableLoss(Protocol):
+    """An objective whose −ELBO is a differentiable tensor (every Pyro Trace*_ELBO)."""
+
+    def differentiable_loss(self, model: Any, guide: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+
 def supports_torch_engine(elbo: Any) -> bool:
-    """True when the objective exposes ``differentiable_loss`` (every Pyro Trace*_ELBO does)."""
-    return callable(getattr(elbo, "differentiable_loss", None))
+    """True when the objective is a :class:`DifferentiableLoss`."""
+    return isinstance(elbo, DifferentiableLoss)
 
 
 class TorchEngine:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import torch
 from torch import nn
@@ -26,6 +26,7 @@ from ..models.base import GenerativeModel, data_likelihood
 from ..threads import training_threads, using_threads
 from .config import TrainConfig
 from . import distributed
+from .callbacks import Callback, Callbacks, as_callbacks
 from .checkpoint import check_trainer_state, rng_state, set_rng_state
 from .factory import build_engine
 from .phases import MAIN, PRETRAIN, PretrainEngine, pretrain_epochs
@@ -188,30 +189,44 @@ class Trainer:
         self.batch, self.partial = 0, (0.0, 0)
         return total / count
 
-    def fit(self, on_epoch_end: Optional[Callable[["Trainer", EpochMetrics], None]] = None,
-            on_pretrain_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> List[EpochMetrics]:
+    def fit(self, callbacks: Optional[Iterable[Callback]] = None) -> List[EpochMetrics]:
         """:meth:`fit_epochs` with ``train.threads`` intra-op threads (:mod:`pyro_vae.threads`), said once on
-        stderr above the progress bar (``train.progress``); the caller's thread count is put back afterwards."""
+        stderr above the progress bar (``train.progress``); the caller's thread count is put back afterwards.
+        ``callbacks`` (:mod:`pyro_vae.train.callbacks`): ``on_epoch_end`` after each epoch, ``on_phase_end`` after
+        each phase (the main one's in the caller's threads), ``on_interrupt`` when a stop signal ended training
+        with finite weights (non-finite ones are a :class:`TrainingError`: never handed on to be saved)."""
+        callbacks = as_callbacks(callbacks)
         self.threads, reason = training_threads(self.model, self.data, self.config, distributed.world_size())
         if self.config.progress and distributed.is_main():
             notify_stderr(f"pyro-vae: {self.threads} CPU thread{'s' * (self.threads != 1)} ({reason})")
-        with using_threads(self.threads):
-            return self.fit_epochs(on_epoch_end, on_pretrain_epoch_end)
+        try:
+            with using_threads(self.threads):
+                history = self.fit_epochs(callbacks)
+        except Interrupted as e:
+            bad = self.nonfinite_params()
+            if bad:  # e.g. a signal in the first steps of a diverging run: never save those weights
+                shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+                raise TrainingError(f"{e}; not saved: non-finite weights ({shown}); likely causes: "
+                                    f"{'; '.join(likely_causes(self))}") from None
+            callbacks.on_interrupt(self, e)
+            raise
+        callbacks.on_phase_end(self, MAIN)
+        return history
 
-    def fit_epochs(self, on_epoch_end: Optional[Callable[["Trainer", EpochMetrics], None]] = None,
-                   on_pretrain_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> List[EpochMetrics]:
-        """Train until ``config.epochs``; ``on_epoch_end`` runs after each (e.g. to checkpoint). A model with a
-        pretraining phase first runs it (``on_pretrain_epoch_end`` after each of its epochs and once more after
-        ``end_pretraining``).
+    def fit_epochs(self, callbacks: Optional[Iterable[Callback]] = None) -> List[EpochMetrics]:
+        """Train until ``config.epochs``; ``callbacks.on_epoch_end`` runs after each (e.g. to checkpoint). A model
+        with a pretraining phase first runs it (``on_epoch_end(trainer, None)`` after each of its epochs,
+        ``on_phase_end(trainer, "pretrain")`` after ``end_pretraining``).
 
         SIGINT/SIGTERM during ``fit`` finish the current step, then raise :class:`Interrupted` with
         :meth:`state` still consistent (the caller checkpoints it); a non-finite loss raises
         :class:`TrainingError` naming epoch and step before ``on_epoch_end`` could save bad weights.
         """
+        callbacks = as_callbacks(callbacks)
         self.validate_data()
         dims = coded_dims(self.model, (x for x, _ in self.data.batches("test", 1000)))  # None: no bits/dim
         if self.phase == PRETRAIN:
-            self.pretrain(on_pretrain_epoch_end)
+            self.pretrain(callbacks)
         remaining = (self.config.epochs - self.epoch) * self.steps_per_epoch - self.batch
         show = self.config.progress and distributed.is_main()  # one bar under torchrun: rank 0's
         with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc="train",
@@ -231,8 +246,7 @@ class Trainer:
                 self.history.append(metrics)
                 bar.set_postfix(epoch=self.epoch, step=self.step, elbo=f"{train_elbo:.2f}",
                                 test=f"{held_out:.2f}")
-                if on_epoch_end is not None:
-                    on_epoch_end(self, metrics)
+                callbacks.on_epoch_end(self, metrics)
                 if self._stop_requested():  # a signal during the epoch's evaluation: stop at its boundary
                     raise Interrupted(f"stopped by {self.stop.name} after epoch {self.epoch}, step {self.step}",
                                       self.stop.signum)
@@ -245,7 +259,7 @@ class Trainer:
         if decay.factor != 1.0:
             self.engine.set_lr(decay.lr(self.config.lr, self.epoch))
 
-    def pretrain(self, on_epoch_end: Optional[Callable[["Trainer"], None]] = None) -> None:
+    def pretrain(self, callbacks: Callbacks) -> None:
         """The pretraining phase (its own progress bar), then ``model.end_pretraining`` and the switch to main."""
         steps_per_epoch = self.steps_per_epoch
         remaining = (self.pretrain_epochs - self.pretrain_epoch) * steps_per_epoch - self.batch
@@ -258,14 +272,12 @@ class Trainer:
                 self.pretrain_epoch += 1
                 self.pretrain_history.append(loss)
                 bar.set_postfix(epoch=self.pretrain_epoch, loss=f"{loss:.2f}")
-                if on_epoch_end is not None:
-                    on_epoch_end(self)
+                callbacks.on_epoch_end(self, None)
         self.model.eval()
         with torch.no_grad():
             self.model.end_pretraining(self.data, self.seed)
         self.phase, self.main_start = MAIN, self.step
-        if on_epoch_end is not None:
-            on_epoch_end(self)
+        callbacks.on_phase_end(self, PRETRAIN)
 
     def nonfinite_params(self) -> List[str]:
         """Names of the model's parameters holding NaN or ±Inf."""
