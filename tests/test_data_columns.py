@@ -55,11 +55,12 @@ def test_declared_type_overrides_the_inference(tmp_path):
 def test_parquet_reads_like_csv(tmp_path):
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    frame = pd.read_csv(table(tmp_path))
+    frame = pd.read_csv(table(tmp_path), dtype_backend="numpy_nullable")  # integer columns with holes: Int64
+    frame["flag"] = frame["flag"].astype("boolean")  # a Parquet boolean column reads as binary 0/1
     frame.to_parquet(tmp_path / "t.parquet")
     a, b = load(tmp_path / "t.csv", "data.missing=mask"), load(tmp_path / "t.parquet", "data.missing=mask")
-    # pandas keeps integer columns with holes as floats ("1.0"): those read as continuous; strings stay categories
-    assert [c.kind for c in b.columns] == ["continuous", "continuous", "count", "categorical"]
+    assert [c.kind for c in b.columns] == [c.kind for c in a.columns] == ["continuous", "binary", "count",
+                                                                         "categorical"]
     assert b.columns[3].levels == a.columns[3].levels
     assert torch.equal(torch.isnan(a.train_x), torch.isnan(b.train_x))
 

@@ -82,7 +82,7 @@ def read_parquet(path: Path) -> Tuple[List[str], List[Tuple[str, List[Any]]]]:
     try:
         import pandas as pd
 
-        frame = pd.read_parquet(path)
+        frame = pd.read_parquet(path, dtype_backend="numpy_nullable")  # integers with holes stay integers
     except ImportError as e:
         raise DataError(f"{path}: reading Parquet needs pyarrow ({e}); pip install 'pyro-vae[parquet]'") from None
     except Exception as e:  # pyarrow's errors for a file that is no Parquet
@@ -95,6 +95,8 @@ def read_parquet(path: Path) -> Tuple[List[str], List[Tuple[str, List[Any]]]]:
 def frame_rows(frame) -> Tuple[List[str], List[Tuple[str, List[Any]]]]:
     """A pandas DataFrame as (header, rows of text cells named "row k", k from 1); missing cells are None."""
     header = [str(c) for c in frame.columns]
+    flags = [c for c in frame.columns if str(frame[c].dtype).lower() in ("bool", "boolean")]
+    frame = frame.astype({c: "Int64" for c in flags})  # True/False as 1/0: a binary column
     cells = frame.astype(object).where(frame.notna(), None).values.tolist()
     return header, [(f"row {i + 1}", [None if v is None else str(v) for v in row]) for i, row in enumerate(cells)]
 
