@@ -100,8 +100,9 @@ class Setting:
 def run_config(overrides: Sequence[str] = ()) -> RunConfig:
     """The benchmark's config with ``overrides`` (its relative ``data.root`` read from the repository root)."""
     config = load_config(CONFIG, list(overrides))
-    if not Path(config.data.root).is_absolute():
-        config.data.root = str((REPO / config.data.root).resolve())
+    root = getattr(config.data, "root", None)
+    if root and not Path(root).is_absolute():
+        config.data.root = str((REPO / root).resolve())
     return config
 
 

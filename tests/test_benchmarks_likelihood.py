@@ -117,3 +117,34 @@ def test_pythae_side_skips_cleanly_without_pythae(bench, tmp_path, monkeypatch, 
     bench.run_pythae(["vae", "iwae5"], [0], [], tmp_path, 10)
     assert "pythae rows skipped" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_pythae_side_trains_each_seed_once_into_the_sweeps_summary_columns(bench, tmp_path, monkeypatch):
+    """The pythae loop on a stand-in model (pythae itself may be absent): one result per seed, the summary in
+    the sweep's columns, and a rerun trains nothing that finished."""
+    from types import ModuleType, SimpleNamespace
+
+    from torch import nn
+
+    class StandIn(nn.Module):
+        model_name = "VAE"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(64, 1)
+
+        def forward(self, inputs, epoch):
+            return SimpleNamespace(loss=self.linear(inputs["data"].flatten(1)).pow(2).mean())
+
+    built = []
+    monkeypatch.setitem(sys.modules, "pythae", ModuleType("pythae"))
+    monkeypatch.setattr(bench, "CONFIG", REPO / "configs" / "digits_vae.yaml")
+    monkeypatch.setattr(bench, "pythae_model", lambda kind, shape, setting: built.append(kind) or StandIn())
+    monkeypatch.setattr(bench, "pythae_log_weights", lambda model: lambda x, k: torch.full((k, x.shape[0]), -5.0))
+    for _ in range(2):
+        bench.run_pythae(["vae", "flow"], [0, 1], ["train.epochs=1", "data.limit=200"], tmp_path, 4)
+    assert built == ["vae", "vae"]  # flow has no pythae counterpart; the second pass trained nothing
+    rows = bench.read_summary(tmp_path / "pythae" / "vae")
+    assert [(r["run"], r["seed"], r["status"], r["epochs"]) for r in rows] == [("seed=0", "0", "done", "1"),
+                                                                               ("seed=1", "1", "done", "1")]
+    assert [float(r["test_log_likelihood"]) for r in rows] == [-5.0, -5.0]
