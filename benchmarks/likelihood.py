@@ -31,20 +31,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import pyro
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sweep_report import REPO, read_summary, table
+from sweep_report import REPO, read_summary, table  # first: it puts this checkout's pyro_vae on the path
 
-import pyro  # noqa: E402
-
-from pyro_vae.config.run import RunConfig, load_config  # noqa: E402
-from pyro_vae.data import load_data  # noqa: E402
-from pyro_vae.errors import PyroVAEError  # noqa: E402
-from pyro_vae.evaluation.loglik import SAMPLES_PER_PASS  # noqa: E402
-from pyro_vae.experiments.summary import write_csv  # noqa: E402
-from pyro_vae.nets.mlp import MLPConfig, MLPDecoder, MLPEncoder  # noqa: E402
+from pyro_vae.config.run import RunConfig, load_config
+from pyro_vae.data import load_data
+from pyro_vae.errors import PyroVAEError
+from pyro_vae.evaluation.loglik import SAMPLES_PER_PASS
+from pyro_vae.experiments.summary import write_csv
+from pyro_vae.nets.mlp import MLPConfig, MLPDecoder, MLPEncoder
 
 CONFIG = REPO / "configs" / "mnist_likelihood.yaml"
 OUT = REPO / "benchmarks" / "results" / "likelihood" / "sweeps"
