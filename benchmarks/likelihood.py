@@ -331,8 +331,8 @@ def figure(runs: Sequence[Dict[str, str]], path: Path) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("training time (minutes, one run)")
         ax.grid(alpha=0.3, which="both")
-    for library, colour in colours.items():
-        axes[0].plot([], [], markers[library], color=colour, label=library)
+    for library in dict.fromkeys(p[0] for p in points):
+        axes[0].plot([], [], markers[library], color=colours[library], label=library)
     axes[0].legend(loc="lower right")
     axes[0].set_ylabel("held-out log p(x), nats")
     axes[0].set_title("every row (mean ± sd over seeds)", fontsize=9)
