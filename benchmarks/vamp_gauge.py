@@ -1,6 +1,6 @@
 """The VampPrior's gauge term against posterior collapse: tanh and relu MLPs, several seeds, gauge off and on.
 
-The setting is benchmarks/likelihood.py's (MNIST t10k, 9,000 train / 1,000 held out, 784-200-200-50 MLP, Adam
+The setting is the likelihood benchmark's, trained by benchmarks/mnist_loop.py's hand loop (MNIST t10k, 9,000 train / 1,000 held out, 784-200-200-50 MLP, Adam
 1e-3, batch 100, dynamic binarization), with ``model.prior.type=vamp`` (K = 50 pseudo-inputs) and
 ``model.prior.gauge`` = 0 (no gauge term) or 1 (the default). After each epoch it records the mixture's gauge
 moments (‖m‖ and the range of log v_d, see :func:`pyro_vae.priors.vamp.gauge_penalty`) and the active units;
@@ -11,7 +11,7 @@ the VampPrior's ELBO leaves free, and the scale-free share A_d / (A_d + E_x[σ_d
 the aggregate posterior's variance in dim d that the input explains).
 
     python benchmarks/vamp_gauge.py --epochs 15 --activations tanh relu --seeds 0 1 2 --gauges 0 1
-    (the same command in a second process shares the rows: each is claimed before it runs)
+    (rows already in benchmarks/results/vamp_gauge.jsonl are not trained again)
     python benchmarks/vamp_gauge.py --report            # the table into benchmarks/vamp_gauge.md
     python benchmarks/vamp_gauge.py --first-epoch --seeds 0   # the drift, step by step through the first epoch
     python benchmarks/vamp_gauge.py --quick             # one short run, to check the script works
@@ -30,8 +30,9 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from likelihood import REPO, Setting, Split, append_row, build_row, claim_row, load_split, mean_sd  # noqa: E402
-from likelihood import pyro_vae_score, read_rows, replace_between  # noqa: E402
+from likelihood import replace_between  # noqa: E402
+from mnist_loop import REPO, Setting, Split, append_row, build_vamp, load_split, read_rows, score  # noqa: E402
+from pyro_vae.experiments.summary import mean_sd  # noqa: E402
 
 from pyro_vae.priors.vamp import gauge_penalty, mixture_moments  # noqa: E402
 
@@ -57,7 +58,7 @@ def latent_state(model: nn.Module, x: Tensor) -> Dict[str, float]:
 
 def run(activation: str, seed: int, gauge: float, epochs: int, split: Split, num_samples: int) -> Dict:
     setting = Setting(activation=activation)
-    model, epoch = build_row("pyro-vae/vamp", seed, split, setting, [], [f"model.prior.gauge={gauge}"])
+    model, epoch = build_vamp(seed, split, setting, [f"model.prior.gauge={gauge}"])
     curve, start = [], time.perf_counter()
     for e in range(1, epochs + 1):
         epoch()
@@ -65,7 +66,7 @@ def run(activation: str, seed: int, gauge: float, epochs: int, split: Split, num
         state = latent_state(model, split.evaluate)
         curve.append({"epoch": e, **state})
         print(f"  {activation} seed {seed} gauge {gauge} epoch {e}: {state}", flush=True)
-    bounds = pyro_vae_score(model, split.evaluate, num_samples)
+    bounds = score(model, split.evaluate, num_samples)
     return {"activation": activation, "seed": seed, "gauge": gauge, "epochs": epochs, "num_samples": num_samples,
             "elbo": bounds["elbo"], "log_px": bounds["log_px"], **curve[-1], "curve": curve,
             "seconds": time.perf_counter() - start, "torch_threads": torch.get_num_threads()}
@@ -75,8 +76,7 @@ def first_epoch(activation: str, seed: int, gauge: float, split: Split) -> List[
     """One epoch, recording after each step the mixture's ‖m‖ and the share of the decoder's first-layer units
     that the step's z drive into saturation (|tanh| > 0.99, or a ReLU at 0): where the drift takes the decoder."""
     setting = Setting(activation=activation)
-    model, epoch = build_row("pyro-vae/vamp", seed, split, setting, [],
-                             [f"model.prior.gauge={gauge}", "train.replay=false"])  # eager: the hook runs each step
+    model, epoch = build_vamp(seed, split, setting, [f"model.prior.gauge={gauge}", "train.replay=false"])  # eager: the hook runs each step
     steps: List[Dict[str, float]] = []
 
     def hook(layer: nn.Module, inputs: tuple, output: Tensor) -> None:
@@ -132,7 +132,7 @@ def main() -> None:
         WRITEUP.write_text(replace_between(doc, TABLE_START, TABLE_END, table(read_rows(args.results))))
         print(table(read_rows(args.results)))
         return
-    split = load_split(0)
+    split = load_split()
     if args.first_epoch:
         shown = (1, 2, 5, 10, 20, 45, 90)
         for activation in args.activations:
@@ -147,17 +147,12 @@ def main() -> None:
         row = run("tanh", 0, 1.0, 1, split, 5)
         print(table([row]))
         return
-    for activation in args.activations:  # several processes may share the list: each row is claimed first
+    for activation in args.activations:  # rows already in the store are not trained again
         for seed in args.seeds:
             for gauge in args.gauges:
                 done = {(r["activation"], r["seed"], r["gauge"], r["epochs"]) for r in read_rows(args.results)}
-                if (activation, seed, gauge, args.epochs) in done:
-                    continue
-                claim = claim_row(args.results, (f"{activation}-gauge{gauge:g}", seed, args.epochs, 0))
-                if claim is None:
-                    continue
-                append_row(args.results, run(activation, seed, gauge, args.epochs, split, args.num_samples))
-                claim.unlink()
+                if (activation, seed, gauge, args.epochs) not in done:
+                    append_row(args.results, run(activation, seed, gauge, args.epochs, split, args.num_samples))
 
 
 if __name__ == "__main__":

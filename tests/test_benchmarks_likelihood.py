@@ -1,10 +1,12 @@
-"""benchmarks/likelihood.py: its importance-sampling estimator against pyro-vae's and pythae's own, and its
-results file (tiny nets, seconds; the pythae test skips when pythae is not installed)."""
+"""benchmarks/likelihood.py: its importance-sampling estimator against pyro-vae's and pythae's own, its rows as
+valid overrides of the config that lists them, and the report step over the sweeps' summaries (tiny nets,
+seconds; the pythae test skips when pythae is not installed)."""
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import torch
 from pyro_vae.config.run import load_config
 from pyro_vae.data import ImageData
 from pyro_vae.evaluation.loglik import test_log_likelihood as library_log_likelihood
+from pyro_vae.experiments.grid import build
+from pyro_vae.experiments.summary import write_csv
 from pyro_vae.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,12 +26,14 @@ SHAPE = (1, 4, 4)
 
 @pytest.fixture(scope="module")
 def bench():
+    sys.path.insert(0, str(REPO / "benchmarks"))  # the script imports its neighbour sweep_report
     spec = importlib.util.spec_from_file_location("likelihood_bench", REPO / "benchmarks" / "likelihood.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     yield module
     sys.modules.pop(spec.name, None)
+    sys.path.remove(str(REPO / "benchmarks"))
 
 
 def _binary_images(n: int = 24) -> torch.Tensor:
@@ -69,29 +75,76 @@ def test_script_estimator_matches_pythae_get_nll(bench, kind):
     assert abs(float(log_px.mean()) - theirs) < 0.05
 
 
-def test_results_file_resume_and_table(bench, tmp_path):
-    path = tmp_path / "rows.jsonl"
-    for seed, value in enumerate([-90.0, -92.0, -94.0]):
-        bench.append_row(path, {"model": "pyro-vae/vae", "seed": seed, "epochs": 3, "validation": 0, "elbo": value - 4,
-                                "log_px": value, "num_samples": 10, "num_images": 5, "epoch_seconds": [1.0, 2.0, 3.0]})
-    with open(path, "a") as f:
-        f.write('{"model": "pythae/vae", "se')  # a row cut short by a crash: read as not done
-    rows = bench.read_rows(path)
-    assert [bench.row_key(r) for r in rows] == [("pyro-vae/vae", s, 3, 0) for s in range(3)]
-    text = bench.table(rows)
-    assert "| vae | pyro-vae | 3 | 3 | -96.00 ± 2.00 | -92.00 ± 2.00 | 10 (5) | 2.00 | 6 |" in text
-    bench.figure(rows, tmp_path / "fig.png")
-    assert (tmp_path / "fig.png").stat().st_size > 0
+def test_every_row_is_a_valid_sweep_of_the_config_and_the_config_lists_it(bench):
+    """Each pyro-vae row's overrides build a checked sweep grid of configs/mnist_likelihood.yaml, and the
+    config's header lists exactly those overrides (the config is the one place a user reads the rows)."""
+    header = {}
+    for line in bench.CONFIG.read_text().splitlines():
+        listed = re.match(r"#\s+(?:\.\.\.|pyro-vae train \S+)(.*?)#\s*(\S+)\s*$", line)
+        if listed:
+            header[listed.group(2)] = listed.group(1).split()
+    assert header == bench.ROWS
+    for row, extra in bench.ROWS.items():
+        grid = build(bench.CONFIG, [*extra, "seed=0,1"], keep=("seed",))
+        assert [cell.config.seed for cell in grid] == [0, 1], row
+        assert grid[0].config.train.epochs == 40 and grid[0].config.train.clip_norm is None, row
+    setting = bench.Setting.of(bench.run_config())  # what the pythae side reads from the same config
+    assert (setting.hidden_dims, setting.activation, setting.latent_dim, setting.batch_size) == \
+        ([200, 200], "tanh", 50, 100)
 
 
-def test_the_config_reproduces_every_pyro_vae_row(bench):
-    """configs/mnist_likelihood.yaml plus a row's overrides is the run the benchmark trains for that row."""
-    from pyro_vae.config.schema import to_dict
+def test_report_reads_both_summaries_into_the_table_the_figure_and_the_write_up(bench, tmp_path):
+    for library, seeds, log_px in (("pyro-vae", [0, 1, 2], [-90.0, -92.0, -94.0]), ("pythae", [0, 1], [-91.0, -93.0])):
+        rows = [{"run": f"seed={s}", "seed": s, "status": "done", "epochs": 4, "train_elbo": v - 3,
+                 "test_elbo": v - 4, "seconds": 8.0, "test_log_likelihood": v} for s, v in zip(seeds, log_px)]
+        if library == "pyro-vae":
+            rows.append({"run": "seed=3", "seed": 3, "status": "failed", "error": "diverged"})
+        (tmp_path / library / "vae").mkdir(parents=True)
+        write_csv(rows, tmp_path / library / "vae" / "summary.csv")
+    writeup = tmp_path / "likelihood.md"
+    writeup.write_text(f"before\n{bench.TABLE_START}\nold table\n{bench.TABLE_END}\nafter\n")
+    text = bench.report(tmp_path, writeup)
+    assert "| vae | pyro-vae | 3/4 | -96.00 ± 2.00 | -92.00 ± 2.00 | 2.00 ± 0.00 | 8.00 ± 0.00 |" in text
+    assert "| vae | pythae | 2/2 | -96.00 ± 1.41 | -92.00 ± 1.41 |" in text
+    assert (tmp_path / "likelihood_table.md").read_text() == text
+    assert (tmp_path / "likelihood.png").stat().st_size > 0
+    doc = writeup.read_text()
+    assert "old table" not in doc and text in doc and doc.startswith("before\n") and doc.endswith("after\n")
 
-    for row, extra in bench.PYRO_MODELS.items():
-        script = to_dict(load_config(REPO / "configs" / "mnist_vae.yaml", bench.SETTING.overrides() + extra))
-        config = to_dict(load_config(REPO / "configs" / "mnist_likelihood.yaml",
-                                     ["train.progress=false", "train.device=cpu", *extra]))
-        script["train"]["epochs"] = config["train"]["epochs"]  # the script takes --epochs (40 in the write-up)
-        assert (script["data"], script["model"], script["train"]) == \
-            (config["data"], config["model"], config["train"]), row
+
+def test_pythae_side_skips_cleanly_without_pythae(bench, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pythae", None)  # `import pythae` raises ImportError
+    bench.run_pythae(["vae", "iwae5"], [0], [], tmp_path, 10)
+    assert "pythae rows skipped" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_pythae_side_trains_each_seed_once_into_the_sweeps_summary_columns(bench, tmp_path, monkeypatch):
+    """The pythae loop on a stand-in model (pythae itself may be absent): one result per seed, the summary in
+    the sweep's columns, and a rerun trains nothing that finished."""
+    from types import ModuleType, SimpleNamespace
+
+    from torch import nn
+
+    class StandIn(nn.Module):
+        model_name = "VAE"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(64, 1)
+
+        def forward(self, inputs, epoch):
+            return SimpleNamespace(loss=self.linear(inputs["data"].flatten(1)).pow(2).mean())
+
+    built = []
+    monkeypatch.setitem(sys.modules, "pythae", ModuleType("pythae"))
+    monkeypatch.setattr(bench, "CONFIG", REPO / "configs" / "digits_vae.yaml")
+    monkeypatch.setattr(bench, "pythae_model", lambda kind, shape, setting: built.append(kind) or StandIn())
+    monkeypatch.setattr(bench, "pythae_log_weights", lambda model: lambda x, k: torch.full((k, x.shape[0]), -5.0))
+    for _ in range(2):
+        bench.run_pythae(["vae", "flow"], [0, 1], ["train.epochs=1", "data.limit=200"], tmp_path, 4)
+    assert built == ["vae", "vae"]  # flow has no pythae counterpart; the second pass trained nothing
+    rows = bench.read_summary(tmp_path / "pythae" / "vae")
+    assert [(r["run"], r["seed"], r["status"], r["epochs"]) for r in rows] == [("seed=0", "0", "done", "1"),
+                                                                               ("seed=1", "1", "done", "1")]
+    assert [float(r["test_log_likelihood"]) for r in rows] == [-5.0, -5.0]
