@@ -7,6 +7,7 @@ import csv
 import pytest
 
 from pyro_vae.cli import main
+from pyro_vae.errors import OutputError
 from pyro_vae.experiments.grid import build
 from pyro_vae.experiments.runner import _worker_env, available_cpus, plan
 from pyro_vae.experiments.sweep import sweep
@@ -77,6 +78,21 @@ def test_a_folder_of_another_config_is_never_overwritten(swept, capsys):
     assert "holds a run of another config (model.latent_dim: 2 there, 3 in this sweep)" in capsys.readouterr().err
 
 
-def test_workers_share_the_cores():
+def test_workers_share_the_cores_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     threads = int(_worker_env(available_cpus())["OMP_NUM_THREADS"])
     assert threads == 1 and _worker_env(1)["MKL_NUM_THREADS"] == str(available_cpus())
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's explicit choice wins, as in a single run
+    assert _worker_env(1)["OMP_NUM_THREADS"] == _worker_env(8)["MKL_NUM_THREADS"] == "3"
+
+
+def test_a_finished_run_without_its_weights_is_skipped(tmp_path):
+    """A finished run whose model.pt is not kept (e.g. a committed sweep: weights are ignored by git) is not
+    retrained; asking it for more epochs or another evaluation is one line."""
+    cells = build(None, ["seed=0", "train.epochs=2"], ("seed",))
+    folder = tmp_path / cells[0].name
+    folder.mkdir()
+    (folder / "result.json").write_text('{"status": "done", "epochs": 2}')
+    assert [job.mode for job in plan(tmp_path, cells)] == ["skip"]
+    with pytest.raises(OutputError, match="without its weights"):
+        plan(tmp_path, cells, evaluate=10)

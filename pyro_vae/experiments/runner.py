@@ -33,10 +33,11 @@ IGNORED = ("train.progress", "train.epochs")  # may differ between a run folder 
 
 
 def _worker_env(n_workers: int) -> Dict[str, str]:
-    """The environment of each worker process under the library's thread policy: the CPUs this process may use
-    (affinity mask, cgroup quota) shared out, ⌊cpus / workers⌋ threads each (1 when workers ≥ cores), so
-    parallel runs do not oversubscribe the cores."""
-    return child_env(split_threads(n_workers))
+    """The environment of each worker process under the library's thread policy: the user's own
+    ``OMP_NUM_THREADS`` when set, else the CPUs this process may use (affinity mask, cgroup quota) shared out,
+    ⌊cpus / workers⌋ threads each (1 when workers ≥ cores), so parallel runs do not oversubscribe the cores."""
+    chosen = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return child_env(int(chosen) if chosen.isdigit() and int(chosen) >= 1 else split_threads(n_workers))
 
 
 @dataclass
@@ -92,6 +93,12 @@ def plan(out: Path, grid: Sequence[Cell], evaluate: int = 0) -> List[Job]:
         if (folder / "config.yaml").is_file():
             _check_same_config(folder, cell)
         result = _read_result(folder)
+        if result.get("status") == "done" and not (folder / "model.pt").is_file():  # a finished run, weights not kept
+            if result.get("epochs") == epochs and evaluate in (0, result.get("evaluate", {}).get("num_samples")):
+                jobs.append(Job(cell, folder, "skip", result))
+                continue
+            raise OutputError(f"{shown(folder)}: a finished run without its weights (model.pt), so it cannot be "
+                              f"trained further or evaluated again; restore model.pt or give another --out")
         started = (folder / "config.yaml").is_file() and not (folder / "model.pt").is_file()  # killed in epoch 1
         if result.get("status") == "failed" or started:
             jobs.append(Job(cell, folder, "retry", result))
