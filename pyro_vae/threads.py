@@ -236,15 +236,15 @@ def multiply_adds(model: Any, example: Any, condition: Any = None) -> float:
     return total[0]
 
 
-def first_datapoint(data: Dataset) -> Optional[Tuple[Any, Any]]:
+def first_datapoint(data: Optional[Dataset]) -> Optional[Tuple[Any, Any]]:
     """``(x, y)`` of the first held-out datapoint (a batch of one) of in-memory data; None for a streamed
-    dataset (not read for this: its count falls back to the weights' sizes)."""
-    if not data.in_memory or data.num_test == 0:
+    dataset (not read for this: its count falls back to the weights' sizes) or no dataset."""
+    if data is None or not data.in_memory or data.num_test == 0:
         return None
     return data.test_x[:1], data.test_y[:1]
 
 
-def training_threads(model: Any, data: Dataset, config: Any, processes: int = 1) -> Tuple[int, str]:
+def training_threads(model: Any, data: Optional[Dataset], config: Any, processes: int = 1) -> Tuple[int, str]:
     """``train.threads`` resolved for a training step: work = multiply-adds per datapoint × batch size ×
     particles; with ``processes`` ranks sharing the machine (DDP on CPU) each gets its share of the CPUs."""
     setting = getattr(config, "threads", "auto")
