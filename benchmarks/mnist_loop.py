@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from sweep_report import REPO  # first: it puts this checkout's pyro_vae on the path
+from likelihood import Setting as SharedSetting
 
 from pyro_vae.config.run import load_config  # noqa: E402
 from pyro_vae.data import ImageData, load_data  # noqa: E402
@@ -33,14 +34,8 @@ VAMP = ["model.prior.type=vamp", "model.prior.num_components=50"]  # the likelih
 
 
 @dataclass
-class Setting:
-    """The MLP, the latent size and the optimizer of the likelihood benchmark."""
-
-    hidden_dims: List[int] = field(default_factory=lambda: [200, 200])
-    activation: str = "tanh"
-    latent_dim: int = 50
-    lr: float = 1e-3
-    batch_size: int = 100
+class Setting(SharedSetting):
+    """The likelihood benchmark's MLP, latent size and optimizer (:class:`likelihood.Setting`)."""
 
     def overrides(self) -> List[str]:
         """The setting as overrides of ``configs/mnist_vae.yaml`` (clip_norm=null: plain Adam)."""
