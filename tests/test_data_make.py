@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pyro_vae.config.schema import from_dict
 from pyro_vae.data import FileDataConfig, ImageData, Source, StreamData, make_dataset
 from pyro_vae.data.dataset import TensorRows
+from pyro_vae.data import make
 from pyro_vae.data.digits import DigitsConfig
+from pyro_vae.errors import DataError
 
 
 class Labelled(TensorRows):
@@ -60,3 +63,15 @@ def test_a_readers_source_keeps_the_split_it_always_had():
                         from_dict(DigitsConfig, {"binarize": "none"}), seed=0)
     assert (data.num_train, data.num_test, data.shape) == (1617, 180, (1, 8, 8))
     assert float(data.train_x.max()) == 1.0
+
+
+def test_rows_that_do_not_fit_in_memory_are_one_line(monkeypatch):
+    """An allocation that fails while the rows are put in memory (torch's allocator raises RuntimeError) is a
+    DataError naming the rows and the way out, not a traceback."""
+    def refuse(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 322121728 bytes")
+
+    monkeypatch.setattr(make, "in_memory", refuse)
+    x = torch.rand(40, 1, 4, 4)
+    with pytest.raises(DataError, match=r"40 rows of shape \(1, 4, 4\) do not fit in memory; set data.in_memory: false"):
+        make_dataset(Source("rows", reader=Labelled(x, torch.arange(40) % 3), num_classes=3), config(in_memory=True), 0)

@@ -54,7 +54,14 @@ def make_dataset(source: Source, config: DataConfigBase, seed: int) -> Dataset:
     read into memory otherwise; rows in memory become :class:`MemoryData`."""
     if source.reader is not None:
         if not isinstance(config, FileDataConfig) or choose_in_memory(config.in_memory, source.reader.nbytes()):
-            return in_memory(read_all(source), config, seed)
+            try:
+                return in_memory(read_all(source), config, seed)
+            except (MemoryError, RuntimeError) as e:  # torch's allocator says RuntimeError
+                if isinstance(e, RuntimeError) and "allocate memory" not in str(e):
+                    raise
+                reader = source.reader
+                raise DataError(f"{source.where or source.name}: {len(reader)} rows of shape {reader.shape} do not fit "
+                                "in memory; set data.in_memory: false (or auto) to stream them") from None
         return streamed(source, config, seed)
     return in_memory(source, config, seed)
 
