@@ -453,7 +453,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeyp
 # --- signals -----------------------------------------------------------------------------------------------
 
 def test_a_signal_during_the_final_evaluation_stops_cleanly(tmp_path, monkeypatch, capsys):
-    evaluate, calls = trainer_module.test_elbo, []
+    evaluate, calls = trainer_module.elbo_and_iwae, []
 
     def interrupted_evaluation(*args, **kwargs):
         calls.append(1)
@@ -461,7 +461,7 @@ def test_a_signal_during_the_final_evaluation_stops_cleanly(tmp_path, monkeypatc
             os.kill(os.getpid(), signal.SIGINT)
         return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "test_elbo", interrupted_evaluation)
+    monkeypatch.setattr(trainer_module, "elbo_and_iwae", interrupted_evaluation)
     assert main(["train", *overrides(), "--out", str(tmp_path / "run")]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "stopped by SIGINT after epoch 3" in err and "Traceback" not in err

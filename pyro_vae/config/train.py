@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
 from .schema import component, opt
-from .validators import fraction_or_one, positive
+from .validators import fraction_or_one, non_negative, positive
 from ..registry import OBJECTIVES
 
 
@@ -32,6 +32,21 @@ class LRDecayConfig:
 
 
 @dataclass
+class EarlyStoppingConfig:
+    """Stop once the held-out bound m levels off: after epoch t when max(m_{t−p+1..t}) ≤ max(m_{1..t−p}) + min_delta
+    (p = ``patience``). With ``data.validation`` set, m is read on the validation slice, never the test split."""
+
+    patience: Optional[int] = opt(None, "epochs the held-out bound may go without rising by more than min_delta "
+                                        "before training stops (null: train all train.epochs)",
+                                  positive, "an integer >= 1 or null")
+    min_delta: float = opt(0.0, "nats per datapoint the held-out bound must rise by to count as a rise",
+                           non_negative, "a number >= 0")
+    monitor: Literal["elbo", "iwae"] = opt(
+        "elbo", "the bound watched: elbo (test_elbo) or iwae (test_iwae, log (1/K) Σ_k w_k with "
+                "K = train.eval_samples: closer to log p(x), e.g. for an IWAE objective)")
+
+
+@dataclass
 class TrainConfig:
     epochs: int = opt(100, "passes over the training set", positive, "an integer >= 1")
     batch_size: int = opt(64, "datapoints per SVI step", positive, "an integer >= 1")
@@ -45,6 +60,7 @@ class TrainConfig:
               "dimension below the best seen, the untrained model's first minibatch included: a diverging run "
               "(null: off)", positive, "a number > 0 or null")
     eval_samples: int = opt(10, "samples of z per test point for the per-epoch test ELBO", positive, "an integer >= 1")
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     device: Literal["auto", "cpu", "cuda"] = opt("auto", "auto picks CUDA when present")
     engine: Literal["auto", "torch", "svi"] = opt(
         "auto", "how a step is taken: torch (differentiable_loss + torch Adam), svi (pyro SVI); auto: torch "

@@ -93,8 +93,10 @@ def plan(out: Path, grid: Sequence[Cell], evaluate: int = 0) -> List[Job]:
         if (folder / "config.yaml").is_file():
             _check_same_config(folder, cell)
         result = _read_result(folder)
+        stopped = _stopped_early(folder, cell)  # train.early_stopping: its held-out bound levelled off
         if result.get("status") == "done" and not (folder / "model.pt").is_file():  # a finished run, weights not kept
-            if result.get("epochs") == epochs and evaluate in (0, result.get("evaluate", {}).get("num_samples")):
+            if ((result.get("epochs") == epochs or stopped)
+                    and evaluate in (0, result.get("evaluate", {}).get("num_samples"))):
                 jobs.append(Job(cell, folder, "skip", result))
                 continue
             raise OutputError(f"{shown(folder)}: a finished run without its weights (model.pt), so it cannot be "
@@ -105,7 +107,7 @@ def plan(out: Path, grid: Sequence[Cell], evaluate: int = 0) -> List[Job]:
         elif (folder / "model.pt").is_file():
             done = result.get("status") == "done"
             trained = _epochs_done(folder)
-            if trained < epochs:
+            if trained < epochs and not stopped:
                 jobs.append(Job(cell, folder, "resume", result))
             elif trained > epochs:
                 raise ConfigError(f"{shown(folder)}: trained {trained} epochs, this sweep asks for {epochs} (a run is "
@@ -123,11 +125,27 @@ def plan(out: Path, grid: Sequence[Cell], evaluate: int = 0) -> List[Job]:
     return jobs
 
 
+def _rows(folder: Path) -> List[Dict[str, Any]]:
+    """The run's ``metrics.jsonl`` rows (none when missing or unreadable)."""
+    try:
+        return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
 def _epochs_done(folder: Path) -> int:
     try:
         return sum(1 for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip())
     except OSError:
         return 0
+
+
+def _stopped_early(folder: Path, cell: Cell) -> bool:
+    """The run in ``folder`` stopped under the cell's ``train.early_stopping``: nothing left to train."""
+    from ..train.stopping import stopped_early
+
+    stopping = cell.config.train.early_stopping
+    return stopping.patience is not None and stopped_early(_rows(folder), stopping)
 
 
 def status_line(job: Job) -> str:

@@ -19,13 +19,13 @@ except ImportError:
 from ..data.dataset import Dataset
 from ..errors import ConfigError, TrainingError
 from ..evaluation.bits import bits_per_dim, coded_dims
-from ..evaluation.bounds import test_elbo
+from ..evaluation.bounds import elbo_and_iwae
 from ..fast.notify import notify_stderr
 from ..likelihoods.gaussian import GaussianLikelihood
 from ..models.base import GenerativeModel, data_likelihood
 from ..threads import training_threads, using_threads
 from .config import TrainConfig
-from . import distributed
+from . import distributed, stopping
 from .callbacks import Callback, Callbacks, as_callbacks
 from .checkpoint import check_trainer_state, rng_state, set_rng_state
 from .factory import build_engine
@@ -45,6 +45,7 @@ class EpochMetrics:
     engine: Optional[Dict[str, Any]] = None  # which path computed the loss and why (engine.describe())
     test_bits_per_dim: Optional[float] = None  # −test_elbo / (D ln 2) for a likelihood over discrete levels
     threads: Optional[int] = None  # intra-op CPU threads of the epoch's steps (train.threads)
+    test_iwae: Optional[float] = None  # log (1/K) Σ_k w_k on the held-out split, K = train.eval_samples
 
 
 def resolve_device(name: str) -> torch.device:
@@ -231,18 +232,20 @@ class Trainer:
         show = self.config.progress and distributed.is_main()  # one bar under torchrun: rank 0's
         with stop_on_signals() as self.stop, tqdm(total=max(remaining, 0), disable=not show, desc="train",
                                                  unit="step", dynamic_ncols=True) as bar:
-            while self.epoch < self.config.epochs:
+            while self.epoch < self.config.epochs and not self.stopped_early():
                 start = time.perf_counter()
                 self.schedule_lr()
                 train_elbo = self.train_epoch(bar)
                 self.model.eval()
-                held_out = distributed.average(test_elbo(self.model, self.data, self.config.eval_samples))
+                bounds = elbo_and_iwae(self.model, self.data, self.config.eval_samples)
+                held_out, held_out_iwae = (distributed.average(bounds[k]) for k in ("elbo", "iwae"))
                 self._check_divergence(train_elbo, held_out)
                 self.epoch += 1
                 self._check_weights(held_out)
                 metrics = EpochMetrics(self.epoch, self.step, train_elbo, held_out, time.perf_counter() - start,
                                        self.engine.describe(),
-                                       None if dims is None else bits_per_dim(held_out, dims), self.threads)
+                                       None if dims is None else bits_per_dim(held_out, dims), self.threads,
+                                       held_out_iwae)
                 self.history.append(metrics)
                 bar.set_postfix(epoch=self.epoch, step=self.step, elbo=f"{train_elbo:.2f}",
                                 test=f"{held_out:.2f}")
@@ -250,7 +253,19 @@ class Trainer:
                 if self._stop_requested():  # a signal during the epoch's evaluation: stop at its boundary
                     raise Interrupted(f"stopped by {self.stop.name} after epoch {self.epoch}, step {self.step}",
                                       self.stop.signum)
+        if show and self.stopped_early():
+            notify_stderr(f"pyro-vae: stopped after epoch {self.epoch} of {self.config.epochs}: "
+                          f"{stopping.describe(self.rows(), self.config.early_stopping)}")
         return self.history
+
+    def rows(self) -> List[Dict[str, Any]]:
+        """The history as ``metrics.jsonl`` rows (dicts)."""
+        return [asdict(m) for m in self.history]
+
+    def stopped_early(self) -> bool:
+        """``train.early_stopping``: the held-out bound has levelled off (:mod:`pyro_vae.train.stopping`)."""
+        return self.config.early_stopping.patience is not None and stopping.stopped_early(
+            self.rows(), self.config.early_stopping)
 
     def schedule_lr(self) -> None:
         """``train.lr_decay``: set the main engine's learning rate for the epoch about to run. A function of the
