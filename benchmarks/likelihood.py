@@ -233,6 +233,38 @@ def sweep_pyro_vae(rows: Sequence[str], seeds: Sequence[int], overrides: Sequenc
         sweep(CONFIG, grid, out / "pyro-vae" / row, workers, num_samples, keep=("seed",))
 
 
+# --- the budget chosen on validation -------------------------------------------------------------------------
+#: stage one of --converged: each row on seed 0 with the last 10 % of its training rows as a validation slice,
+#: stopped once the validation IWAE bound (K = eval_samples) has gone PATIENCE epochs without a new best
+PATIENCE, MAX_EPOCHS, BUDGET_SEED = 30, 1000, 0
+BUDGET = ["data.validation=0.1", f"train.epochs={MAX_EPOCHS}", f"train.early_stopping.patience={PATIENCE}",
+          "train.early_stopping.monitor=iwae"]
+
+
+def choose_budgets(rows: Sequence[str], overrides: Sequence[str], out: Path, workers: Optional[int]
+                   ) -> Dict[str, int]:
+    """Stage one: per row, the epoch of the best validation IWAE bound (``out/budget/<row>``; the test split is
+    never read). Returns ``{row: epochs}`` for the rows whose validation run has stopped."""
+    from pyro_vae.config.train import EarlyStoppingConfig
+    from pyro_vae.experiments.sweep import sweep
+    from pyro_vae.train.stopping import best_epoch
+
+    stopping = EarlyStoppingConfig(patience=PATIENCE, monitor="iwae")
+    budgets = {}
+    for row in rows:
+        folder = out / "budget" / row
+        print(f"pyro-vae/{row}: budget on the validation slice (seed {BUDGET_SEED})", flush=True)
+        (result,) = sweep(CONFIG, [*ROWS[row], f"seed={BUDGET_SEED}", *BUDGET, *overrides], folder, workers, 0,
+                          keep=("seed",))
+        if result["status"] == "done":  # stopped, or at its last epoch
+            history = [json.loads(line) for line in (folder / f"seed={BUDGET_SEED}" / "metrics.jsonl").read_text()
+                       .splitlines() if line.strip()]
+            budgets[row] = best_epoch(history, stopping)
+    (out / "budget").mkdir(parents=True, exist_ok=True)
+    (out / "budget" / "budgets.json").write_text(json.dumps(budgets, indent=1))
+    return budgets
+
+
 def train_pythae(kind: str, config: RunConfig, num_samples: int) -> Dict[str, float]:
     """One pythae row for ``config.seed``: trained on the config's split and budget, scored with K draws."""
     seed = config.seed
@@ -375,6 +407,10 @@ def main() -> None:
     parser.add_argument("--write-up", action="store_true", help="also put the table into benchmarks/likelihood.md")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {' '.join(QUICK)}, K = {QUICK_SAMPLES}, seed 0, into OUT/../quick")
+    parser.add_argument("--converged", action="store_true",
+                        help=f"each row trained for the budget its validation run chose (stopped after {PATIENCE} "
+                             f"epochs without a better validation IWAE bound, at most {MAX_EPOCHS}), into "
+                             f"OUT/../converged; pythae rows at the matching pyro-vae row's budget")
     parser.add_argument("overrides", nargs="*", help="key=value for every run of both libraries, e.g. "
                                                      "data.root=PATH/TO/MNIST/raw train.epochs=100")
     args = parser.parse_args()
@@ -383,7 +419,21 @@ def main() -> None:
         args.seeds, args.num_samples, args.overrides = [0], QUICK_SAMPLES, [*QUICK, *args.overrides]
     out = args.out or OUT
     overrides = [f"data.root={MNIST_ROOT}", *args.overrides]
-    if not args.report:
+    if args.converged:
+        out = args.out or OUT.parent / "converged"
+    if not args.report and args.converged:
+        torch.set_num_threads(args.threads)
+        budgets = choose_budgets(args.rows, overrides, out, args.workers)  # a pythae row takes its namesake's
+        for row in args.rows:
+            if row not in budgets:
+                continue
+            budget = [*overrides, f"train.epochs={budgets[row]}"]
+            print(f"{row}: budget {budgets[row]} epochs", flush=True)
+            if "pyro-vae" in args.libraries:
+                sweep_pyro_vae([row], args.seeds, budget, out, args.workers, args.num_samples)
+            if "pythae" in args.libraries and row in PYTHAE_ROWS:
+                run_pythae([row], args.seeds, budget, out, args.num_samples)
+    elif not args.report:
         torch.set_num_threads(args.threads)
         if "pyro-vae" in args.libraries:
             sweep_pyro_vae(args.rows, args.seeds, overrides, out, args.workers, args.num_samples)
