@@ -39,7 +39,7 @@ import pyro  # noqa: E402
 
 from pyro_vae.config.run import load_config  # noqa: E402
 from pyro_vae.data import ImageData, load_data  # noqa: E402
-from pyro_vae.data.memory import with_labeled  # noqa: E402
+from pyro_vae.data.rowdata import with_labeled  # noqa: E402
 from pyro_vae.data.labels import hidden_indices  # noqa: E402
 from pyro_vae.evaluation.classification import classification_metrics  # noqa: E402
 from pyro_vae.models import build_model  # noqa: E402

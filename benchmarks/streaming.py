@@ -89,7 +89,7 @@ def child(spec: dict) -> None:
         wall = time.perf_counter() - start
         data = run.data()
         seconds = run.history[-1]["seconds"]  # the last epoch: past the first steps' warm-up
-        result.update(ok=True, streamed=type(data).__name__ == "StreamData", num_train=data.num_train,
+        result.update(ok=True, streamed=not data.in_memory, num_train=data.num_train,
                       epochs=len(run.history), epoch_seconds=seconds, wall_seconds=wall,
                       datapoints_per_second=data.num_train / seconds, test_elbo=run.history[-1]["test_elbo"])
     except (PyroVAEError, MemoryError) as e:

@@ -8,7 +8,7 @@ import torch
 
 from pyro_vae import load_config, load_run, train
 from pyro_vae.cli import main
-from pyro_vae.data import ImageData, load_data
+from pyro_vae.data import RowData, load_data
 from pyro_vae.errors import DataError
 
 TINY = ["train.epochs=1", "train.progress=false", "model.network.hidden_dims=[16]", "model.latent_dim=2",
@@ -35,7 +35,7 @@ def arrays(tmp_path):
 def test_npy_with_labels_beside_it(arrays):
     root, x, labels, _ = arrays
     data = load_data(config(root / "x.npy", "data.label_key=labels.npy").data, 0)
-    assert isinstance(data, ImageData) and data.shape == (4,)
+    assert isinstance(data, RowData) and data.in_memory and data.shape == (4,)
     assert (data.num_train, data.num_test, data.num_classes, data.covariate_dim) == (90, 10, 3, 0)
     assert data.test_y.dtype == torch.long and data.test_y.shape == (10,)
     # every datapoint is kept once, with its own label

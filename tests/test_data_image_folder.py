@@ -7,7 +7,7 @@ import torch
 from torchvision.io import write_png
 
 from pyro_vae import load_config, train
-from pyro_vae.data import ImageData, StreamData, load_data
+from pyro_vae.data import RowData, load_data
 from pyro_vae.errors import DataError
 
 
@@ -28,7 +28,7 @@ def test_class_folders_give_labels(tmp_path):
     images(tmp_path / "cats", 6, value=0)
     images(tmp_path / "dogs", 6, value=255)
     data = load_data(config(tmp_path, "data.mode=grayscale").data, 0)
-    assert isinstance(data, ImageData) and data.shape == (1, 12, 10) and data.num_classes == 2
+    assert isinstance(data, RowData) and data.in_memory and data.shape == (1, 12, 10) and data.num_classes == 2
     x, y = torch.cat([data.train_x, data.test_x]), torch.cat([data.train_y, data.test_y])
     assert torch.equal(x.flatten(1).mean(1), y.float())  # cats black (0), dogs white (1): scaled to [0, 1]
 
@@ -65,7 +65,7 @@ def test_conv_network_trains_on_a_folder(tmp_path, in_memory):
     cfg = config(tmp_path / "data", "data.mode=grayscale", "data.size=[8,8]", f"data.in_memory={in_memory}",
                  "data.num_workers=0", "model.network.type=conv", "model.latent_dim=2", "train.epochs=1",
                  "train.batch_size=4", "train.progress=false", "train.eval_samples=2", "train.num_images=4")
-    assert isinstance(load_data(cfg.data, 0), StreamData if in_memory == "false" else ImageData)
+    assert load_data(cfg.data, 0).in_memory is (in_memory == "true")
     run = train(cfg, tmp_path / "run")
     assert torch.isfinite(torch.tensor(run.history[0]["test_elbo"]))
     assert (tmp_path / "run" / "samples.png").is_file() and (tmp_path / "run" / "reconstructions.png").is_file()

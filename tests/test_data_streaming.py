@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pyro_vae import load_config, resume, train
-from pyro_vae.data import ImageData, StreamData, load_data
+from pyro_vae.data import RowData, load_data
 from pyro_vae.errors import DataError
 from pyro_vae.train.signals import Interrupted
 
@@ -38,7 +38,7 @@ def history(run):
 
 def test_same_split_and_batches(npy):
     memory, stream = load_data(config(npy, "true").data, 3), load_data(config(npy, "false").data, 3)
-    assert isinstance(memory, ImageData) and isinstance(stream, StreamData)
+    assert type(memory) is type(stream) is RowData and memory.in_memory and not stream.in_memory
     assert torch.equal(memory.test_x, stream.test_x) and torch.equal(memory.test_y, stream.test_y)
     for skip in (0, 2):
         a = list(memory.batches("train", 32, True, torch.Generator().manual_seed(5), skip))

@@ -1,7 +1,7 @@
 """Datasets: each reader returns its rows and targets (a :class:`Source`); :func:`make_dataset` turns them into
-one :class:`Dataset` (see :mod:`pyro_vae.data.dataset` for the batch convention), batched through torch's
-``DataLoader``: in memory (:class:`MemoryData`, vectors or images) or streamed from the files
-(:class:`~pyro_vae.data.streaming.StreamData`)."""
+one :class:`~pyro_vae.data.rowdata.RowData` (the :class:`Dataset` protocol; see :mod:`pyro_vae.data.dataset` for
+the batch convention), its splits held in memory or streamed from the files, batched through torch's
+``DataLoader`` either way."""
 
 from ..registry import DATASETS
 from . import digits, idx  # noqa: F401  (register the loaders)
@@ -10,9 +10,8 @@ from . import array, image_folder, python, table  # noqa: F401  (your own data: 
 from .base import DataConfigBase, FileDataConfig
 from .dataset import Dataset, RowReader
 from .make import Source, make_dataset
-from .memory import ImageData, MemoryData
+from .rowdata import ImageData, MemoryData, RowData
 from .standardize import Standardizer
-from .streaming import StreamData
 
 
 def load_data(config, seed: int, data=None) -> Dataset:
@@ -23,5 +22,5 @@ def load_data(config, seed: int, data=None) -> Dataset:
     return DATASETS.build(config).load(seed)
 
 
-__all__ = ["DATASETS", "DataConfigBase", "Dataset", "FileDataConfig", "ImageData", "MemoryData", "RowReader",
-           "Source", "Standardizer", "StreamData", "load_data", "make_dataset"]
+__all__ = ["DATASETS", "DataConfigBase", "Dataset", "FileDataConfig", "ImageData", "MemoryData", "RowData",
+           "RowReader", "Source", "Standardizer", "load_data", "make_dataset"]

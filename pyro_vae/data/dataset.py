@@ -143,6 +143,9 @@ class TensorRows(RowReader):
 
     __getitem__ = read
 
+    def to(self, device: torch.device) -> "TensorRows":
+        return TensorRows(self.x.to(device), self.y.to(device))
+
 
 def split_xy(out) -> Tuple[Tensor, Optional[Tensor]]:
     """A reader's output: ``x``, or ``(x, y)`` from a reader that carries its own labels/covariates."""

@@ -19,10 +19,10 @@ from ..errors import ConfigError, DataError
 from .base import DataConfigBase, FileDataConfig
 from .checks import check_finite, check_labels
 from .dataset import CHUNK_ROWS, Dataset, RowReader, split_xy
-from .memory import MemoryData, with_labeled
+from .rowdata import MemoryData, RowData, with_labeled
 from .split import split_order, validation_split
 from .standardize import Standardizer
-from .streaming import StreamData, choose_in_memory
+from .streaming import SplitRows, choose_in_memory, fit_standardizer
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Source:
 
 def make_dataset(source: Source, config: DataConfigBase, seed: int) -> Dataset:
     """The dataset of ``source``: a reader is streamed when ``data.in_memory`` (or its ``auto`` rule) says so and
-    read into memory otherwise; rows in memory become :class:`MemoryData`."""
+    read into memory otherwise; either way one :class:`~pyro_vae.data.rowdata.RowData`."""
     if source.reader is not None:
         if not isinstance(config, FileDataConfig) or choose_in_memory(config.in_memory, source.reader.nbytes()):
             try:
@@ -92,7 +92,7 @@ def read_all(source: Source) -> Source:
     return replace(source, x=x, reader=None, labels=y.long(), num_classes=check_labels(y, f"{where} labels"))
 
 
-def streamed(source: Source, config: FileDataConfig, seed: int) -> StreamData:
+def streamed(source: Source, config: FileDataConfig, seed: int) -> RowData:
     """``source``'s reader read through a DataLoader, split as the in-memory path splits."""
     name, reader = source.name, source.reader
     if config.binarize == "static":
@@ -101,28 +101,29 @@ def streamed(source: Source, config: FileDataConfig, seed: int) -> StreamData:
         raise DataError(f"dataset {name!r}: standardize: true needs binarize: none")
     n = len(reader)
     y = source.labels if source.labels is not None else torch.zeros(n, dtype=torch.long)
-    cov_dim, labels_all = 0, None
+    cov_dim, labels = 0, (source.labels if source.num_classes else None)  # class labels for pictures
     if source.covariates is not None:  # batches carry the covariates; the labels stay for pictures
-        labels_all = source.labels if source.num_classes else None
         y, cov_dim = source.covariates, int(source.covariates.shape[1])
     elif reader.target_width is not None:  # each item carries its y: labels (0) or covariates (C)
         y, cov_dim = None, reader.target_width
     noun = "images" if len(reader.shape) == 3 else "datapoints"
     rows = ((*source.split, torch.Generator().manual_seed(seed)) if source.split is not None
             else split_order(n, config, seed, name, noun))
-    data = StreamData(name, reader, y, rows[0], rows[1], source.num_classes, config.binarize,
-                      covariate_dim=cov_dim, labels_all=labels_all, max_value=source.max_value if config.scale
-                      else 1.0, num_workers=config.num_workers, test_generator=rows[2],
-                      class_names=source.class_names)
+    split = lambda r: SplitRows(reader, r, y, source.max_value if config.scale else 1.0)  # noqa: E731
+    train, test = split(rows[0]), split(rows[1])
     if source.standardize:
-        data.standardizer = data.fit_standardizer()
-    return data
+        train.standardizer = test.standardizer = fit_standardizer(train)
+    return RowData(name, train, test, source.num_classes, config.binarize, covariate_dim=cov_dim,
+                   standardizer=train.standardizer,
+                   train_labels=None if labels is None else labels[rows[0]],
+                   test_labels=None if labels is None else labels[rows[1]], num_workers=config.num_workers,
+                   test_generator=rows[2], class_names=source.class_names)
 
 
-def in_memory(source: Source, config: DataConfigBase, seed: int) -> MemoryData:
+def in_memory(source: Source, config: DataConfigBase, seed: int) -> RowData:
     """Scale, subsample, split (``test_fraction``, the given rows, or the given ``test`` split), binarize and
     standardize rows held in memory; ``config.labeled`` keeps the labels of that many class-balanced training
-    points (:func:`~pyro_vae.data.memory.with_labeled`)."""
+    points (:func:`~pyro_vae.data.rowdata.with_labeled`)."""
     name, images, labels, num_classes, test = source.name, source.x, source.labels, source.num_classes, source.test
     if images.dim() == 3:
         images = images.unsqueeze(1)
