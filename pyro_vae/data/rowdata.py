@@ -1,8 +1,9 @@
 """The one dataset type: a training and a held-out split, each a row reader batched through torch's ``DataLoader``.
 
-A split is a :class:`~pyro_vae.data.dataset.RowReader` whose item is a whole batch ``(x, y)``: rows held in memory
-(:class:`~pyro_vae.data.dataset.TensorRows`) or rows of a file read on demand
-(:class:`~pyro_vae.data.streaming.SplitRows`). Either way an epoch's order is ``torch.randperm(N, generator)``
+A split is a :class:`~pyro_vae.data.dataset.RowReader` whose item is a whole batch: rows held in memory
+(:class:`~pyro_vae.data.dataset.TensorRows`, items ``(x, y)``) or rows of a file read on demand
+(:class:`~pyro_vae.data.streaming.SplitRows`, whose batches are read in DataLoader workers and finished —
+moved, scaled, standardized, given their y — on the training device). Either way an epoch's order is ``torch.randperm(N, generator)``
 cut into batches (every draw up front, so resuming after ``skip`` batches is exact), the batches are read by
 :func:`~pyro_vae.data.dataset.batch_loader`, and training batches are re-binarized (``binarize: dynamic``) in
 this process. The same data and seed give the same batches in memory and streamed.
@@ -12,16 +13,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from ..errors import DataError
 from .checks import check_finite
-from .dataset import CHUNK_ROWS, Batch, RowReader, Rows, Split, SplitSizes, TensorRows, batch_loader
+from .dataset import CHUNK_ROWS, Batch, Rows, Split, SplitSizes, TensorRows, batch_loader
 from .labels import choose_labeled, hidden_indices, mixed_batch_indices, seen_labels
 from .standardize import Standardizer
+from .streaming import SplitRows
 
 
 @dataclass
@@ -32,8 +34,8 @@ class RowData(SplitSizes):
     binarized once with ``test_generator`` when ``binarize`` is not ``none``."""
 
     name: str
-    train: RowReader
-    test: RowReader
+    train: Union[TensorRows, SplitRows]
+    test: Union[TensorRows, SplitRows]
     num_classes: int
     binarize: str = "none"
     covariate_dim: int = 0
@@ -76,7 +78,9 @@ class RowData(SplitSizes):
 
     def _held_out(self) -> Batch:
         if not isinstance(self.test, TensorRows):  # streamed: read once, in chunks of the stored order
-            parts = [self.test.read(rows) for rows in torch.arange(len(self.test)).split(CHUNK_ROWS)]
+            cpu = torch.device("cpu")
+            parts = [self.test.finish(rows, self.test.read(rows), cpu)
+                     for rows in torch.arange(len(self.test)).split(CHUNK_ROWS)]
             x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
             if self.binarize != "none":
                 x = torch.bernoulli(x, generator=self.test_generator)
@@ -180,15 +184,17 @@ class RowData(SplitSizes):
         if self.labeled is not None:  # semi-supervised: the labels the model may see, −1 where hidden
             reader = TensorRows(reader.x, seen_labels(reader.y, self.labeled if split == "train" else None))
         order = self._order(split, len(reader), batch_size, shuffle, generator)
-        streamed = not isinstance(reader, TensorRows)
-        rows = ((r.tolist() if streamed and isinstance(r, Tensor) else r)  # lists: cheap to send to workers
-                for number, r in enumerate(order) if number >= skip)
-        loader = batch_loader(reader, rows, self.num_workers if streamed else 0,
-                              pin_memory=streamed and self.device.type == "cuda")
         dynamic = split == "train" and self.binarize == "dynamic"
-        for xb, yb in loader:
-            if streamed:
-                xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+        if isinstance(reader, TensorRows):
+            rows = (r for number, r in enumerate(order) if number >= skip)
+            for xb, yb in batch_loader(reader, rows):
+                yield (torch.bernoulli(xb) if dynamic else xb), yb
+            return
+        rows = [r.tolist() if isinstance(r, Tensor) else r  # lists: cheap to send to workers
+                for number, r in enumerate(order) if number >= skip]
+        loader = batch_loader(reader, rows, self.num_workers, pin_memory=self.device.type == "cuda")
+        for index, out in zip(rows, loader):
+            xb, yb = reader.finish(index, out, self.device)
             yield (torch.bernoulli(xb) if dynamic else xb), yb
 
 

@@ -102,6 +102,7 @@ class SplitRows(RowReader):
     def __init__(self, reader: RowReader, rows: Tensor, y: Optional[Tensor] = None, max_value: float = 1.0,
                  standardizer: Optional[Standardizer] = None) -> None:
         self.reader, self.rows, self.y = reader, rows, y
+        self._rows = rows.numpy()  # indexed per batch: numpy indexing of a list is the cheap one
         self.max_value, self.standardizer = max_value, standardizer
         self.shape, self.target_width = tuple(reader.shape), reader.target_width
 
@@ -113,13 +114,22 @@ class SplitRows(RowReader):
         x = x / self.max_value if self.max_value != 1.0 else x
         return self.standardizer.apply(x) if self.standardizer is not None else x
 
-    def read(self, index) -> Batch:
-        """Items ``index`` (positions in the split: a slice, list or tensor) as ``(x, y)``."""
-        rows = self.rows[index]
-        x, y = split_xy(self.reader.read(rows.numpy()))
-        return self.prepare(x), (self.y[rows] if y is None else y)
+    def _file_rows(self, index) -> np.ndarray:
+        return self._rows[index if isinstance(index, slice) else np.asarray(index, dtype=np.int64)]
+
+    def read(self, index):
+        """Items ``index`` (positions in the split: a slice, list or tensor) as read: x, or ``(x, y)`` when the
+        reader carries its targets. Runs in DataLoader workers; :meth:`finish` completes the batch."""
+        return self.reader.read(self._file_rows(index))
 
     __getitem__ = read
+
+    def finish(self, index, out, device: torch.device) -> Batch:
+        """A batch read by :meth:`read` as ``(x, y)`` on ``device``: x prepared there (÷ ``max_value``,
+        standardized), y the reader's or the one held in memory for those rows."""
+        x, y = split_xy(out)
+        y = self.y[torch.from_numpy(self._file_rows(index))] if y is None else y
+        return self.prepare(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
 
     def sequential(self) -> Iterator[Tuple[Tensor, Tensor]]:
         """One pass in file order: (file rows, prepared x) in chunks of CHUNK_ROWS sorted rows."""
