@@ -109,8 +109,7 @@ def streamed(source: Source, config: FileDataConfig, seed: int) -> RowData:
     noun = "images" if len(reader.shape) == 3 else "datapoints"
     rows = ((*source.split, torch.Generator().manual_seed(seed)) if source.split is not None
             else split_order(n, config, seed, name, noun))
-    split = lambda r: SplitRows(reader, r, y, source.max_value if config.scale else 1.0)  # noqa: E731
-    train, test = split(rows[0]), split(rows[1])
+    train, test = (SplitRows(reader, r, y, source.max_value if config.scale else 1.0) for r in rows[:2])
     if source.standardize:
         train.standardizer = test.standardizer = fit_standardizer(train)
     return RowData(name, train, test, source.num_classes, config.binarize, covariate_dim=cov_dim,

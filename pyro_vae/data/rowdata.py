@@ -116,8 +116,8 @@ class RowData(SplitSizes):
 
     def to(self, device: torch.device) -> "RowData":
         """A copy whose batches and in-memory tensors are on ``device`` (streamed rows move per batch)."""
-        def move(t):
-            return t.to(device) if isinstance(t, Tensor) else t.to(device) if isinstance(t, TensorRows) else t
+        def move(t):  # tensors and in-memory splits; a streamed split moves each batch as it is read
+            return t.to(device) if isinstance(t, (Tensor, TensorRows)) else t
         return replace(self, train=move(self.train), test=move(self.test), train_labels=move(self.train_labels),
                        test_labels=move(self.test_labels), device=torch.device(device))
 
@@ -158,7 +158,7 @@ class RowData(SplitSizes):
         return super().num_batches(split, batch_size)
 
     def _order(self, split: Split, n: int, batch_size: int, shuffle: bool,
-               generator: Optional[torch.Generator]) -> Iterable[Rows]:
+               generator: Optional[torch.Generator], device: torch.device) -> Iterable[Rows]:
         """The epoch's row batches: slices in stored order, or ``randperm(n, generator)`` cut into batches
         (semi-supervised: hidden-label batches topped up with labelled points). Every draw happens up front."""
         if self._mixing(split, shuffle):
@@ -166,9 +166,7 @@ class RowData(SplitSizes):
             return mixed_batch_indices(hidden, self.labeled, batch_size, self.labeled_per_batch, generator)
         if not shuffle:
             return (slice(start, start + batch_size) for start in range(0, n, batch_size))
-        order = torch.randperm(n, generator=generator)
-        if isinstance(self.train if split == "train" else self.test, TensorRows):
-            order = order.to(self.device)
+        order = torch.randperm(n, generator=generator).to(device)
         return (order[start:start + batch_size] for start in range(0, n, batch_size))
 
     def batches(self, split: Split, batch_size: int, shuffle: bool = False,
@@ -183,9 +181,11 @@ class RowData(SplitSizes):
         reader = self.test if split == "test" else self.train
         if self.labeled is not None:  # semi-supervised: the labels the model may see, −1 where hidden
             reader = TensorRows(reader.x, seen_labels(reader.y, self.labeled if split == "train" else None))
-        order = self._order(split, len(reader), batch_size, shuffle, generator)
+        in_memory = isinstance(reader, TensorRows)  # indexed where its tensors are; a file's rows on the CPU
+        order = self._order(split, len(reader), batch_size, shuffle, generator,
+                            self.device if in_memory else torch.device("cpu"))
         dynamic = split == "train" and self.binarize == "dynamic"
-        if isinstance(reader, TensorRows):
+        if in_memory:
             rows = (r for number, r in enumerate(order) if number >= skip)
             for xb, yb in batch_loader(reader, rows):
                 yield (torch.bernoulli(xb) if dynamic else xb), yb

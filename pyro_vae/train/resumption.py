@@ -54,7 +54,7 @@ def check_continues(state: Dict[str, Any], config: RunConfig, path: Path) -> Non
         raise RunDirError(f"{path}: already finished its {config.train.epochs} epochs; to train longer: "
                           f"pyro-vae train --resume {path} train.epochs=N")
     stopping = config.train.early_stopping
-    if not state.get("batch") and stopping.patience is not None and stopped_early(state.get("history", []), stopping):
+    if not state.get("batch") and stopped_early(state.get("history", []), stopping):
         raise RunDirError(f"{path}: stopped at epoch {state.get('epoch', 0)}, its "
                           f"{describe(state.get('history', []), stopping)}; to train on: pyro-vae train --resume "
                           f"{path} train.early_stopping.patience=N (larger) or train.early_stopping.patience=null")

@@ -32,9 +32,9 @@ def stopped_early(history: Sequence[Mapping[str, Any]], config: EarlyStoppingCon
 
 def best_epoch(history: Sequence[Mapping[str, Any]], config: EarlyStoppingConfig) -> Optional[int]:
     """The epoch (1-based) with the highest watched bound, None without one: the budget the held-out slice chose."""
-    key = f"test_{config.monitor}"
-    rows = [row for row in history if row.get(key) is not None]
-    return int(max(rows, key=lambda row: float(row[key]))["epoch"]) if rows else None
+    rows = [row for row in history if row.get(f"test_{config.monitor}") is not None]
+    values = monitored(rows, config)
+    return int(rows[values.index(max(values))]["epoch"]) if rows else None
 
 
 def describe(history: Sequence[Mapping[str, Any]], config: EarlyStoppingConfig) -> str:
