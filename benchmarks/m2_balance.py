@@ -38,24 +38,15 @@ sys.path.insert(0, str(REPO))  # this checkout's pyro_vae, not an installed copy
 import pyro  # noqa: E402
 
 from pyro_vae.config.run import load_config  # noqa: E402
-from pyro_vae.data import ImageData, load_data  # noqa: E402
-from pyro_vae.data.rowdata import with_labeled  # noqa: E402
+from pyro_vae.data import RowData, load_data  # noqa: E402
 from pyro_vae.data.labels import hidden_indices  # noqa: E402
 from pyro_vae.evaluation.classification import classification_metrics  # noqa: E402
 from pyro_vae.models import build_model  # noqa: E402
 from pyro_vae.train import Trainer  # noqa: E402
 from pyro_vae.train.callbacks import Callback  # noqa: E402
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-from m2_validation import validation_data  # noqa: E402
-
 CONFIG = REPO / "configs" / "digits_m2.yaml"
 RESULTS = REPO / "benchmarks" / "results" / "m2_balance.jsonl"
-
-
-def grey_split(seed: int):
-    """The config's split of ``seed`` with grey-level pixels (its held-out images before their one binarization)."""
-    return load_data(load_config(CONFIG, ["data.binarize=none"]).data, seed)
 
 
 def logistic_baselines(data, grey, seed: int) -> Dict[str, float]:
@@ -100,26 +91,27 @@ def balance(model, x: torch.Tensor, y: torch.Tensor) -> Dict[str, float]:
             "mean_entropy": float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean() / math.log(k))}
 
 
-def splits(config, seed: int, validation: int) -> Tuple[ImageData, ImageData]:
-    """(the data the model trains and is scored on, the same split with grey-level held-out images). With
-    ``validation`` > 0 the held-out split is replaced by the training split's first ``validation`` points (as
-    ``benchmarks/m2_validation.py`` cuts it; binarized once, seeded, as the library binarizes a test split)."""
-    if not validation:
-        return load_data(config.data, seed), grey_split(seed)
-    grey = validation_data(load_data(replace(config.data, labeled=None, binarize="none"), seed), validation)
-    grey = with_labeled(grey, config.data.labeled, config.data.labeled_per_batch, seed)
-    if config.data.binarize == "none":
-        return grey, grey
-    drawn = torch.bernoulli(grey.test_x, generator=torch.Generator().manual_seed(seed))
-    return replace(grey, test_x=drawn, binarize=config.data.binarize), grey
+def splits(config, seed: int) -> Tuple[RowData, RowData]:
+    """(the data the model trains and is scored on, the same split with grey-level held-out images: the
+    held-out images before their one binarization)."""
+    data = load_data(config.data, seed)
+    return data, data if config.data.binarize == "none" else load_data(replace(config.data, binarize="none"), seed)
+
+
+def validation_fraction(config, seed: int, size: int) -> float:
+    """The ``data.validation`` fraction that cuts the first ``size`` of the (shuffled) training points off as
+    the scored split, as ``benchmarks/m2_validation.py`` does; the labels are then chosen among the rest."""
+    return size / load_data(replace(config.data, labeled=None, binarize="none"), seed).train_x.shape[0]
 
 
 def run(seed: int, overrides: List[str], epochs: int = 0, validation: int = 0) -> Dict:
-    config = load_config(CONFIG, [*overrides, f"seed={seed}", "train.progress=false"]
-                         + ([f"train.epochs={epochs}"] if epochs else []))
+    settings = [*overrides, f"seed={seed}", "train.progress=false"] + ([f"train.epochs={epochs}"] if epochs else [])
+    config = load_config(CONFIG, settings)
+    if validation:
+        config = load_config(CONFIG, [*settings, f"data.validation={validation_fraction(config, seed, validation)!r}"])
     pyro.set_rng_seed(seed)
     pyro.clear_param_store()
-    data, grey = splits(config, seed, validation)
+    data, grey = splits(config, seed)
     model = build_model(config.model, data.shape, data.num_classes)
     trainer = Trainer(model, data, config.train, seed=seed)
     hidden = hidden_indices(data.train_x.shape[0], data.labeled)
