@@ -49,6 +49,7 @@ CONFIG = REPO / "configs" / "mnist_likelihood.yaml"
 OUT = REPO / "benchmarks" / "results" / "likelihood" / "sweeps"
 WRITEUP = REPO / "benchmarks" / "likelihood.md"
 TABLE_START, TABLE_END = "<!-- likelihood-table:start -->", "<!-- likelihood-table:end -->"
+CONVERGED_START, CONVERGED_END = "<!-- likelihood-converged:start -->", "<!-- likelihood-converged:end -->"
 MNIST_ROOT = Path(os.environ.get("PYRO_VAE_MNIST", REPO.parent / "shared" / "data" / "MNIST" / "raw"))
 LIBRARIES = ("pyro-vae", "pythae")
 #: --quick: a smoke run of every row (1 epoch on 900 images, K = 20, seed 0), into its own folder
@@ -374,6 +375,27 @@ def figure(runs: Sequence[Dict[str, str]], path: Path) -> None:
     plt.close(fig)
 
 
+def budget_table(out: Path) -> str:
+    """Stage one of --converged, per row: the epochs its validation run trained, the budget it chose (its best
+    epoch) and the validation IWAE bound there; rows whose validation run has not stopped are left out."""
+    from pyro_vae.config.train import EarlyStoppingConfig
+    from pyro_vae.train.stopping import best_epoch
+
+    stopping = EarlyStoppingConfig(patience=PATIENCE, monitor="iwae")
+    lines = ["| row | validation run stopped after (epochs) | budget: its best epoch | validation IWAE bound there (K = 10) |",
+             "|---|---|---|---|"]
+    for row in ROWS:
+        summary = out / "budget" / row / "summary.csv"
+        if not summary.is_file() or read_summary(summary.parent)[0]["status"] != "done":
+            continue
+        history = [json.loads(line) for line in (summary.parent / f"seed={BUDGET_SEED}" / "metrics.jsonl")
+                   .read_text().splitlines() if line.strip()]
+        budget = best_epoch(history, stopping)
+        bound = next(h["test_iwae"] for h in history if h["epoch"] == budget)
+        lines.append(f"| {row} | {history[-1]['epoch']} | {budget} | {bound:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def replace_between(doc: str, start: str, end: str, text: str) -> str:
     if start not in doc or end not in doc:
         return doc
@@ -381,16 +403,18 @@ def replace_between(doc: str, start: str, end: str, text: str) -> str:
     return f"{head}{start}\n{text}{end}{rest.split(end, 1)[1]}"
 
 
-def report(out: Path, writeup: Optional[Path] = None) -> str:
-    """``out/likelihood_table.md`` (one line per row and library, mean ± sd over seeds) and
-    ``out/likelihood.png``; with ``writeup``, the table also replaces the one in that file."""
+def report(out: Path, writeup: Optional[Path] = None, converged: bool = False) -> str:
+    """``out/likelihood_table.md`` (one line per row and library, mean ± sd over seeds; --converged: after the
+    budgets chosen on validation) and ``out/likelihood.png``; with ``writeup``, the table also replaces the one
+    in that file (the converged one between its own markers)."""
     runs = collect(out)
-    text = table(runs, ["row", "library"], COLUMNS)
+    text = (budget_table(out) + "\n" if converged else "") + table(runs, ["row", "library"], COLUMNS)
     out.mkdir(parents=True, exist_ok=True)
     (out / "likelihood_table.md").write_text(text)
     figure(runs, out / "likelihood.png")
     if writeup is not None and writeup.exists():
-        writeup.write_text(replace_between(writeup.read_text(), TABLE_START, TABLE_END, text))
+        start, end = (CONVERGED_START, CONVERGED_END) if converged else (TABLE_START, TABLE_END)
+        writeup.write_text(replace_between(writeup.read_text(), start, end, text))
     return text
 
 
@@ -439,7 +463,7 @@ def main() -> None:
             sweep_pyro_vae(args.rows, args.seeds, overrides, out, args.workers, args.num_samples)
         if "pythae" in args.libraries:
             run_pythae(args.rows, args.seeds, overrides, out, args.num_samples)
-    print(report(out, WRITEUP if args.write_up and not args.quick else None))
+    print(report(out, WRITEUP if args.write_up and not args.quick else None, converged=args.converged))
 
 
 if __name__ == "__main__":

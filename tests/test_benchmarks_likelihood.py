@@ -5,6 +5,7 @@ seconds; the pythae test skips when pythae is not installed)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import re
 import sys
@@ -110,6 +111,25 @@ def test_report_reads_both_summaries_into_the_table_the_figure_and_the_write_up(
     assert (tmp_path / "likelihood.png").stat().st_size > 0
     doc = writeup.read_text()
     assert "old table" not in doc and text in doc and doc.startswith("before\n") and doc.endswith("after\n")
+
+
+def test_converged_report_gives_each_stopped_rows_budget_and_its_own_place_in_the_write_up(bench, tmp_path):
+    """The budget is the best validation epoch under the stopping rule; an unstopped row has none yet."""
+    history = {"vae": [-110.0, -100.0, -99.0, -99.5, -99.2, -99.4], "iwae5": [-105.0, -101.0]}
+    for row, bounds in history.items():
+        folder = tmp_path / "budget" / row
+        (folder / "seed=0").mkdir(parents=True)
+        (folder / "seed=0" / "metrics.jsonl").write_text("".join(
+            json.dumps({"epoch": e + 1, "test_elbo": b - 3, "test_iwae": b}) + "\n" for e, b in enumerate(bounds)))
+        write_csv([{"run": "seed=0", "seed": 0, "status": "done" if row == "vae" else "interrupted"}],
+                  folder / "summary.csv")
+    writeup = tmp_path / "likelihood.md"
+    writeup.write_text(f"{bench.TABLE_START}\nearly\n{bench.TABLE_END}\n{bench.CONVERGED_START}\nold\n"
+                       f"{bench.CONVERGED_END}\n")
+    text = bench.report(tmp_path, writeup, converged=True)
+    assert "| vae | 6 | 3 | -99.00 |" in text and "| iwae5 |" not in text
+    doc = writeup.read_text()
+    assert "early" in doc and "old" not in doc and text in doc
 
 
 def test_pythae_side_skips_cleanly_without_pythae(bench, tmp_path, monkeypatch, capsys):
