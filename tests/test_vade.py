@@ -16,7 +16,7 @@ from pyro_vae import load_config, resume, train
 from pyro_vae.cli import main
 from pyro_vae.evaluation.clustering import assignment_metrics, cluster_probs
 from pyro_vae.models import build_model
-from pyro_vae.priors.gmm import fit_gaussian_mixture
+from pyro_vae.priors.gmm import fit_gaussian_mixture, mixture_of_groups
 from pyro_vae.run import Run
 from pyro_vae.train.signals import Interrupted
 
@@ -130,6 +130,38 @@ def test_gmm_fitted_to_latent_means_sets_the_prior():
     assert np.allclose(weights.detach().numpy(), gmm.weights_, atol=1e-5)
     assert np.allclose(locs.detach().numpy(), gmm.means_, atol=1e-4)
     assert np.allclose(scales.detach().numpy(), np.sqrt(gmm.covariances_), atol=1e-4)
+
+
+def test_inputs_init_sets_the_prior_from_the_kmeans_groups_of_the_inputs():
+    """pretrain.init inputs: sklearn KMeans on the training inputs (seeded), then each group's latent-mean moments."""
+    from sklearn.cluster import KMeans
+
+    from pyro_vae.data import load_data
+
+    config = load_config(None, vade_overrides("model.prior.num_components=4", "model.pretrain.init=inputs"))
+    data = load_data(config.data, 0)
+    model = build_model(config.model, data.shape, data.num_classes)
+    with torch.no_grad():
+        model.end_pretraining(data, seed=5)
+        means = model.encode(data.train_x)[0].double().numpy()
+    labels = KMeans(4, n_init=config.model.pretrain.gmm_restarts, random_state=5).fit_predict(
+        data.train_x.flatten(1).double().numpy())
+    weights, locs, scales = (t.detach().numpy() for t in model.prior.components())
+    for k in range(4):
+        group = means[labels == k]
+        assert weights[k] == pytest.approx(len(group) / len(means), abs=1e-5)
+        assert np.allclose(locs[k], group.mean(0), atol=1e-4)
+        assert np.allclose(scales[k], group.std(0) + 1e-3, atol=1e-4)
+
+
+def test_mixture_of_groups_is_each_groups_moments_and_fills_an_empty_group():
+    z = torch.tensor([[0.0, 1.0], [2.0, 3.0], [10.0, 10.0], [4.0, 5.0]])
+    weights, locs, scales = mixture_of_groups(z, torch.tensor([0, 0, 1, 0]), 3)
+    assert torch.allclose(weights, torch.tensor([0.75, 0.25, 1e-6]) / (1 + 1e-6))
+    assert torch.allclose(locs[:2], torch.tensor([[2.0, 3.0], [10.0, 10.0]]))
+    assert torch.allclose(scales[0], torch.full((2,), (8 / 3) ** 0.5 + 1e-3))
+    assert torch.allclose(scales[1], torch.full((2,), 1e-3))
+    assert torch.allclose(locs[2], z.mean(0)) and torch.allclose(scales[2], z.std(0, unbiased=False) + 1e-3)
 
 
 def test_fit_gaussian_mixture_recovers_separated_clusters():

@@ -2,7 +2,9 @@
 
 A pretraining phase (an autoencoder, a denoising autoencoder, or a VAE with a N(0, I) prior;
 ``pretrain.epochs``) trains the encoder and decoder; then scikit-learn's ``GaussianMixture`` (diagonal
-covariances) fitted to the pretrained latent means of the training set sets π, μ_c, σ_c of the prior.
+covariances) fitted to the pretrained latent means of the training set sets π, μ_c, σ_c of the prior
+(``pretrain.init: codes``), or k-means on the training inputs themselves groups the points and each group's
+latent means set them (``pretrain.init: inputs``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch.distributions import kl_divergence
 from ..config.schema import opt
 from ..config.validators import fraction, non_negative, positive
 from ..data.dataset import Dataset
-from ..priors.gmm import fit_gaussian_mixture
+from ..priors.gmm import fit_gaussian_mixture, mixture_of_groups
 from .autoencoders import corrupt
 
 
@@ -37,8 +39,13 @@ class PretrainConfig:
                            fraction, "a number in (0, 1)")
     noise: float = opt(0.2, "kind denoising: σ of the Gaussian corruption", positive, "a number > 0")
     lr: float = opt(1e-3, "Adam learning rate of the pretraining phase", positive, "a number > 0")
-    gmm_restarts: int = opt(3, "GaussianMixture n_init: EM restarts on the pretrained latent means (best kept)",
-                            positive, "an integer >= 1")
+    gmm_restarts: int = opt(3, "n_init of the mixture's fit: EM restarts on the latent means (init codes) or "
+                               "k-means restarts on the inputs (init inputs); the best kept", positive,
+                            "an integer >= 1")
+    init: Literal["codes", "inputs"] = opt(
+        "codes", "how the mixture starts after pretraining: codes: a GaussianMixture fitted to the latent means; "
+                 "inputs: k-means on the training inputs groups the points, π_c, μ_c, σ_c are the moments of each "
+                 "group's latent means")
 
 
 class MixtureInitMixin:
@@ -68,14 +75,21 @@ class MixtureInitMixin:
         return -(self.likelihood.distribution(self.decoder(z)).log_prob(x) - kl).sum()
 
     def end_pretraining(self, data: Dataset, seed: int) -> None:
-        """Fit ``GaussianMixture(K, covariance_type="diag")`` to the latent means of the training set; set π, μ, σ."""
+        """Set π, μ, σ from the latent means of the training set: a ``GaussianMixture(K, covariance_type="diag")``
+        fitted to them (init codes), or their moments within each k-means cluster of the inputs (init inputs)."""
         if data.in_memory:  # the pixels as stored (dynamically binarized data: their expected value)
             x = data.tensors("train")[0]
         else:  # streamed: one pass of its batches
             x = torch.cat([xb for xb, _ in data.batches("train", 1000)])
         means = torch.cat([self.pretrain_codes(x[i:i + 1000])[0] for i in range(0, x.shape[0], 1000)])
-        self.prior.set_components(*fit_gaussian_mixture(means, self.prior.config.num_components, seed,
-                                                        self.config.pretrain.gmm_restarts))
+        k, restarts = self.prior.config.num_components, self.config.pretrain.gmm_restarts
+        if self.config.pretrain.init == "inputs":
+            from sklearn.cluster import KMeans
+
+            labels = KMeans(k, n_init=restarts, random_state=seed).fit_predict(x.flatten(1).double().cpu().numpy())
+            self.prior.set_components(*mixture_of_groups(means, torch.as_tensor(labels, device=means.device), k))
+        else:
+            self.prior.set_components(*fit_gaussian_mixture(means, k, seed, restarts))
         self.after_mixture_fit(x, means, seed)
 
     def after_mixture_fit(self, x: Tensor, means: Tensor, seed: int) -> None:

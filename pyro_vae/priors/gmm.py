@@ -43,6 +43,21 @@ def fit_gaussian_mixture(z: Tensor, num_components: int, seed: int = 0,
     return tuple(torch.as_tensor(t, dtype=z.dtype, device=z.device) for t in out)
 
 
+def mixture_of_groups(z: Tensor, labels: Tensor, num_components: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """The moments of the points ``z`` (N, D) in each of ``num_components`` groups ``labels`` (N,): π_k = N_k / N,
+    μ_k = mean, σ_k = standard deviation (+1e-3; an empty group gets the overall moments and π_k = 1e-6)."""
+    z = z.detach()
+    onehot = torch.nn.functional.one_hot(labels.long(), num_components).to(z.dtype)
+    counts = onehot.sum(0)
+    safe = counts.clamp_min(1.0)[:, None]
+    locs = onehot.T @ z / safe
+    var = onehot.T @ z.pow(2) / safe - locs.pow(2)
+    empty = counts == 0
+    locs[empty], var[empty] = z.mean(0), z.var(0, unbiased=False)
+    weights = (counts / counts.sum()).clamp_min(1e-6)
+    return weights / weights.sum(), locs, var.clamp_min(0.0).sqrt() + 1e-3
+
+
 def _maybe_param(module: nn.Module, name: str, value: Tensor, learn: bool) -> None:
     if learn:
         setattr(module, name, nn.Parameter(value))
