@@ -261,8 +261,10 @@ def choose_budgets(rows: Sequence[str], overrides: Sequence[str], out: Path, wor
             history = [json.loads(line) for line in (folder / f"seed={BUDGET_SEED}" / "metrics.jsonl").read_text()
                        .splitlines() if line.strip()]
             budgets[row] = best_epoch(history, stopping)
-    (out / "budget").mkdir(parents=True, exist_ok=True)
-    (out / "budget" / "budgets.json").write_text(json.dumps(budgets, indent=1))
+    path = out / "budget" / "budgets.json"  # other processes' rows are kept: two may share the folder
+    path.parent.mkdir(parents=True, exist_ok=True)
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**known, **budgets}, indent=1))
     return budgets
 
 
