@@ -242,15 +242,23 @@ BUDGET = ["data.validation=0.1", f"train.epochs={MAX_EPOCHS}", f"train.early_sto
           "train.early_stopping.monitor=iwae"]
 
 
+def validation_run(folder: Path) -> Tuple[List[Dict], int]:
+    """A row's finished validation run (``out/budget/<row>``): its per-epoch history and the budget it chose,
+    the epoch of its best validation IWAE bound under the stopping rule."""
+    from pyro_vae.config.train import EarlyStoppingConfig
+    from pyro_vae.train.stopping import best_epoch
+
+    history = [json.loads(line) for line in (folder / f"seed={BUDGET_SEED}" / "metrics.jsonl").read_text()
+               .splitlines() if line.strip()]
+    return history, best_epoch(history, EarlyStoppingConfig(patience=PATIENCE, monitor="iwae"))
+
+
 def choose_budgets(rows: Sequence[str], overrides: Sequence[str], out: Path, workers: Optional[int]
                    ) -> Dict[str, int]:
     """Stage one: per row, the epoch of the best validation IWAE bound (``out/budget/<row>``; the test split is
     never read). Returns ``{row: epochs}`` for the rows whose validation run has stopped."""
-    from pyro_vae.config.train import EarlyStoppingConfig
     from pyro_vae.experiments.sweep import sweep
-    from pyro_vae.train.stopping import best_epoch
 
-    stopping = EarlyStoppingConfig(patience=PATIENCE, monitor="iwae")
     budgets = {}
     for row in rows:
         folder = out / "budget" / row
@@ -258,9 +266,7 @@ def choose_budgets(rows: Sequence[str], overrides: Sequence[str], out: Path, wor
         (result,) = sweep(CONFIG, [*ROWS[row], f"seed={BUDGET_SEED}", *BUDGET, *overrides], folder, workers, 0,
                           keep=("seed",))
         if result["status"] == "done":  # stopped, or at its last epoch
-            history = [json.loads(line) for line in (folder / f"seed={BUDGET_SEED}" / "metrics.jsonl").read_text()
-                       .splitlines() if line.strip()]
-            budgets[row] = best_epoch(history, stopping)
+            budgets[row] = validation_run(folder)[1]
     path = out / "budget" / "budgets.json"  # other processes' rows are kept: two may share the folder
     path.parent.mkdir(parents=True, exist_ok=True)
     known = json.loads(path.read_text()) if path.is_file() else {}
@@ -380,19 +386,13 @@ def figure(runs: Sequence[Dict[str, str]], path: Path) -> None:
 def budget_table(out: Path) -> str:
     """Stage one of --converged, per row: the epochs its validation run trained, the budget it chose (its best
     epoch) and the validation IWAE bound there; rows whose validation run has not stopped are left out."""
-    from pyro_vae.config.train import EarlyStoppingConfig
-    from pyro_vae.train.stopping import best_epoch
-
-    stopping = EarlyStoppingConfig(patience=PATIENCE, monitor="iwae")
     lines = ["| row | validation run stopped after (epochs) | budget: its best epoch | validation IWAE bound there (K = 10) |",
              "|---|---|---|---|"]
     for row in ROWS:
-        summary = out / "budget" / row / "summary.csv"
-        if not summary.is_file() or read_summary(summary.parent)[0]["status"] != "done":
+        folder = out / "budget" / row
+        if not (folder / "summary.csv").is_file() or read_summary(folder)[0]["status"] != "done":
             continue
-        history = [json.loads(line) for line in (summary.parent / f"seed={BUDGET_SEED}" / "metrics.jsonl")
-                   .read_text().splitlines() if line.strip()]
-        budget = best_epoch(history, stopping)
+        history, budget = validation_run(folder)
         bound = next(h["test_iwae"] for h in history if h["epoch"] == budget)
         lines.append(f"| {row} | {history[-1]['epoch']} | {budget} | {bound:.2f} |")
     return "\n".join(lines) + "\n"

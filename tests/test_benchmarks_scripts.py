@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def test_script_imports_and_has_an_entry_point(path: Path):
 def test_m2_validation_slice_is_the_first_points_of_the_training_split():
     m2 = load_script(REPO / "benchmarks" / "m2_balance.py")
     config = load_config(REPO / "configs" / "digits_m2.yaml", ["seed=0"])
-    whole = load_data(config.data.__class__(**{**vars(config.data), "labeled": None, "binarize": "none"}), 0)
+    whole = load_data(replace(config.data, labeled=None, binarize="none"), 0)
     fraction = m2.validation_fraction(config, 0, 180)
     cut = load_config(REPO / "configs" / "digits_m2.yaml", ["seed=0", f"data.validation={fraction!r}"])
     data, grey = m2.splits(cut, 0)
