@@ -2,6 +2,7 @@
 
     python benchmarks/streaming.py                    # 2 GiB file, 1.5 GiB cap: writes streaming.json/.md here
     python benchmarks/streaming.py --size-gb 0.5 --cap-gb 1.2 --small-gb 0.05   # quicker
+    python benchmarks/streaming.py --against /path/to/older/checkout --repeats 4   # this tree ÷ that one
 
 What it does, each training run in a fresh subprocess (one torch thread, pictures off):
 
@@ -19,6 +20,12 @@ work at all) and a cgroup needs privileges a user usually lacks. Caveat, stated 
 itself is not capped, so after the first pass the machine's free RAM may serve re-reads of the file.
 Torch alone reserves ~1 GiB of data segment at import (mostly untouched), so the cap includes that.
 Every file written is deleted at the end.
+
+``--against CHECKOUT`` compares two versions of the library instead: the small file's three cases (in memory,
+streamed with 0 and with ``--workers`` workers), ``--epochs`` epochs each, run ``--repeats`` times by this
+checkout and by CHECKOUT in turns (ABBA order), each run a fresh subprocess with that checkout's ``pyro_vae``
+first on the path; per run the median epoch seconds past the first epoch, per case the median over runs and
+the ratio this ÷ that (``streaming_against.json`` / ``.md``).
 """
 
 from __future__ import annotations
@@ -91,6 +98,7 @@ def child(spec: dict) -> None:
         seconds = run.history[-1]["seconds"]  # the last epoch: past the first steps' warm-up
         result.update(ok=True, streamed=not data.in_memory, num_train=data.num_train,
                       epochs=len(run.history), epoch_seconds=seconds, wall_seconds=wall,
+                      every_epoch_seconds=[h["seconds"] for h in run.history],
                       datapoints_per_second=data.num_train / seconds, test_elbo=run.history[-1]["test_elbo"])
     except (PyroVAEError, MemoryError) as e:
         result.update(ok=False, error=f"{type(e).__name__}: {str(e).splitlines()[0]}")
@@ -99,18 +107,18 @@ def child(spec: dict) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def run_child(spec: dict, cap: int | None) -> dict:
+def run_child(spec: dict, cap: int | None, root: Path = HERE.parent) -> dict:
     def limit() -> None:
         if cap is not None:
             import resource
 
             resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
 
-    # this checkout's pyro_vae first (an installed copy elsewhere must not shadow it)
+    # the pyro_vae of ``root`` (this checkout by default) first: an installed copy elsewhere must not shadow it
     env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], preexec_fn=limit,
-                          capture_output=True, text=True, env=env, cwd=HERE.parent)
+                          capture_output=True, text=True, env=env, cwd=root)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if not lines:
         return {"ok": False, "error": f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"}
@@ -127,10 +135,19 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--folder", default=None, help="where to write the arrays (default: a temporary folder)")
     p.add_argument("--json", default=str(HERE / "streaming.json"))
+    p.add_argument("--against", type=Path, default=None,
+                   help="another checkout of pyro-vae: time the small file's cases in both, in turns")
+    p.add_argument("--repeats", type=int, default=4, help="--against: runs per case and checkout")
+    p.add_argument("--epochs", type=int, default=6, help="--against: epochs per run")
+    p.add_argument("--cases", nargs="+", default=None, choices=["memory", "streamed", "workers"],
+                   help="--against: only these of the small file's cases (default: all three)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child is not None:
         child(json.loads(args.child))
+        return
+    if args.against is not None:
+        against(args)
         return
     folder = Path(args.folder or tempfile.mkdtemp(prefix="pyro_vae_stream_"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -167,6 +184,90 @@ def main() -> None:
         subprocess.run(["rm", "-rf", str(folder)])
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     write_markdown(results, Path(args.json).with_suffix(".md"))
+
+
+def small_cases(workers: int, only=None) -> list:
+    """(name, in_memory, workers) of the small file's cases (``only``: their keys memory / streamed / workers)."""
+    cases = {"memory": ("small, in memory", "true", 0), "streamed": ("small, streamed, 0 workers", "false", 0),
+             "workers": (f"small, streamed, {workers} workers", "false", workers)}
+    return [case for key, case in cases.items() if only is None or key in only]
+
+
+def against(args: argparse.Namespace) -> None:
+    """This checkout against ``args.against`` on the small file's cases, in ABBA turns (see the docstring)."""
+    import statistics
+
+    other = args.against.resolve()
+    if not (other / "pyro_vae" / "__init__.py").is_file():
+        sys.exit(f"streaming.py: --against {other}: no pyro_vae package there (expected a pyro-vae checkout)")
+    folder = Path(args.folder or tempfile.mkdtemp(prefix="pyro_vae_stream_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    small = folder / "small.npy"
+    common = ["data.type=array", "data.test_fraction=0.01", "model.likelihood={type: gaussian, learn: shared}",
+              "model.network.hidden_dims=[128]", "model.latent_dim=8", f"train.batch_size={args.batch_size}",
+              "train.eval_samples=1", "train.progress=false", "seed=0", f"data.path={small}",
+              f"train.epochs={args.epochs}"]
+    roots = {"this": HERE.parent, "that": other}
+
+    def commit(root: Path) -> str:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return (out.stdout.strip() or "unknown") + (" with uncommitted changes" if dirty else "")
+
+    results = {"settings": {"small_gb": args.small_gb, "dim": args.dim, "batch_size": args.batch_size,
+                            "epochs": args.epochs, "repeats": args.repeats, "workers": args.workers, "this": commit(HERE.parent),
+                            "that": commit(other)},
+               "machine": {"cpus": os.cpu_count(), "torch_threads": 1}, "cases": {}}
+    try:
+        write_array(small, int(args.small_gb * GiB) // (4 * args.dim), args.dim)
+        for case, (name, in_memory, workers) in enumerate(small_cases(args.workers, args.cases)):
+            runs = {"this": [], "that": []}
+            for r in range(args.repeats):
+                for side in ("this", "that") if r % 2 == 0 else ("that", "this"):
+                    spec = {"overrides": [*common, f"data.in_memory={in_memory}", f"data.num_workers={workers}"],
+                            "out": str(folder / f"case{case}-{side}{r}")}
+                    result = run_child(spec, None, roots[side])
+                    if not result.get("ok"):
+                        sys.exit(f"streaming.py: {name} with {roots[side]}: {result.get('error')}")
+                    runs[side].append({"epoch_seconds": statistics.median(result["every_epoch_seconds"][1:] or
+                                                                          result["every_epoch_seconds"]),
+                                       "test_elbo": result["test_elbo"]})
+                    print(f"{name} | {side} | run {r}: {runs[side][-1]}", flush=True)
+            medians = {side: statistics.median(x["epoch_seconds"] for x in rs) for side, rs in runs.items()}
+            pairs = [b["epoch_seconds"] / a["epoch_seconds"] for a, b in zip(runs["this"], runs["that"])]
+            results["cases"][name] = {"runs": runs, "median_epoch_seconds": medians,
+                                      "ratio": medians["that"] / medians["this"], "pair_ratios": pairs}
+    finally:
+        subprocess.run(["rm", "-rf", str(folder)])
+    Path(HERE / "streaming_against.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_against_markdown(results, HERE / "streaming_against.md")
+
+
+def write_against_markdown(results: dict, path: Path) -> None:
+    import statistics
+
+    s = results["settings"]
+    lines = ["# This checkout against another (generated by `benchmarks/streaming.py --against`)", "",
+             f"Small file {s['small_gb']} GiB of float32 vectors, D = {s['dim']}, batch {s['batch_size']}, "
+             f"{s['epochs']} epochs per run, {s['repeats']} runs per case and checkout in ABBA turns, 1 torch "
+             f"thread, {results['machine']['cpus']} CPU cores. Per run: the median epoch seconds past the first "
+             "epoch; per case: the median over runs. Throughput ratio = that checkout's epoch seconds ÷ this "
+             "checkout's (above 1: this one is faster).", "",
+             f"* this: the checkout at {s['this']}", f"* that: the checkout at {s['that']}", "",
+             "| case | this: epoch s (runs) | that: epoch s (runs) | throughput ratio this ÷ that | "
+             "the same, per turn: mean ± sd | held-out ELBO this / that |",
+             "|---|---|---|---|---|---|"]
+    for name, c in results["cases"].items():
+        runs = {side: ", ".join(f"{x['epoch_seconds']:.2f}" for x in c["runs"][side]) for side in ("this", "that")}
+        elbo = {side: c["runs"][side][0]["test_elbo"] for side in ("this", "that")}
+        pairs = c.get("pair_ratios", [])
+        spread = (f"{statistics.fmean(pairs):.3f} ± {statistics.stdev(pairs):.3f} ({len(pairs)} turns)"
+                  if len(pairs) > 1 else "")
+        lines.append(f"| {name} | {c['median_epoch_seconds']['this']:.3f} ({runs['this']}) | "
+                     f"{c['median_epoch_seconds']['that']:.3f} ({runs['that']}) | {c['ratio']:.3f} | {spread} | "
+                     f"{elbo['this']:.4f} / {elbo['that']:.4f} |")
+    path.write_text("\n".join(lines) + "\n")
 
 
 def write_markdown(results: dict, path: Path) -> None:

@@ -52,3 +52,19 @@ def test_m2_validation_slice_is_the_first_points_of_the_training_split():
     assert data.test_x.shape[0] == 180 and data.train_x.shape[0] == whole.train_x.shape[0] - 180
     assert (grey.test_x == whole.train_x[:180]).all() and (data.train_y == whole.train_y[180:]).all()
     assert data.labeled.numel() == 100 and int(data.labeled.max()) < data.train_x.shape[0]
+
+
+def test_streaming_against_cases_and_table(tmp_path):
+    streaming = load_script(REPO / "benchmarks" / "streaming.py")
+    assert [c[0] for c in streaming.small_cases(2, ["workers", "memory"])] == \
+        ["small, in memory", "small, streamed, 2 workers"]
+    assert len(streaming.small_cases(3)) == 3 and streaming.small_cases(3)[2] == ("small, streamed, 3 workers", "false", 3)
+    runs = {"this": [{"epoch_seconds": 2.0, "test_elbo": -1.5}, {"epoch_seconds": 1.0, "test_elbo": -1.5}],
+            "that": [{"epoch_seconds": 3.0, "test_elbo": -1.5}, {"epoch_seconds": 1.0, "test_elbo": -1.5}]}
+    results = {"settings": {"small_gb": 0.1, "dim": 4, "batch_size": 8, "epochs": 3, "repeats": 2,
+                            "this": "abc", "that": "def"}, "machine": {"cpus": 2},
+               "cases": {"small, in memory": {"runs": runs, "median_epoch_seconds": {"this": 1.5, "that": 2.0},
+                                              "ratio": 2.0 / 1.5, "pair_ratios": [1.5, 1.0]}}}
+    streaming.write_against_markdown(results, tmp_path / "a.md")
+    row = (tmp_path / "a.md").read_text().splitlines()[-1]
+    assert row.startswith("| small, in memory | 1.500 (2.00, 1.00) | 2.000 (3.00, 1.00) | 1.333 | 1.250 ± 0.354 (2 turns) |")
