@@ -2,8 +2,8 @@
 
     c ~ condition(x, y)                               # None for an unconditional model
     s ~ prior.sites(c)                                # a prior's own sites (a mixture's component y), if any
-    factor −Ω(θ)                                      # site prior.penalty_site, training mode, when prior.penalty()
     z ~ p(z|s, c)                                     # site "z" (no z in the baseline)
+    factor −Ω(θ, z)                                   # site prior.penalty_site, training mode, when prior.penalty(z)
     factor −Ω(x)                                      # site penalty_site, when penalty(x) is not None
     x ~ observed(likelihood(params(z, c)))            # site "x", observed when x is given
 
@@ -51,10 +51,10 @@ class DecoderModel(GenerativeModel):
             z = None
             if self.prior is not None:  # the prior's own sites first (a mixture's component y), then z
                 given = {s.name: pyro.sample(s.name, s.distribution, infer=s.infer) for s in self.prior.sites(c)}
-                regularizer = self.prior.penalty() if self.training else None  # e.g. the VampPrior's gauge term
+                z = pyro.sample("z", self.prior.distribution_given(given, c))
+                regularizer = self.prior.penalty(z) if self.training else None  # a learned prior's gauge term
                 if regularizer is not None:
                     pyro.factor(self.prior.penalty_site, -regularizer)
-                z = pyro.sample("z", self.prior.distribution_given(given, c))
             omega = self.penalty(x) if x is not None else None
             if omega is not None:
                 pyro.factor(self.penalty_site, -omega)

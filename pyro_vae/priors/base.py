@@ -58,9 +58,10 @@ class Prior(nn.Module):
     #: the ``pyro.factor`` site of :meth:`penalty` in the model (training mode only)
     penalty_site: str = "prior_penalty"
 
-    def penalty(self) -> Optional[Tensor]:
-        """Ω(θ) of a training-only regulariser on the prior's own parameters, added to the model as the factor
-        −Ω per datapoint at :attr:`penalty_site` in training mode (never in a held-out number); None here."""
+    def penalty(self, z: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Ω of a training-only regulariser (the prior's own parameters θ, or the batch's codes ``z`` drawn at
+        site ``z``, all particles), added to the model as the factor −Ω per datapoint at :attr:`penalty_site`
+        in training mode (never in a held-out number); None here."""
         return None
 
     def sites(self, context: Optional[Tensor] = None) -> Tuple[Site, ...]:
@@ -74,6 +75,12 @@ class Prior(nn.Module):
     def log_prob(self, z: Tensor, context: Optional[Tensor] = None) -> Tensor:
         """log p(z) summed over the latent dims, shape ``z.shape[:-1]``."""
         return self.distribution(context).log_prob(z)
+
+
+def moments_penalty(mean: Tensor, var: Tensor, strength: float) -> Tensor:
+    """The gauge term λ/2·(‖m‖² + Σ_d log² v_d): zero exactly at mean 0 and unit variances. Under an affine map
+    z ↦ a ⊙ z + c, m ↦ a ⊙ m + c and v ↦ a² v, so it pins the latent origin and scale a prior leaves free."""
+    return 0.5 * strength * (mean.pow(2).sum() + var.log().pow(2).sum())
 
 
 class ConditionalPrior(Prior):

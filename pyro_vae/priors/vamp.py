@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ..config.schema import opt, positive
 from ..errors import ConfigError
 from ..registry import PRIORS
-from .base import EncoderPrior, MixturePrior
+from .base import EncoderPrior, MixturePrior, moments_penalty
 
 
 @dataclass
@@ -48,8 +48,7 @@ def gauge_penalty(weights: Tensor, locs: Tensor, scales: Tensor, strength: float
     """λ/2·(‖m‖² + Σ_d log² v_d) for the mixture's :func:`mixture_moments` m, v. Zero exactly when the mixture
     has mean 0 and unit variances; under z ↦ a ⊙ z + c, m ↦ a ⊙ m + c and v ↦ a² v, so each gauge orbit holds
     one zero."""
-    mean, var = mixture_moments(weights, locs, scales)
-    return 0.5 * strength * (mean.pow(2).sum() + var.log().pow(2).sum())
+    return moments_penalty(*mixture_moments(weights, locs, scales), strength)
 
 
 @PRIORS.register("vamp", VampPriorConfig)
@@ -100,6 +99,6 @@ class VampPrior(MixturePrior, EncoderPrior):
         k = locs.shape[0]
         return locs.new_full((k,), 1.0 / k), locs, scales
 
-    def penalty(self) -> Optional[Tensor]:
-        """The gauge term :func:`gauge_penalty` of the current mixture (None when ``gauge`` is 0)."""
+    def penalty(self, z: Optional[Tensor] = None) -> Optional[Tensor]:
+        """The gauge term :func:`gauge_penalty` of the current mixture (None when ``gauge`` is 0); ``z`` unused."""
         return gauge_penalty(*self.components(), self.config.gauge) if self.config.gauge > 0 else None
