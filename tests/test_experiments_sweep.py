@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +98,20 @@ def test_a_finished_run_without_its_weights_is_skipped(tmp_path):
     assert [job.mode for job in plan(tmp_path, cells)] == ["skip"]
     with pytest.raises(OutputError, match="without its weights"):
         plan(tmp_path, cells, evaluate=10)
+
+
+def test_workers_start_with_this_library_first_on_the_path(monkeypatch):
+    """The forkserver takes the environment, not sys.path: while a worker starts, the folder holding the
+    pyro_vae this process runs is first on PYTHONPATH; the variable is restored (or removed) afterwards."""
+    import pyro_vae
+    from pyro_vae.experiments.runner import LIBRARY_ROOT, library_first
+
+    assert (LIBRARY_ROOT / "pyro_vae" / "__init__.py").resolve() == Path(pyro_vae.__file__).resolve()
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    with library_first():
+        assert os.environ["PYTHONPATH"] == str(LIBRARY_ROOT)
+    assert "PYTHONPATH" not in os.environ
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    with library_first():
+        assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(LIBRARY_ROOT), "/elsewhere"]
+    assert os.environ["PYTHONPATH"] == "/elsewhere"

@@ -154,6 +154,36 @@ def test_vamp_elbo_is_invariant_under_the_affine_gauge_and_the_penalty_pins_it()
         assert float(model.prior.penalty()) < 1e-8
 
 
+def test_flow_gauge_term_pins_the_codes_moments():
+    """λ/2·(‖m‖² + Σ_d log² v_d) of the batch's codes (every particle's): zero at mean 0 and unit variances, the
+    closed form after z ↦ 2z + 1, None when off or for a single code."""
+    torch.manual_seed(0)
+    prior = PRIORS.get("flow").cls(from_dict(PRIORS.get("flow").config_cls, {"gauge": 0.5}), D)
+    z = torch.randn(4, 25, D)
+    codes = z.reshape(-1, D)
+    z = (z - codes.mean(0)) / codes.std(0, unbiased=False)  # standardized over particles and batch together
+    assert float(prior.penalty(z)) == pytest.approx(0.0, abs=1e-10)
+    assert float(prior.penalty(2 * z + 1)) == pytest.approx(0.5 * 0.5 * (D * 1.0 + D * math.log(4.0) ** 2), rel=1e-5)
+    assert prior.penalty(torch.randn(1, D)) is None and prior.penalty(None) is None
+    off = PRIORS.get("flow").cls(from_dict(PRIORS.get("flow").config_cls, {"gauge": 0.0}), D)
+    assert off.penalty(2 * z + 1) is None
+
+
+def test_flow_gauge_term_is_in_the_training_loss_only():
+    """Training mode: the factor site z_gauge carries −penalty(z) for every datapoint; evaluation mode: no site."""
+    torch.manual_seed(0)
+    model = tiny_vae({"type": "flow"})
+    x = grid_data(8).bernoulli()
+    guide = poutine.trace(model.guide).get_trace(x)
+    trace = poutine.trace(poutine.replay(model.model, trace=guide)).get_trace(x)
+    site = trace.nodes["z_gauge"]
+    z = trace.nodes["z"]["value"]
+    expected = -model.prior.penalty(z)
+    assert torch.allclose(site["fn"].log_prob(site["value"]), expected.expand(8), atol=1e-6)
+    model.eval()
+    assert "z_gauge" not in poutine.trace(model.model).get_trace(x).nodes
+
+
 def test_vamp_gauge_term_is_in_the_training_loss_only():
     """Training mode adds B · penalty to −ELBO (one-pass and Pyro's ELBO alike); evaluation mode, and so every
     held-out number, has no gauge term: a gauge-1 model scores as the same weights with gauge 0."""
@@ -247,7 +277,7 @@ def test_every_prior_likelihood_pair_trains(prior, likelihood):
     losses = [svi.step(x) for _ in range(3)]
     assert all(math.isfinite(loss) for loss in losses)
     model_sites = {n for n, s in poutine.trace(model.model).get_trace(x).nodes.items() if s["type"] == "sample"}
-    gauge = {"z_gauge"} if prior == "vamp" else set()  # the VampPrior's training-only gauge factor
+    gauge = {"z_gauge"} if prior in ("vamp", "flow") else set()  # a learned prior's training-only gauge factor
     assert model_sites == ({"data", "y", "z", "x"} if enumerate_ else {"data", "z", "x"} | gauge)
     assert model.generate(2).shape == (2, 1, 4, 4)
 

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import sys
 import threading
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,26 @@ def status_line(job: Job) -> str:
     return f"{job.cell.name}: {r.get('status', 'interrupted')}" + (f": {r['error']}" if r.get("error") else "")
 
 
+#: the folder holding the pyro_vae package this process imported (a checkout, or site-packages)
+LIBRARY_ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def library_first() -> Iterator[None]:
+    """While a worker starts, :data:`LIBRARY_ROOT` first on ``PYTHONPATH``: the forkserver starts from this
+    process's environment but not its ``sys.path``, so without it a checkout run beside an installed copy
+    would train with the installed copy's code. The environment is restored as it was."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(LIBRARY_ROOT), *([before] if before else [])])
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
 def _context() -> Any:
     """Worker processes forked from a server that imported the library once (``forkserver``; a fresh
     interpreter per run where the OS has no fork)."""
@@ -201,7 +222,8 @@ def _launch(job: Job, config: Optional[PathLike], out: Path, evaluate: int, thre
     log = out / LOGS / f"{job.cell.name}.log"
     child = ctx.Process(target=child_main, args=(spec, str(log), threads), name=f"sweep {job.cell.name}")
     with stop.lock:
-        child.start()
+        with library_first():  # the first start launches the forkserver, which imports the library
+            child.start()
         stop.children[child.pid] = child
     child.join()
     with stop.lock:
