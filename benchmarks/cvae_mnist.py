@@ -15,17 +15,32 @@ pixels only (nats, lower is better):
 Also writes the completions figure (input, truth, baseline, CVAE samples).
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/cvae_mnist.py --epochs 20 --out benchmarks/results
+
+``--converged``: each setting trained to where the validation slice has levelled off, then over seeds. Per number
+of visible quadrants, on ``data.validation=0.1`` of the training images with seed 0 (the held-out images are
+never read): the baseline alone (``model.type=baseline``) until its validation log p(x|c) has not risen for
+``PATIENCE`` epochs, its best epoch being the baseline phase's budget B; then the CVAE with a B-epoch baseline
+phase until its validation IWAE bound levels off, its best epoch being the CVAE's budget C. Then seeds 0, 1, 2 are
+trained on all 9,000 training images for B + C epochs and scored on the held-out images as above. Every run goes
+through the sweep runner (``OUT/converged/<v>q/{budget-baseline,budget-cvae,seeds}``): rerunning resumes, finished
+runs are kept. ``--report`` prints the table and writes ``OUT/converged/cvae_converged.json`` and ``.md``.
+
+    OMP_NUM_THREADS=1 python benchmarks/cvae_mnist.py --converged --seeds 0 1 2     # resumable
+    python benchmarks/cvae_mnist.py --converged --report
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
+from typing import Dict, List, Optional, Sequence
 
 import pyro
 import torch
+from sweep_report import read_summary  # first: it puts this checkout's pyro_vae on the path
 
 from pyro_vae import load_config, plots
 from pyro_vae.data import load_data
@@ -93,6 +108,94 @@ def run_one(visible: int, args: argparse.Namespace, out: Path) -> dict:
     return row
 
 
+# --- --converged ------------------------------------------------------------------------------------------------
+CONFIG = REPO / "configs" / "mnist_cvae.yaml"
+PATIENCE, MAX_EPOCHS, BUDGET_SEED = 10, 200, 0
+
+
+def validation_budget(folder: Path, monitor: str) -> Optional[int]:
+    """The best epoch of a finished validation run in ``folder`` under the stopping rule (None: not finished)."""
+    from pyro_vae.config.train import EarlyStoppingConfig
+    from pyro_vae.train.stopping import best_epoch
+
+    if not (folder / "summary.csv").is_file() or read_summary(folder)[0]["status"] != "done":
+        return None
+    history = [json.loads(line) for line in (folder / f"seed={BUDGET_SEED}" / "metrics.jsonl").read_text()
+               .splitlines() if line.strip()]
+    return best_epoch(history, EarlyStoppingConfig(patience=PATIENCE, monitor=monitor))
+
+
+@torch.no_grad()
+def score_run(folder: Path, num_samples: int) -> Dict[str, float]:
+    """A finished seed's held-out numbers (hidden pixels, per image): baseline NLL, CVAE −ELBO and IS NLL."""
+    from pyro_vae import load_run
+
+    run = load_run(folder)
+    data, model = run.data(), run.model
+    model.eval()
+    pyro.set_rng_seed(run.config.seed)
+    ll = test_log_likelihood(model, data, num_samples, batch_size=200)
+    nll = baseline_nll(model, data)
+    return {"seed": run.config.seed, "baseline_nll": float(nll.mean()), "cvae_neg_elbo": -float(ll.elbo.mean()),
+            "cvae_nll": -ll.mean, "num_samples": num_samples, "epochs": len(run.history),
+            "seconds": sum(h.get("seconds", 0.0) for h in run.history)}
+
+
+def converged(visible: Sequence[int], seeds: Sequence[int], num_samples: int, out: Path, data_root: str,
+              overrides: Sequence[str] = (), max_epochs: int = MAX_EPOCHS) -> None:
+    """Stage one (the budgets B and C on the validation slice), then every seed at B + C, per visible count."""
+    from pyro_vae.experiments.sweep import sweep
+
+    root = [f"data.root={data_root}", "train.progress=false", *overrides]
+    stop = [f"train.epochs={max_epochs}", f"train.early_stopping.patience={PATIENCE}", "data.validation=0.1",
+            f"seed={BUDGET_SEED}"]
+    for v in visible:
+        folder = out / f"{v}q"
+        sweep(CONFIG, [*root, f"model.visible={v}", "model.type=baseline", *stop,
+                       "train.early_stopping.monitor=elbo"], folder / "budget-baseline", 1, 0, keep=("seed",))
+        b = validation_budget(folder / "budget-baseline", "elbo")
+        if b is None:
+            continue
+        sweep(CONFIG, [*root, f"model.visible={v}", f"model.pretrain.epochs={b}", *stop,
+                       "train.early_stopping.monitor=iwae"], folder / "budget-cvae", 1, 0, keep=("seed",))
+        c = validation_budget(folder / "budget-cvae", "iwae")
+        if c is None:
+            continue
+        print(f"{v} visible quadrant(s): baseline budget {b}, CVAE budget {c} epochs", flush=True)
+        sweep(CONFIG, [*root, f"model.visible={v}", f"model.pretrain.epochs={b}", f"train.epochs={c}",
+                       "seed=" + ",".join(map(str, seeds))], folder / "seeds", 1, 0, keep=("seed",))
+        for seed in seeds:
+            run = folder / "seeds" / f"seed={seed}"
+            result = run / "quadrants.json"
+            if (run / "model.pt").is_file() and not result.is_file():
+                result.write_text(json.dumps({"visible": v, "baseline_budget": b, "cvae_budget": c,
+                                              **score_run(run, num_samples)}, indent=1))
+
+
+def converged_report(out: Path) -> str:
+    """The table of the finished seeds, mean ± sd per visible count; writes cvae_converged.json / .md in ``out``."""
+    rows: List[Dict] = [json.loads(p.read_text()) for p in sorted(out.glob("*q/seeds/seed=*/quadrants.json"))]
+
+    def cell(values: List[float]) -> str:
+        return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else \
+            f"{values[0]:.2f}"
+
+    lines = ["| visible quadrants | budget: baseline + CVAE epochs | seeds | baseline −log p(x\\|c) | CVAE −ELBO | "
+             "CVAE IS −log p(x\\|c) (K) | gap (baseline − CVAE −ELBO) |", "|---|---|---|---|---|---|---|"]
+    for v in sorted({r["visible"] for r in rows}):
+        mine = [r for r in rows if r["visible"] == v]
+        base, elbo = [r["baseline_nll"] for r in mine], [r["cvae_neg_elbo"] for r in mine]
+        lines.append(f"| {v} | {mine[0]['baseline_budget']} + {mine[0]['cvae_budget']} | "
+                     f"{', '.join(str(r['seed']) for r in mine)} | {cell(base)} | {cell(elbo)} | "
+                     f"{cell([r['cvae_nll'] for r in mine])} ({mine[0]['num_samples']}) | "
+                     f"{cell([a - b for a, b in zip(base, elbo)])} |")
+    text = "\n".join(lines) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cvae_converged.json").write_text(json.dumps(rows, indent=1))
+    (out / "cvae_converged.md").write_text(text)
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20, help="epochs of the CVAE (main phase)")
@@ -102,7 +205,21 @@ def main() -> None:
     parser.add_argument("--visible", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--data-root", default=None, help="folder of the t10k IDX files (default: the config's)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--converged", action="store_true",
+                        help="budgets chosen on the validation slice, then --seeds at them (see the docstring)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="--converged: the seeds")
+    parser.add_argument("--report", action="store_true", help="--converged: only the table of the finished seeds")
+    parser.add_argument("--max-epochs", type=int, default=MAX_EPOCHS, help="--converged: cap of the validation runs")
+    parser.add_argument("overrides", nargs="*", help="--converged: key=value for every run, e.g. data.limit=1000")
     args = parser.parse_args()
+    if args.converged:
+        torch.set_num_threads(1)
+        out = Path(args.out) / "cvae" / "converged"
+        root = str(Path(args.data_root).resolve() if args.data_root else (REPO.parent / "shared" / "data" / "MNIST" / "raw"))
+        if not args.report:
+            converged(args.visible, args.seeds, args.num_samples, out, root, args.overrides, args.max_epochs)
+        print(converged_report(out))
+        return
     if args.baseline_epochs is None:
         args.baseline_epochs = args.epochs
     torch.set_num_threads(1)
