@@ -5,6 +5,7 @@ split of the same size."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -68,3 +69,16 @@ def test_streaming_against_cases_and_table(tmp_path):
     streaming.write_against_markdown(results, tmp_path / "a.md")
     row = (tmp_path / "a.md").read_text().splitlines()[-1]
     assert row.startswith("| small, in memory | 1.500 (2.00, 1.00) | 2.000 (3.00, 1.00) | 1.333 | 1.250 ± 0.354 (2 turns) |")
+
+
+def test_cvae_converged_report_reads_the_finished_seeds(tmp_path):
+    cvae = load_script(REPO / "benchmarks" / "cvae_mnist.py")
+    for seed, (base, elbo, nll) in enumerate([(100.0, 70.0, 68.0), (102.0, 74.0, 70.0)]):
+        folder = tmp_path / "1q" / "seeds" / f"seed={seed}"
+        folder.mkdir(parents=True)
+        (folder / "quadrants.json").write_text(json.dumps(
+            {"visible": 1, "baseline_budget": 31, "cvae_budget": 82, "seed": seed, "baseline_nll": base,
+             "cvae_neg_elbo": elbo, "cvae_nll": nll, "num_samples": 100}))
+    text = cvae.converged_report(tmp_path)
+    assert text.splitlines()[-1] == "| 1 | 31 + 82 | 0, 1 | 101.00 ± 1.41 | 72.00 ± 2.83 | 69.00 ± 1.41 (100) | 29.00 ± 1.41 |"
+    assert len(json.loads((tmp_path / "cvae_converged.json").read_text())) == 2
