@@ -209,6 +209,7 @@ def main() -> None:
                         help="budgets chosen on the validation slice, then --seeds at them (see the docstring)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="--converged: the seeds")
     parser.add_argument("--report", action="store_true", help="--converged: only the table of the finished seeds")
+    parser.add_argument("--write-up", action="store_true", help="--converged: also put the table into benchmarks/cvae.md")
     parser.add_argument("--max-epochs", type=int, default=MAX_EPOCHS, help="--converged: cap of the validation runs")
     parser.add_argument("overrides", nargs="*", help="--converged: key=value for every run, e.g. data.limit=1000")
     args = parser.parse_args()
@@ -218,7 +219,13 @@ def main() -> None:
         root = str(Path(args.data_root).resolve() if args.data_root else (REPO.parent / "shared" / "data" / "MNIST" / "raw"))
         if not args.report:
             converged(args.visible, args.seeds, args.num_samples, out, root, args.overrides, args.max_epochs)
-        print(converged_report(out))
+        text = converged_report(out)
+        print(text)
+        if args.write_up:
+            doc = REPO / "benchmarks" / "cvae.md"
+            start, end = "<!-- cvae-converged:start -->", "<!-- cvae-converged:end -->"
+            head, rest = doc.read_text().split(start, 1)
+            doc.write_text(f"{head}{start}\n{text}{end}{rest.split(end, 1)[1]}")
         return
     if args.baseline_epochs is None:
         args.baseline_epochs = args.epochs
