@@ -182,6 +182,10 @@ def test_flow_gauge_term_is_in_the_training_loss_only():
     assert torch.allclose(site["fn"].log_prob(site["value"]), expected.expand(8), atol=1e-6)
     model.eval()
     assert "z_gauge" not in poutine.trace(model.model).get_trace(x).nodes
+    # point codes (the autoencoder family's Delta guide) have no aggregate posterior: no term in training either
+    codes = tiny_model("autoencoder", (1, 4, 4), 10, latent_dim=D, hidden_dims=[16], prior={"type": "flow"})
+    guide = poutine.trace(codes.guide).get_trace(x)
+    assert "z_gauge" not in poutine.trace(poutine.replay(codes.model, trace=guide)).get_trace(x).nodes
 
 
 def test_vamp_gauge_term_is_in_the_training_loss_only():

@@ -52,7 +52,8 @@ class DecoderModel(GenerativeModel):
             if self.prior is not None:  # the prior's own sites first (a mixture's component y), then z
                 given = {s.name: pyro.sample(s.name, s.distribution, infer=s.infer) for s in self.prior.sites(c)}
                 z = pyro.sample("z", self.prior.distribution_given(given, c))
-                regularizer = self.prior.penalty(z) if self.training else None  # a learned prior's gauge term
+                codes = None if self.point_estimate else z  # draws of the aggregate posterior (none for point codes)
+                regularizer = self.prior.penalty(codes) if self.training else None  # a learned prior's gauge term
                 if regularizer is not None:
                     pyro.factor(self.prior.penalty_site, -regularizer)
             omega = self.penalty(x) if x is not None else None
