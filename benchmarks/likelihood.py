@@ -44,6 +44,7 @@ from pyro_vae.errors import PyroVAEError
 from pyro_vae.evaluation.loglik import SAMPLES_PER_PASS
 from pyro_vae.experiments.summary import write_csv
 from pyro_vae.nets.mlp import MLPConfig, MLPDecoder, MLPEncoder
+from pyro_vae.train.checkpoint import write_atomic
 
 CONFIG = REPO / "configs" / "mnist_likelihood.yaml"
 OUT = REPO / "benchmarks" / "results" / "likelihood" / "sweeps"
@@ -273,7 +274,8 @@ def choose_budgets(rows: Sequence[str], overrides: Sequence[str], out: Path, wor
     path = out / "budget" / "budgets.json"  # other processes' rows are kept: two may share the folder
     path.parent.mkdir(parents=True, exist_ok=True)
     known = json.loads(path.read_text()) if path.is_file() else {}
-    path.write_text(json.dumps({**known, **budgets}, indent=1))
+    # replaced atomically: a process reading it while another writes sees the old file or the new, never half
+    write_atomic(path, json.dumps({**known, **budgets}, indent=1).encode())
     return budgets
 
 
