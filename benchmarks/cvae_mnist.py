@@ -222,10 +222,11 @@ def main() -> None:
         text = converged_report(out)
         print(text)
         if args.write_up:
+            from likelihood import replace_between
+
             doc = REPO / "benchmarks" / "cvae.md"
-            start, end = "<!-- cvae-converged:start -->", "<!-- cvae-converged:end -->"
-            head, rest = doc.read_text().split(start, 1)
-            doc.write_text(f"{head}{start}\n{text}{end}{rest.split(end, 1)[1]}")
+            doc.write_text(replace_between(doc.read_text(), "<!-- cvae-converged:start -->",
+                                           "<!-- cvae-converged:end -->", text))
         return
     if args.baseline_epochs is None:
         args.baseline_epochs = args.epochs
