@@ -40,7 +40,7 @@ from typing import Dict, List, Optional, Sequence
 
 import pyro
 import torch
-from sweep_report import read_summary  # first: it puts this checkout's pyro_vae on the path
+from sweep_report import stopped_run  # first: it puts this checkout's pyro_vae on the path
 
 from pyro_vae import load_config, plots
 from pyro_vae.data import load_data
@@ -115,14 +115,8 @@ PATIENCE, MAX_EPOCHS, BUDGET_SEED = 10, 200, 0
 
 def validation_budget(folder: Path, monitor: str) -> Optional[int]:
     """The best epoch of a finished validation run in ``folder`` under the stopping rule (None: not finished)."""
-    from pyro_vae.config.train import EarlyStoppingConfig
-    from pyro_vae.train.stopping import best_epoch
-
-    if not (folder / "summary.csv").is_file() or read_summary(folder)[0]["status"] != "done":
-        return None
-    history = [json.loads(line) for line in (folder / f"seed={BUDGET_SEED}" / "metrics.jsonl").read_text()
-               .splitlines() if line.strip()]
-    return best_epoch(history, EarlyStoppingConfig(patience=PATIENCE, monitor=monitor))
+    run = stopped_run(folder, BUDGET_SEED, PATIENCE, monitor)
+    return None if run is None else run[1]
 
 
 @torch.no_grad()

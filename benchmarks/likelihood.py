@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sweep_report import REPO, read_summary, table  # first: it puts this checkout's pyro_vae on the path
+from sweep_report import REPO, read_summary, stopped_run, table  # first: it puts this checkout's pyro_vae on the path
 
 from pyro_vae.config.run import RunConfig, load_config
 from pyro_vae.data import load_data
@@ -246,17 +246,6 @@ BUDGET = ["data.validation=0.1", f"train.epochs={MAX_EPOCHS}", f"train.early_sto
           "train.early_stopping.monitor=iwae"]
 
 
-def validation_run(folder: Path) -> Tuple[List[Dict], int]:
-    """A row's finished validation run (``out/budget/<row>``): its per-epoch history and the budget it chose,
-    the epoch of its best validation IWAE bound under the stopping rule."""
-    from pyro_vae.config.train import EarlyStoppingConfig
-    from pyro_vae.train.stopping import best_epoch
-
-    history = [json.loads(line) for line in (folder / f"seed={BUDGET_SEED}" / "metrics.jsonl").read_text()
-               .splitlines() if line.strip()]
-    return history, best_epoch(history, EarlyStoppingConfig(patience=PATIENCE, monitor="iwae"))
-
-
 def choose_budgets(rows: Sequence[str], overrides: Sequence[str], out: Path, workers: Optional[int]
                    ) -> Dict[str, int]:
     """Stage one: per row, the epoch of the best validation IWAE bound (``out/budget/<row>``; the test split is
@@ -270,7 +259,7 @@ def choose_budgets(rows: Sequence[str], overrides: Sequence[str], out: Path, wor
         (result,) = sweep(CONFIG, [*ROWS[row], f"seed={BUDGET_SEED}", *BUDGET, *overrides], folder, workers, 0,
                           keep=("seed",))
         if result["status"] == "done":  # stopped, or at its last epoch
-            budgets[row] = validation_run(folder)[1]
+            budgets[row] = stopped_run(folder, BUDGET_SEED, PATIENCE, "iwae")[1]
     path = out / "budget" / "budgets.json"  # other processes' rows are kept: two may share the folder
     path.parent.mkdir(parents=True, exist_ok=True)
     known = json.loads(path.read_text()) if path.is_file() else {}
@@ -395,9 +384,10 @@ def budget_table(out: Path) -> str:
              "|---|---|---|---|"]
     for row in ROWS:
         folder = out / "budget" / row
-        if not (folder / "summary.csv").is_file() or read_summary(folder)[0]["status"] != "done":
+        run = stopped_run(folder, BUDGET_SEED, PATIENCE, "iwae")
+        if run is None:
             continue
-        history, budget = validation_run(folder)
+        history, budget = run
         bound = next(h["test_iwae"] for h in history if h["epoch"] == budget)
         lines.append(f"| {row} | {history[-1]['epoch']} | {budget} | {bound:.2f} |")
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ write one markdown table of mean ± sd over seeds per row."""
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -26,6 +27,20 @@ def read_summary(folder: Path) -> List[Row]:
     """The rows of ``folder/summary.csv`` (as strings, one per run)."""
     with open(Path(folder) / "summary.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def stopped_run(folder: Path, seed: int, patience: int, monitor: str) -> Optional[Tuple[List[Dict], int]]:
+    """A finished early-stopping sweep's run ``folder/seed=<seed>``: its per-epoch history and the epoch the
+    stopping rule (``patience``, ``monitor``) keeps, or None while the run has not finished."""
+    from pyro_vae.config.train import EarlyStoppingConfig
+    from pyro_vae.train.stopping import best_epoch
+
+    folder = Path(folder)
+    if not (folder / "summary.csv").is_file() or read_summary(folder)[0]["status"] != "done":
+        return None
+    lines = (folder / f"seed={seed}" / "metrics.jsonl").read_text().splitlines()
+    history = [json.loads(line) for line in lines if line.strip()]
+    return history, best_epoch(history, EarlyStoppingConfig(patience=patience, monitor=monitor))
 
 
 def values(rows: Sequence[Row], column: str, scale: float = 1.0) -> List[float]:

@@ -82,3 +82,19 @@ def test_cvae_converged_report_reads_the_finished_seeds(tmp_path):
     text = cvae.converged_report(tmp_path)
     assert text.splitlines()[-1] == "| 1 | 31 + 82 | 0, 1 | 101.00 ± 1.41 | 72.00 ± 2.83 | 69.00 ± 1.41 (100) | 29.00 ± 1.41 |"
     assert len(json.loads((tmp_path / "cvae_converged.json").read_text())) == 2
+
+
+def test_cvae_budgets_follow_each_phases_monitor_and_wait_for_the_run(tmp_path):
+    """The baseline's budget is its best validation ELBO epoch, the CVAE's its best IWAE epoch; none until done."""
+    from pyro_vae.experiments.summary import write_csv
+
+    cvae = load_script(REPO / "benchmarks" / "cvae_mnist.py")
+    folder = tmp_path / "budget"
+    (folder / "seed=0").mkdir(parents=True)
+    rows = [(-90.0, -88.0), (-85.0, -84.0), (-86.0, -83.0)] + [(-87.0, -85.0)] * cvae.PATIENCE
+    (folder / "seed=0" / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e + 1, "test_elbo": elbo, "test_iwae": iwae}) + "\n" for e, (elbo, iwae) in enumerate(rows)))
+    write_csv([{"run": "seed=0", "seed": 0, "status": "interrupted"}], folder / "summary.csv")
+    assert cvae.validation_budget(folder, "elbo") is None
+    write_csv([{"run": "seed=0", "seed": 0, "status": "done"}], folder / "summary.csv")
+    assert (cvae.validation_budget(folder, "elbo"), cvae.validation_budget(folder, "iwae")) == (2, 3)
