@@ -258,11 +258,15 @@ def main() -> None:
     results = {(ds, row): records(out, ds, row, args.seeds, args.validation, args.tag)
                for ds in args.datasets for row in args.rows}
     text = table(results, args.datasets)
+    print(text)
+    if set(args.datasets) != set(DATASETS) or set(args.rows) != set(ROWS) or args.tag:
+        print("(a part of the benchmark: clustering_table.md and clustering.png are written only for every row "
+              "and dataset, so the full table is not replaced by a part of it)")
+        return
     out.mkdir(parents=True, exist_ok=True)
     (out / "clustering_table.md").write_text(text)
     if any(results.values()):
         figure(results, out / "clustering.png", args.datasets)
-    print(text)
 
 
 if __name__ == "__main__":

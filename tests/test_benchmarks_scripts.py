@@ -98,3 +98,15 @@ def test_cvae_budgets_follow_each_phases_monitor_and_wait_for_the_run(tmp_path):
     assert cvae.validation_budget(folder, "elbo") is None
     write_csv([{"run": "seed=0", "seed": 0, "status": "done"}], folder / "summary.csv")
     assert (cvae.validation_budget(folder, "elbo"), cvae.validation_budget(folder, "iwae")) == (2, 3)
+
+
+def test_clustering_report_of_a_part_prints_and_leaves_the_full_table_alone(tmp_path, monkeypatch, capsys):
+    bench = load_script(REPO / "benchmarks" / "clustering.py")
+    (tmp_path / "clustering_table.md").write_text("the full table\n")
+    monkeypatch.setattr(sys, "argv", ["clustering.py", "--report", "--datasets", "digits", "--rows", "kmeans_raw",
+                                      "--seeds", "0", "--out", str(tmp_path)])
+    bench.main()
+    printed = capsys.readouterr().out
+    assert "| k-means, raw pixels | 1 |" in printed and "a part of the benchmark" in printed
+    assert (tmp_path / "clustering_table.md").read_text() == "the full table\n"
+    assert not (tmp_path / "clustering.png").exists()
