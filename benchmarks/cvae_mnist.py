@@ -40,7 +40,7 @@ from typing import Dict, List, Optional, Sequence
 
 import pyro
 import torch
-from sweep_report import stopped_run  # first: it puts this checkout's pyro_vae on the path
+from sweep_report import replace_between, stopped_run  # first: it puts this checkout's pyro_vae on the path
 
 from pyro_vae import load_config, plots
 from pyro_vae.data import load_data
@@ -216,8 +216,6 @@ def main() -> None:
         text = converged_report(out)
         print(text)
         if args.write_up:
-            from likelihood import replace_between
-
             doc = REPO / "benchmarks" / "cvae.md"
             doc.write_text(replace_between(doc.read_text(), "<!-- cvae-converged:start -->",
                                            "<!-- cvae-converged:end -->", text))

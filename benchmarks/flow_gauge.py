@@ -25,7 +25,8 @@ import torch
 
 from mnist_loop import REPO, append_row, load_split, read_rows  # first: it puts this checkout's pyro_vae on the path
 
-from likelihood import ROWS, replace_between, run_config
+from likelihood import ROWS, run_config
+from sweep_report import replace_between
 from pyro_vae.data import ImageData
 from pyro_vae.models import build_model
 from pyro_vae.train import Trainer

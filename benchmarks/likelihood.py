@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sweep_report import REPO, read_summary, stopped_run, table  # first: it puts this checkout's pyro_vae on the path
+from sweep_report import REPO, read_summary, replace_between, stopped_run, table  # first: it puts this checkout's pyro_vae on the path
 
 from pyro_vae.config.run import RunConfig, load_config
 from pyro_vae.data import load_data
@@ -391,13 +391,6 @@ def budget_table(out: Path) -> str:
         bound = next(h["test_iwae"] for h in history if h["epoch"] == budget)
         lines.append(f"| {row} | {history[-1]['epoch']} | {budget} | {bound:.2f} |")
     return "\n".join(lines) + "\n"
-
-
-def replace_between(doc: str, start: str, end: str, text: str) -> str:
-    if start not in doc or end not in doc:
-        return doc
-    head, rest = doc.split(start, 1)
-    return f"{head}{start}\n{text}{end}{rest.split(end, 1)[1]}"
 
 
 def report(out: Path, writeup: Optional[Path] = None, converged: bool = False) -> str:

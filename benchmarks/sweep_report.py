@@ -43,6 +43,15 @@ def stopped_run(folder: Path, seed: int, patience: int, monitor: str) -> Optiona
     return history, best_epoch(history, EarlyStoppingConfig(patience=patience, monitor=monitor))
 
 
+def replace_between(doc: str, start: str, end: str, text: str) -> str:
+    """``doc`` with ``text`` between the markers ``start`` and ``end`` (unchanged when either is missing): how a
+    script puts its table into its write-up."""
+    if start not in doc or end not in doc:
+        return doc
+    head, rest = doc.split(start, 1)
+    return f"{head}{start}\n{text}{end}{rest.split(end, 1)[1]}"
+
+
 def values(rows: Sequence[Row], column: str, scale: float = 1.0) -> List[float]:
     """The finished runs' numbers in ``column`` (times ``scale``)."""
     return [scale * float(r[column]) for r in rows if r["status"] == "done" and r.get(column) not in (None, "")]

@@ -30,8 +30,8 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from likelihood import replace_between  # noqa: E402
 from mnist_loop import REPO, Setting, Split, append_row, build_vamp, load_split, read_rows, score  # noqa: E402
+from sweep_report import replace_between  # noqa: E402
 from pyro_vae.experiments.summary import mean_sd  # noqa: E402
 
 from pyro_vae.priors.vamp import gauge_penalty, mixture_moments  # noqa: E402
