@@ -49,6 +49,7 @@ def replace_between(doc: str, start: str, end: str, text: str) -> str:
     if start not in doc or end not in doc:
         return doc
     head, rest = doc.split(start, 1)
+    text = text if text.endswith("\n") else text + "\n"  # the end marker keeps a line of its own
     return f"{head}{start}\n{text}{end}{rest.split(end, 1)[1]}"
 
 

@@ -110,3 +110,12 @@ def test_clustering_report_of_a_part_prints_and_leaves_the_full_table_alone(tmp_
     assert "| k-means, raw pixels | 1 |" in printed and "a part of the benchmark" in printed
     assert (tmp_path / "clustering_table.md").read_text() == "the full table\n"
     assert not (tmp_path / "clustering.png").exists()
+
+
+def test_replace_between_keeps_the_end_marker_on_its_own_line():
+    report = load_script(REPO / "benchmarks" / "sweep_report.py")
+    doc = "intro\n<!-- t:start -->\nold\n<!-- t:end -->\nrest\n"
+    for text in ("| a |\n", "| a |"):
+        assert report.replace_between(doc, "<!-- t:start -->", "<!-- t:end -->", text) == \
+            "intro\n<!-- t:start -->\n| a |\n<!-- t:end -->\nrest\n"
+    assert report.replace_between("no markers\n", "<!-- t:start -->", "<!-- t:end -->", "| a |") == "no markers\n"
