@@ -20,7 +20,9 @@ Each trained row is a ``pyro-vae sweep`` of its config over the seeds, every run
 importance samples: ``OUT/<dataset>/<row>/`` holds the run folders and ``summary.csv``, and a rerun resumes
 (finished runs are kept). The report step reads the summaries, adds the k-means rows (on the training
 pixels, and on the latent means of the VAE sweep's runs) and writes ``clustering_table.md`` and
-``clustering.png``.
+``clustering.png``. What the report computes from a run's checkpoint (the fitted-set metrics, the k-means
+and GMM on a VAE's latent means) it keeps in the sweep's ``derived.json``, so the report reruns from the
+committed summaries where the checkpoints (not committed) are absent.
 
     python benchmarks/clustering.py --workers 2                             # everything (about 45 min, 2 cores)
     python benchmarks/clustering.py --datasets digits --rows vade --validation --tag try --set model.pretrain.epochs=30
@@ -30,7 +32,7 @@ pixels, and on the latent means of the VAE sweep's runs) and writes ``clustering
 from __future__ import annotations
 
 import argparse
-import functools
+import json
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -105,7 +107,26 @@ def fitted_metrics(metrics: Dict[str, Any]) -> Dict[str, Any]:
     return {f"fitted_{k}": v for k, v in metrics.items()}
 
 
-@functools.lru_cache(maxsize=None)
+DERIVED = "derived.json"
+
+
+def derived(sweep_dir: Path, record: Dict[str, str], compute) -> Dict[str, Any]:
+    """``compute(run_dir)`` for the run of summary row ``record``, kept in ``sweep_dir/derived.json``: keyed by the
+    run's name and its final training ELBO, so a rerun run is computed afresh from its new checkpoint."""
+    from pyro_vae.train.recorders import CHECKPOINT
+
+    path, run = sweep_dir / DERIVED, record["run"]
+    cache = json.loads(path.read_text()) if path.is_file() else {}
+    key = f"{compute.__name__} {record['train_elbo']}"
+    if cache.get(run, {}).get(compute.__name__, {}).get("key") != key:
+        if not (sweep_dir / run / CHECKPOINT).is_file():
+            raise FileNotFoundError(f"{sweep_dir / run / CHECKPOINT}: the report needs this run's checkpoint for "
+                                    f"{compute.__name__} (not in {path}); rerun the sweep to recreate it")
+        cache.setdefault(run, {})[compute.__name__] = {"key": key, "metrics": compute(sweep_dir / run)}
+        path.write_text(json.dumps(cache, indent=1, sort_keys=True, default=float) + "\n")
+    return cache[run][compute.__name__]["metrics"]
+
+
 def fitted_set(run_dir: Path) -> Dict[str, Any]:
     """The papers' protocol for a trained mixture model: its clusters of the training points, against their labels."""
     from pyro_vae.evaluation.clustering import clustering_metrics
@@ -129,8 +150,7 @@ def raw_kmeans(dataset: str, seed: int, validation: bool) -> Dict[str, Any]:
             "num_test": int(data.test_x.shape[0]), "num_train": int(data.train_x.shape[0])}
 
 
-@functools.lru_cache(maxsize=None)
-def latent_clusterings(run_dir: Path, seed: int) -> Dict[str, Dict[str, Any]]:
+def latent_clusterings(run_dir: Path) -> Dict[str, Dict[str, Any]]:
     """k-means and a diagonal GMM fitted to a VAE run's training latent means, applied to the held-out ones (and,
     ``fitted_*``, to the training latent means they were fitted on)."""
     import pyro.distributions as dist
@@ -141,7 +161,7 @@ def latent_clusterings(run_dir: Path, seed: int) -> Dict[str, Dict[str, Any]]:
     from pyro_vae.run import load_run
 
     run = load_run(run_dir)
-    data = run.data()
+    data, seed = run.data(), run.config.seed
     with torch.no_grad():
         z_train, z_test = run.model.encode(data.train_x)[0], run.model.encode(data.test_x)[0]
     labels, train_labels = data.test_y.numpy(), data.train_y.numpy()
@@ -162,11 +182,10 @@ def records(out: Path, dataset: str, row: str, seeds: List[int], validation: boo
         return []
     done = [r for r in read_summary(path) if r["status"] == "done"]
     if row in SWEEPS:
-        return [{**latent_clusterings(path / r["run"], int(r["seed"]))[row], "seconds": float(r["seconds"])}
-                for r in done]
+        return [{**derived(path, r, latent_clusterings)[row], "seconds": float(r["seconds"])} for r in done]
     unsupervised = not row.startswith("m2")  # M2's training points include its labelled ones
     return [{**{k: float(v) for k, v in r.items() if v not in ("", None) and _number(v)},
-             "log_px": float(r["test_log_likelihood"]), **(fitted_set(path / r["run"]) if unsupervised else {})}
+             "log_px": float(r["test_log_likelihood"]), **(derived(path, r, fitted_set) if unsupervised else {})}
             for r in done]
 
 

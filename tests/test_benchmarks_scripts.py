@@ -119,3 +119,20 @@ def test_replace_between_keeps_the_end_marker_on_its_own_line():
         assert report.replace_between(doc, "<!-- t:start -->", "<!-- t:end -->", text) == \
             "intro\n<!-- t:start -->\n| a |\n<!-- t:end -->\nrest\n"
     assert report.replace_between("no markers\n", "<!-- t:start -->", "<!-- t:end -->", "| a |") == "no markers\n"
+
+
+def test_clustering_report_reads_derived_metrics_without_checkpoints(tmp_path):
+    bench = load_script(REPO / "benchmarks" / "clustering.py")
+    sweep = bench.folder(tmp_path, "digits", "vade")
+    sweep.mkdir(parents=True)
+    (sweep / "summary.csv").write_text("run,seed,status,train_elbo,seconds,test_log_likelihood,cluster_accuracy\n"
+                                       "seed=0,0,done,-23.0,5.0,-22.5,0.8\n")
+    with pytest.raises(FileNotFoundError, match=r"seed=0.*model\.pt.*fitted_set"):
+        bench.records(tmp_path, "digits", "vade", [0], False, "")
+    cached = {"seed=0": {"fitted_set": {"key": "fitted_set -23.0", "metrics": {"fitted_cluster_accuracy": 0.75}}}}
+    (sweep / bench.DERIVED).write_text(json.dumps(cached))
+    [record] = bench.records(tmp_path, "digits", "vade", [0], False, "")
+    assert (record["cluster_accuracy"], record["fitted_cluster_accuracy"], record["log_px"]) == (0.8, 0.75, -22.5)
+    (sweep / "summary.csv").write_text((sweep / "summary.csv").read_text().replace("-23.0", "-22.9"))  # run redone
+    with pytest.raises(FileNotFoundError, match="rerun the sweep"):
+        bench.records(tmp_path, "digits", "vade", [0], False, "")
