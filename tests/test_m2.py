@@ -184,3 +184,27 @@ def test_digits_config_trains_and_scores_on_the_grey_levels():
     assert levels.numel() == 17 and torch.equal(levels, levels.round())
     x, _ = next(iter(data.batches("train", 64, shuffle=True, generator=torch.Generator().manual_seed(0))))
     assert torch.unique(x).numel() > 2
+
+
+def test_convolutional_features_under_the_classifier_fit_the_labels_and_feed_the_z_encoder():
+    model = tiny_m2(alpha=5.0, classifier_channels=[2, 3])  # 3x3 -> 2x2 -> 1x1: h(x) = MLP of 3 conv features
+    assert model.features[0].out_dim == 3 and model.encoder is not None
+    x, y = binary(8), torch.arange(8) % K
+    assert model.classifier(x).shape == (8, K) and model.classifier(x.expand(2, 8, *SHAPE)).shape == (2, 8, K)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    elbo = TraceEnum_ELBO(max_plate_nesting=1)
+    model.train()
+    with pytest.warns(UserWarning, match="enumerat"):
+        for _ in range(200):
+            opt.zero_grad()
+            elbo.differentiable_loss(model.model, model.guide, x, y).backward()
+            opt.step()
+    assert (model.class_probs(x).argmax(-1) == y).all()
+
+
+def test_convolutional_features_need_images():
+    with pytest.raises(ConfigError, match=r"model.classifier_channels: convolutional features need \(C, H, W\) "
+                                          r"images, got data of shape \(9,\)"):
+        tiny_model("m2", (9,), K, classifier_dims=[8], classifier_channels=[4])
+    with pytest.raises(ConfigError, match="model.classifier_channels"):
+        load_config("configs/digits_m2.yaml", ["model.classifier_channels=[0]"])

@@ -3,7 +3,8 @@
     model:  y ~ Cat(1/K),  z ~ p(z),  x ~ p(x | z, y)               (the decoder reads [z, onehot y])
     guide:  y ~ q(y|x) = Cat(softmax(W h(x)))  (hidden labels only),  z ~ q(z | x, y) = N(μ, σ)(h(x), onehot y)
 
-h(x) is an MLP of the image; with ``shared_features: false`` the z-encoder reads x itself instead.
+h(x) is an MLP of the image (after stride-2 convolutions with ``classifier_channels``); with
+``shared_features: false`` the z-encoder reads x itself instead.
 
 A batch carries its labels with ``y = −1`` where a label is hidden (``data.labeled``), and the program
 splits it in two: labelled points (``y_labeled`` observed, ``z_labeled``, ``x_labeled`` in
@@ -22,7 +23,6 @@ A step costs K decoder passes per unlabelled point.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
 
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config.schema import opt
-from ..config.validators import non_negative
+from ..config.validators import all_positive, non_negative
 from ..errors import ConfigError
 from ..likelihoods.base import Likelihood
 from ..nets.base import hidden_activation, mlp_classifier
@@ -48,6 +48,9 @@ class M2Config(VAEConfig):
     type: str = "m2"
     classifier_dims: List[int] = opt([256], "hidden widths of h(x), the MLP on flattened x under the classifier "
                                             "q(y|x) = softmax(W h(x))")
+    classifier_channels: List[int] = opt([], "channels of 3x3 stride-2 convolutions that h(x) applies to the image "
+                                                 "before classifier_dims ([]: none, an MLP on flattened x)",
+                                         all_positive, "a list of integers >= 1, e.g. [32, 64]")
     shared_features: bool = opt(True, "q(z|x,y) reads the classifier's hidden features h(x) instead of x: one "
                                       "network h serves both guides, so the classifier also learns from every "
                                       "image's reconstruction (and h runs once per x, not once per y); needs "
@@ -80,10 +83,11 @@ class M2(LatentModel):
             self.encoder = net.encoder(config.network, self.data_shape, config.latent_dim, num_classes)
         self.decoder = net.decoder(config.network, config.latent_dim, self.data_shape, self.likelihood.num_params,
                                    num_classes)
-        classifier = mlp_classifier(self.data_shape, config.classifier_dims, num_classes, hidden_activation(net, config.network))
+        classifier = mlp_classifier(self.data_shape, config.classifier_dims, num_classes,
+                                    hidden_activation(net, config.network), config.classifier_channels)
         self.features, self.head = classifier[:-1], classifier[-1]  # q(y|x) = softmax(head(h(x)))
         if config.shared_features:  # q(z|x,y) = encoder(h(x), onehot y)
-            width = config.classifier_dims[-1] if config.classifier_dims else math.prod(self.data_shape)
+            width = self.head.in_features
             self.encoder = NETWORKS.get("mlp").cls.encoder(config.network, (width,), config.latent_dim, num_classes)
         self.register_buffer("label_logits", torch.zeros(num_classes))  # p(y) = 1/K
 

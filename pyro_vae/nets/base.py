@@ -15,6 +15,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "softplus": nn.Softplus, "gelu": nn.GELU}
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
 
@@ -98,7 +100,34 @@ def with_condition(h: Tensor, c: Optional[Tensor]) -> Tensor:
     return torch.cat([h, c], dim=-1)
 
 
-def mlp_classifier(data_shape: Sequence[int], hidden_dims: Sequence[int], num_classes: int, activation: str) -> nn.Sequential:
-    """Logits ``(B, num_classes)`` of a datapoint ``(B, *data_shape)``: flatten, hidden layers, linear output."""
-    dims = [math.prod(data_shape), *hidden_dims]
-    return nn.Sequential(nn.Flatten(-len(data_shape)), mlp(dims, activation), nn.Linear(dims[-1], num_classes))
+class ConvFeatures(nn.Module):
+    """``(…, C, H, W) ↦ (…, F)``: 3×3 convolutions of stride 2 (each halves H and W, rounding up), flattened."""
+
+    def __init__(self, data_shape: Sequence[int], channels: Sequence[int], activation: str) -> None:
+        super().__init__()
+        if len(data_shape) != 3:
+            raise ConfigError(f"model.classifier_channels: convolutional features need (C, H, W) images, got data "
+                              f"of shape {tuple(data_shape)} (leave classifier_channels empty for an MLP)")
+        layers: List[nn.Module] = []
+        c, h, w = data_shape
+        for out in channels:
+            layers += [nn.Conv2d(c, out, 3, stride=2, padding=1), ACTIVATIONS[activation]()]
+            c, h, w = out, (h + 1) // 2, (w + 1) // 2
+        self.conv, self.out_dim = nn.Sequential(*layers, nn.Flatten()), c * h * w
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch = x.shape[:-3]
+        return self.conv(x.reshape(-1, *x.shape[-3:])).reshape(*batch, self.out_dim)
+
+
+def mlp_classifier(data_shape: Sequence[int], hidden_dims: Sequence[int], num_classes: int, activation: str,
+                   channels: Sequence[int] = ()) -> nn.Sequential:
+    """Logits ``(B, num_classes)`` of a datapoint ``(B, *data_shape)``: flatten (or, with ``channels``, stride-2
+    convolutions first), hidden layers, linear output."""
+    if channels:
+        features: nn.Module = ConvFeatures(data_shape, channels, activation)
+        width = features.out_dim
+    else:
+        features, width = nn.Flatten(-len(data_shape)), math.prod(data_shape)
+    dims = [width, *hidden_dims]
+    return nn.Sequential(features, mlp(dims, activation), nn.Linear(dims[-1], num_classes))
