@@ -15,6 +15,7 @@ from pyro.optim import Adam
 from conftest import tiny_model
 from pyro_vae.config.schema import from_dict
 from pyro_vae.data import ImageData
+from pyro_vae.errors import ConfigError
 from pyro_vae.evaluation.bounds import elbo_and_iwae
 from pyro_vae.evaluation.clustering import clustering_metrics, hungarian_accuracy, purity
 from pyro_vae.fast import compile_loss
@@ -232,6 +233,30 @@ def test_flow_log_prob_is_change_of_variables(transform):
         assert torch.allclose(prior.log_prob(z[i:i + 1])[0], manual, atol=1e-4)
     assert len(list(prior.parameters())) > 0
     assert prior.distribution().sample((3,)).shape == (3, D)
+
+
+def test_gmm_balance_term_is_the_entropy_of_the_batch_mean_responsibility_in_training_only():
+    prior = build_prior("gmm", num_components=4, balance=0.5)
+    z = torch.randn(2, 6, D)  # 2 particles of a batch of 6
+    q_bar = prior.responsibilities(z).reshape(-1, 4).mean(0)
+    entropy = -(q_bar * q_bar.log()).sum()
+    omega = prior.penalty(z)
+    assert omega.shape == () and torch.allclose(omega, -0.5 * entropy, atol=1e-6)
+    omega.backward()
+    assert prior.locs.grad is not None and prior.locs.grad.abs().sum() > 0  # it moves the components
+    assert build_prior("gmm", num_components=4).penalty(z) is None  # balance 0: no term
+    vae = tiny_vae({"type": "gmm", "num_components": 4, "balance": 1.0})
+    x = grid_data(8).round()
+    vae.train()
+    trained = poutine.trace(vae.model).get_trace(x)
+    assert trained.nodes["prior_penalty"]["fn"].log_factor.shape == (8,)  # +λ·H(q̄) per datapoint
+    vae.eval()
+    assert "prior_penalty" not in poutine.trace(vae.model).get_trace(x).nodes  # never in a held-out number
+
+
+def test_gmm_balance_needs_the_marginal_form():
+    with pytest.raises(ConfigError, match="model.prior.balance: needs form marginal, got form 'enumerate'"):
+        build_prior("gmm", num_components=4, balance=1.0, form="enumerate")
 
 
 # ---- the two GMM forms ----

@@ -12,6 +12,8 @@ from torch import Tensor, nn
 from torch.nn.functional import softplus
 
 from ..config.schema import opt, positive
+from ..config.validators import non_negative
+from ..errors import ConfigError
 from ..registry import PRIORS
 from .base import MixturePrior, Site
 
@@ -28,6 +30,9 @@ class GMMPriorConfig:
     learn_scales: bool = opt(True, "learn the component scales σ_k (else fixed at init_scale)")
     init_spread: float = opt(2.0, "component means start at init_spread · N(0, I) (seeded)", positive, "a number > 0")
     init_scale: float = opt(1.0, "initial (or fixed) component scale σ", positive, "a number > 0")
+    balance: float = opt(0.0, "weight λ of the training-only term λ·H(q̄) per datapoint, q̄(k) the batch mean of "
+                              "p(k|z) at the sampled codes: keeps the components equally used (form marginal; "
+                              "0: off)", non_negative, "a number >= 0")
 
 
 def fit_gaussian_mixture(z: Tensor, num_components: int, seed: int = 0,
@@ -71,6 +76,9 @@ class GMMPrior(MixturePrior):
 
     def __init__(self, config: GMMPriorConfig, latent_dim: int) -> None:
         super().__init__(latent_dim)
+        if config.balance > 0 and config.form != "marginal":
+            raise ConfigError(f"model.prior.balance: needs form marginal, got form {config.form!r} (the GMVAE's "
+                              "balance term on q(y|x) is model.balance)")
         self.config = config
         k = config.num_components
         generator = torch.Generator().manual_seed(k * 1009 + latent_dim)  # fixed means are reproducible
@@ -114,6 +122,16 @@ class GMMPrior(MixturePrior):
         self.locs.copy_(locs)
         sigma = (scales - 1e-4).clamp_min(1e-4)  # σ = softplus(ρ) + 1e-4
         self.scale_rho.copy_(sigma + torch.log(-torch.expm1(-sigma)))  # ρ = softplus⁻¹(σ − 1e-4)
+
+    def penalty(self, z: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Ω = −λ·H(q̄), q̄(k) = mean over the batch's codes (every particle's) of p(k|z): the balance term, so the
+        model gains λ·H(q̄) per datapoint in training; None when ``balance`` is 0."""
+        if self.config.balance <= 0 or z is None:
+            return None
+        weights, locs, scales = self.components()
+        joint = weights.log() + dist.Normal(locs, scales).to_event(1).log_prob(z.reshape(-1, 1, z.shape[-1]))
+        q_bar = joint.softmax(-1).mean(0)
+        return self.config.balance * (q_bar * q_bar.clamp_min(1e-12).log()).sum()
 
     def sites(self, context: Optional[Tensor] = None) -> Tuple[Site, ...]:
         """enumerate: the component ``y ~ Cat(π)``, enumerated in parallel; marginal: none."""
