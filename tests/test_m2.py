@@ -36,6 +36,19 @@ def binary(n=5):
     return torch.randint(0, 2, (n, *SHAPE)).float()
 
 
+def fit_labelled(model, x, y, steps):
+    """Adam on the enumerated ELBO of a batch whose labels are all given (so only the classification term
+    reaches q(y|x))."""
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    elbo = TraceEnum_ELBO(max_plate_nesting=1)
+    model.train()
+    with pytest.warns(UserWarning, match="enumerat"):  # a batch with no hidden labels has nothing to enumerate
+        for _ in range(steps):
+            opt.zero_grad()
+            elbo.differentiable_loss(model.model, model.guide, x, y).backward()
+            opt.step()
+
+
 class RecordZ(Messenger):
     """Keeps the value of the guide's ``z`` site (the noise the enumerated ELBO drew)."""
 
@@ -91,14 +104,7 @@ def test_m2_trains_with_the_classification_term_learning_the_labels():
     """Only labelled points and the classification term: the classifier fits them (the term reaches q(y|x))."""
     model, x = tiny_m2(alpha=5.0), binary(8)
     y = torch.arange(8) % K
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    elbo = TraceEnum_ELBO(max_plate_nesting=1)
-    model.train()
-    with pytest.warns(UserWarning, match="enumerat"):  # a batch with no hidden labels has nothing to enumerate
-        for _ in range(150):
-            opt.zero_grad()
-            elbo.differentiable_loss(model.model, model.guide, x, y).backward()
-            opt.step()
+    fit_labelled(model, x, y, steps=150)
     assert (model.class_probs(x).argmax(-1) == y).all()
 
 
@@ -191,14 +197,7 @@ def test_convolutional_features_under_the_classifier_fit_the_labels_and_feed_the
     assert model.features[0].out_dim == 3 and model.encoder is not None
     x, y = binary(8), torch.arange(8) % K
     assert model.classifier(x).shape == (8, K) and model.classifier(x.expand(2, 8, *SHAPE)).shape == (2, 8, K)
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    elbo = TraceEnum_ELBO(max_plate_nesting=1)
-    model.train()
-    with pytest.warns(UserWarning, match="enumerat"):
-        for _ in range(200):
-            opt.zero_grad()
-            elbo.differentiable_loss(model.model, model.guide, x, y).backward()
-            opt.step()
+    fit_labelled(model, x, y, steps=200)
     assert (model.class_probs(x).argmax(-1) == y).all()
 
 

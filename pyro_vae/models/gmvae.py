@@ -40,6 +40,7 @@ from ..config.schema import component, opt
 from ..config.validators import non_negative, positive
 from ..errors import ConfigError
 from ..nets.base import hidden_activation, mlp
+from ..priors.base import batch_marginal_entropy
 from ..registry import MODELS, NETWORKS, PRIORS
 from .mixture_init import MixtureInitMixin, PretrainConfig
 from .vae import VAE, VAEConfig
@@ -114,8 +115,7 @@ class GMVAE(MixtureInitMixin, VAE):
 
     def marginal_entropy(self, x: Tensor) -> Tensor:
         """H(q̄(y)) = −Σ_k q̄_k log q̄_k of the batch marginal q̄(y) = (1/B) Σ_b q(y|x_b)."""
-        probs = self.classifier(x).softmax(-1).reshape(-1, self.num_components).mean(0)
-        return -(probs * probs.clamp_min(1e-12).log()).sum()
+        return batch_marginal_entropy(self.classifier(x).softmax(-1))
 
     def guide(self, x: Tensor, y: Optional[Tensor] = None, num_samples: int = 1) -> Tensor:
         """q(y|x) q(z|x,y); y enumerated (each component weighted by q(y|x)), z = μ(x,y) + σ(x,y) ⊙ ε."""

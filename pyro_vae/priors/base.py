@@ -126,12 +126,24 @@ class MixturePrior(Prior):
         """Σ_k π_k N(z | μ_k, diag σ_k²) as a distribution with event shape ``(D,)``."""
         return dist.MixtureSameFamily(dist.Categorical(probs=weights), dist.Normal(locs, scales).to_event(1))
 
+    def log_responsibilities(self, z: Tensor) -> Tensor:
+        """log p(y = k | z) = log π_k N(z|μ_k,σ_k) − log Σ_j π_j N(z|μ_j,σ_j), shape ``z.shape[:-1] + (K,)``
+        (differentiable)."""
+        weights, locs, scales = self.components()
+        joint = weights.log() + dist.Normal(locs, scales).to_event(1).log_prob(z.unsqueeze(-2))
+        return joint - joint.logsumexp(-1, keepdim=True)
+
     @torch.no_grad()
     def responsibilities(self, z: Tensor) -> Tensor:
         """p(y = k | z) = π_k N(z|μ_k,σ_k) / Σ_j π_j N(z|μ_j,σ_j), shape ``z.shape[:-1] + (K,)``."""
-        weights, locs, scales = self.components()
-        joint = weights.log() + dist.Normal(locs, scales).to_event(1).log_prob(z.unsqueeze(-2))
-        return (joint - joint.logsumexp(-1, keepdim=True)).exp()
+        return self.log_responsibilities(z).exp()
+
+
+def batch_marginal_entropy(probs: Tensor) -> Tensor:
+    """H(q̄) = −Σ_k q̄_k log q̄_k of q̄ = the mean of ``probs`` ``(..., K)`` over all its leading dims (a batch's
+    marginal class distribution: the balance terms of the GMVAE and of the GMM prior)."""
+    q_bar = probs.reshape(-1, probs.shape[-1]).mean(0)
+    return -(q_bar * q_bar.clamp_min(1e-12).log()).sum()
 
 
 def build_prior(config: Any, latent_dim: int, cond_dim: int = 0) -> Prior:

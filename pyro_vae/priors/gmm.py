@@ -15,7 +15,7 @@ from ..config.schema import opt, positive
 from ..config.validators import non_negative
 from ..errors import ConfigError
 from ..registry import PRIORS
-from .base import MixturePrior, Site
+from .base import MixturePrior, Site, batch_marginal_entropy
 
 
 @dataclass
@@ -128,10 +128,7 @@ class GMMPrior(MixturePrior):
         model gains λ·H(q̄) per datapoint in training; None when ``balance`` is 0."""
         if self.config.balance <= 0 or z is None:
             return None
-        weights, locs, scales = self.components()
-        joint = weights.log() + dist.Normal(locs, scales).to_event(1).log_prob(z.reshape(-1, 1, z.shape[-1]))
-        q_bar = joint.softmax(-1).mean(0)
-        return self.config.balance * (q_bar * q_bar.clamp_min(1e-12).log()).sum()
+        return -self.config.balance * batch_marginal_entropy(self.log_responsibilities(z).exp())
 
     def sites(self, context: Optional[Tensor] = None) -> Tuple[Site, ...]:
         """enumerate: the component ``y ~ Cat(π)``, enumerated in parallel; marginal: none."""
