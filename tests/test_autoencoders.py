@@ -13,6 +13,7 @@ from pyro_vae.errors import ConfigError
 from pyro_vae.models import MODELS, build_model
 from pyro_vae.models.autoencoders import (
     jacobian_sq, jacobian_sq_closed_form, jacobian_sq_exact, jacobian_sq_hutchinson, mask_corruption,
+    shift_corruption,
 )
 from pyro_vae.run import train
 
@@ -84,6 +85,41 @@ def test_mask_corruption_hides_the_stated_fraction(rate):
     assert (hidden == round(rate * 64)).all()
     x_tilde = mask_corruption(x, rate)
     assert torch.equal(x_tilde[x_tilde != 0], x[x_tilde != 0])
+
+
+def _translated(image, a, b):
+    """image(i + a, j + b), zero outside: the closed form of one shift."""
+    h, w = image.shape[-2:]
+    out = torch.zeros_like(image)
+    for i in range(h):
+        for j in range(w):
+            if 0 <= i + a < h and 0 <= j + b < w:
+                out[..., i, j] = image[..., i + a, j + b]
+    return out
+
+
+def test_shift_corruption_translates_each_image_by_a_uniform_offset():
+    """Every x̃ is x translated by one (a, b) in {−1, 0, 1}², zero filled; over 450 images each of the 9 offsets
+    turns up about 50 times."""
+    torch.manual_seed(0)
+    x = torch.rand(450, 2, 5, 6) + 0.5
+    x_tilde = shift_corruption(x, 1)
+    offsets = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)]
+    counts = dict.fromkeys(offsets, 0)
+    for image, shifted in zip(x, x_tilde):
+        (match,) = [o for o in offsets if torch.equal(shifted, _translated(image, *o))]
+        counts[match] += 1
+    assert all(20 <= n <= 80 for n in counts.values()), counts
+
+
+def test_shift_corruption_needs_images():
+    with pytest.raises(ConfigError, match="model.corruption.*shape \\(16,\\)"):
+        _model("denoising", data_shape=(16,), corruption="shift")
+    x = torch.rand(4, 1, 4, 4) + 0.5
+    model = _model("denoising", corruption="shift", max_shift=2)
+    torch.manual_seed(1)
+    x_tilde = model.corrupt(x)
+    assert x_tilde.shape == x.shape and not torch.equal(x_tilde, x)
 
 
 def test_denoising_guide_encodes_corrupted_input():

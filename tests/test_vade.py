@@ -14,6 +14,7 @@ from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from conftest import same_metrics, tiny_model, tiny_overrides
 from pyro_vae import load_config, resume, train
 from pyro_vae.cli import main
+from pyro_vae.errors import ConfigError
 from pyro_vae.evaluation.clustering import assignment_metrics, cluster_probs
 from pyro_vae.models import build_model
 from pyro_vae.priors.gmm import fit_gaussian_mixture, mixture_of_groups
@@ -110,6 +111,15 @@ def test_denoising_pretraining_encodes_the_corrupted_x_and_scores_the_clean_one(
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     clean = -model.likelihood.distribution(model.decoder(encoder(x)[0])).log_prob(x).sum()  # kind autoencoder
     assert loss.item() != pytest.approx(clean.item(), rel=1e-6)
+
+
+def test_shift_pretraining_needs_images():
+    """kind denoising with the shift corruption: refused at build time on flat data, naming the key."""
+    with pytest.raises(ConfigError, match="model.pretrain.corruption"):
+        tiny_model("vade", (16,), 10, latent_dim=2, hidden_dims=[16], prior={"type": "gmm", "num_components": 3},
+                   pretrain={"kind": "denoising", "corruption": "shift"})
+    model = tiny_vade(pretrain={"kind": "denoising", "corruption": "shift", "max_shift": 1})
+    assert torch.isfinite(model.pretrain_loss(torch.rand(5, *SHAPE)))
 
 
 def test_gmm_fitted_to_latent_means_sets_the_prior():

@@ -77,10 +77,14 @@ class Autoencoder(VAE):
 @dataclass
 class DenoisingConfig(AutoencoderConfig):
     type: str = "denoising"
-    corruption: Literal["gaussian", "mask"] = opt("gaussian", "C(x̃|x): gaussian: x̃ = x + σε; mask: zero a fraction p")
+    corruption: Literal["gaussian", "mask", "shift"] = opt(
+        "gaussian", "C(x̃|x): gaussian: x̃ = x + σε; mask: zero a fraction p; shift: translate the image by up to "
+                    "max_shift pixels")
     noise: float = opt(0.1, "σ of the Gaussian corruption", positive, "a number > 0")
     mask_rate: float = opt(0.25, "fraction p of each datapoint's entries zeroed by the mask corruption", fraction,
                            "a number in (0, 1)")
+    max_shift: int = opt(1, "the shift corruption's largest translation along each image axis, in pixels", positive,
+                         "an integer >= 1")
 
 
 def gaussian_corruption(x: Tensor, sigma: float) -> Tensor:
@@ -96,8 +100,29 @@ def mask_corruption(x: Tensor, rate: float) -> Tensor:
     return (flat * (ranks >= hidden).to(flat.dtype)).view_as(x)
 
 
-def corrupt(x: Tensor, kind: str, noise: float, mask_rate: float) -> Tensor:
-    """x̃ ~ C(x̃|x): ``gaussian`` x̃ = x + σε (σ = ``noise``), ``mask`` zeroes a fraction ``mask_rate`` of x."""
+def shift_corruption(x: Tensor, max_shift: int) -> Tensor:
+    """x̃(i, j) = x(i + a, j + b), (a, b) uniform on {−s..s}² per image (s = ``max_shift``), zero outside the image."""
+    s, n, (c, h, w) = max_shift, x.shape[0], x.shape[-3:]
+    padded = nn.functional.pad(x.reshape(n, c, h, w), (s, s, s, s))
+    rows = torch.randint(0, 2 * s + 1, (n, 1), device=x.device) + torch.arange(h, device=x.device)
+    cols = torch.randint(0, 2 * s + 1, (n, 1), device=x.device) + torch.arange(w, device=x.device)
+    picked = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[:, None, None],
+                    rows[:, None, :, None], cols[:, None, None, :]]
+    return picked.view_as(x)
+
+
+def check_corruption(kind: str, data_shape: Tuple[int, ...], key: str) -> None:
+    """The shift corruption translates images: refuse data that is not (channels, height, width)."""
+    if kind == "shift" and len(data_shape) != 3:
+        raise ConfigError(f"{key}: the shift corruption translates images, so it needs data shaped (channels, height, "
+                          f"width); this data's points have shape {tuple(data_shape)}")
+
+
+def corrupt(x: Tensor, kind: str, noise: float, mask_rate: float, max_shift: int = 1) -> Tensor:
+    """x̃ ~ C(x̃|x): ``gaussian`` x̃ = x + σε (σ = ``noise``), ``mask`` zeroes a fraction ``mask_rate`` of x,
+    ``shift`` translates each image by up to ``max_shift`` pixels along each axis."""
+    if kind == "shift":
+        return shift_corruption(x, max_shift)
     return mask_corruption(x, mask_rate) if kind == "mask" else gaussian_corruption(x, noise)
 
 
@@ -108,8 +133,12 @@ class Denoising(Autoencoder):
     The Delta carries log-density 0, so the objective is the DAE criterion (plus log p(h)), not a bound.
     """
 
+    def __init__(self, config: DenoisingConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
+        check_corruption(config.corruption, data_shape, "model.corruption")
+        super().__init__(config, data_shape, num_classes)
+
     def corrupt(self, x: Tensor) -> Tensor:
-        return corrupt(x, self.config.corruption, self.config.noise, self.config.mask_rate)
+        return corrupt(x, self.config.corruption, self.config.noise, self.config.mask_rate, self.config.max_shift)
 
 
 # ---- sparse -----------------------------------------------------------------------------------------------

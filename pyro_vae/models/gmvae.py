@@ -71,6 +71,7 @@ class GMVAE(MixtureInitMixin, VAE):
 
     def __init__(self, config: GMVAEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
         super().__init__(config, data_shape, num_classes)
+        self.check_pretraining(self.data_shape)
         self.num_components = k = config.prior.num_components
         dims = [math.prod(self.data_shape), *config.classifier_dims]
         activation = hidden_activation(NETWORKS.get(config.network.type).cls, config.network)

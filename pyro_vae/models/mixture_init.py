@@ -21,7 +21,7 @@ from ..config.schema import opt
 from ..config.validators import fraction, non_negative, positive
 from ..data.dataset import Dataset
 from ..priors.gmm import fit_gaussian_mixture, mixture_of_groups
-from .autoencoders import corrupt
+from .autoencoders import check_corruption, corrupt
 
 
 @dataclass
@@ -33,11 +33,14 @@ class PretrainConfig:
     kind: Literal["autoencoder", "denoising", "vae"] = opt(
         "autoencoder", "autoencoder: maximize log p(x | z = μ(x)); denoising: maximize log p(x | z = μ(x̃)), "
                        "x̃ ~ C(x̃|x) a corrupted x; vae: the ELBO with a N(0, I) prior")
-    corruption: Literal["mask", "gaussian"] = opt(
-        "mask", "kind denoising, C(x̃|x): mask: zero a fraction mask_rate of the pixels; gaussian: x̃ = x + noise·ε")
+    corruption: Literal["mask", "gaussian", "shift"] = opt(
+        "mask", "kind denoising, C(x̃|x): mask: zero a fraction mask_rate of the pixels; gaussian: x̃ = x + noise·ε; "
+                "shift: translate each image by up to max_shift pixels along each axis")
     mask_rate: float = opt(0.2, "kind denoising: fraction of each datapoint's entries the mask corruption zeroes",
                            fraction, "a number in (0, 1)")
     noise: float = opt(0.2, "kind denoising: σ of the Gaussian corruption", positive, "a number > 0")
+    max_shift: int = opt(1, "kind denoising: the shift corruption's largest translation, in pixels", positive,
+                         "an integer >= 1")
     lr: float = opt(1e-3, "Adam learning rate of the pretraining phase", positive, "a number > 0")
     gmm_restarts: int = opt(3, "n_init of the mixture's fit: EM restarts on the latent means (init codes) or "
                                "k-means restarts on the inputs (init inputs); the best kept", positive,
@@ -54,6 +57,11 @@ class MixtureInitMixin:
     Needs ``encoder``, ``decoder``, ``likelihood``, ``prior`` (a gmm) and ``config.pretrain`` (:class:`PretrainConfig`).
     """
 
+    def check_pretraining(self, data_shape: Tuple[int, ...]) -> None:
+        """Refuse a pretraining corruption the data cannot take (shift needs images)."""
+        if self.config.pretrain.kind == "denoising":
+            check_corruption(self.config.pretrain.corruption, data_shape, "model.pretrain.corruption")
+
     def pretrain_codes(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """Mean and standard deviation of the code the pretraining phase trains (VaDE: q(z|x))."""
         return self.encoder(x)
@@ -63,7 +71,7 @@ class MixtureInitMixin:
         autoencoder's corruption); vae: −Σ ELBO with p(z) = N(0, I) (one reparameterized z)."""
         pretrain = self.config.pretrain
         if pretrain.kind == "denoising":
-            x_in = corrupt(x, pretrain.corruption, pretrain.noise, pretrain.mask_rate)
+            x_in = corrupt(x, pretrain.corruption, pretrain.noise, pretrain.mask_rate, pretrain.max_shift)
         else:
             x_in = x
         loc, scale = self.pretrain_codes(x_in)

@@ -46,6 +46,7 @@ class VaDE(MixtureInitMixin, VAE):
 
     def __init__(self, config: VaDEConfig, data_shape: Tuple[int, ...], num_classes: int = 10) -> None:
         super().__init__(config, data_shape, num_classes)
+        self.check_pretraining(self.data_shape)
         self.num_components = config.prior.num_components
         self.pretrain_epochs, self.pretrain_lr = config.pretrain.epochs, config.pretrain.lr
 
