@@ -101,21 +101,21 @@ def mask_corruption(x: Tensor, rate: float) -> Tensor:
 
 
 def shift_corruption(x: Tensor, max_shift: int) -> Tensor:
-    """x̃(i, j) = x(i + a, j + b), (a, b) uniform on {−s..s}² per image (s = ``max_shift``), zero outside the image."""
-    s, n, (c, h, w) = max_shift, x.shape[0], x.shape[-3:]
+    """x̃(i, j) = x(i + a, j + b), (a, b) uniform on {−s..s}² per image (s = ``max_shift``), zero outside it."""
+    s, n, (c, h, w), device = max_shift, x.shape[0], x.shape[-3:], x.device
     padded = nn.functional.pad(x.reshape(n, c, h, w), (s, s, s, s))
-    rows = torch.randint(0, 2 * s + 1, (n, 1), device=x.device) + torch.arange(h, device=x.device)
-    cols = torch.randint(0, 2 * s + 1, (n, 1), device=x.device) + torch.arange(w, device=x.device)
-    picked = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[:, None, None],
-                    rows[:, None, :, None], cols[:, None, None, :]]
+    rows = torch.randint(0, 2 * s + 1, (n, 1), device=device) + torch.arange(h, device=device)
+    cols = torch.randint(0, 2 * s + 1, (n, 1), device=device) + torch.arange(w, device=device)
+    image, channel = torch.arange(n, device=device), torch.arange(c, device=device)
+    picked = padded[image[:, None, None, None], channel[:, None, None], rows[:, None, :, None], cols[:, None, None, :]]
     return picked.view_as(x)
 
 
 def check_corruption(kind: str, data_shape: Tuple[int, ...], key: str) -> None:
     """The shift corruption translates images: refuse data that is not (channels, height, width)."""
     if kind == "shift" and len(data_shape) != 3:
-        raise ConfigError(f"{key}: the shift corruption translates images, so it needs data shaped (channels, height, "
-                          f"width); this data's points have shape {tuple(data_shape)}")
+        raise ConfigError(f"{key}: the shift corruption translates images, so it needs data shaped "
+                          f"(channels, height, width); this data's points have shape {tuple(data_shape)}")
 
 
 def corrupt(x: Tensor, kind: str, noise: float, mask_rate: float, max_shift: int = 1) -> Tensor:

@@ -34,8 +34,8 @@ class PretrainConfig:
         "autoencoder", "autoencoder: maximize log p(x | z = μ(x)); denoising: maximize log p(x | z = μ(x̃)), "
                        "x̃ ~ C(x̃|x) a corrupted x; vae: the ELBO with a N(0, I) prior")
     corruption: Literal["mask", "gaussian", "shift"] = opt(
-        "mask", "kind denoising, C(x̃|x): mask: zero a fraction mask_rate of the pixels; gaussian: x̃ = x + noise·ε; "
-                "shift: translate each image by up to max_shift pixels along each axis")
+        "mask", "kind denoising, C(x̃|x): mask: zero a fraction mask_rate of the pixels; gaussian: "
+                "x̃ = x + noise·ε; shift: translate each image by up to max_shift pixels along each axis")
     mask_rate: float = opt(0.2, "kind denoising: fraction of each datapoint's entries the mask corruption zeroes",
                            fraction, "a number in (0, 1)")
     noise: float = opt(0.2, "kind denoising: σ of the Gaussian corruption", positive, "a number > 0")
@@ -71,7 +71,8 @@ class MixtureInitMixin:
         autoencoder's corruption); vae: −Σ ELBO with p(z) = N(0, I) (one reparameterized z)."""
         pretrain = self.config.pretrain
         if pretrain.kind == "denoising":
-            x_in = corrupt(x, pretrain.corruption, pretrain.noise, pretrain.mask_rate, pretrain.max_shift)
+            x_in = corrupt(x, pretrain.corruption, pretrain.noise, pretrain.mask_rate,
+                           pretrain.max_shift)
         else:
             x_in = x
         loc, scale = self.pretrain_codes(x_in)
