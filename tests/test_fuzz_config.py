@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import pyro_vae  # noqa: F401  (registers every component)
@@ -243,6 +243,7 @@ def test_any_bytes_are_a_checkpoint_or_a_run_dir_error(tmp_path_factory, data, z
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from([2049, 2051, 2049 + 1, 0, 2 ** 32 - 1]), st.lists(st.integers(0, 2 ** 32 - 1), max_size=4),
        st.integers(0, 64), st.booleans(), st.integers(0, 3))
+@example(magic=2051, dims=[0, 3_036_988_439, 3_037_012_561], extra=0, gz=False, cut=0)  # empty, unshapeable
 def test_any_idx_header_is_an_array_or_a_data_error(tmp_path_factory, magic, dims, extra, gz, cut):
     from pyro_vae.data.idx import read_idx
     from pyro_vae.errors import DataError

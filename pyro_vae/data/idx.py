@@ -48,8 +48,8 @@ def read_idx(path: Path) -> np.ndarray:
                                 f"{4 + 4 * ndim})")
             dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
             size = math.prod(dims)  # Python integers: no overflow
-            if size > MAX_IDX_BYTES:
-                raise DataError(f"{path}: IDX header claims dimensions {dims} ({size} bytes), more than the "
+            if math.prod(d or 1 for d in dims) > MAX_IDX_BYTES:  # numpy cannot shape it, even empty
+                raise DataError(f"{path}: IDX header claims dimensions {dims}, more than the "
                                 f"{MAX_IDX_BYTES >> 30} GiB limit")
             body = f.read(size)
             extra = len(f.read(1))
