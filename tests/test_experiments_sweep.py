@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -115,3 +116,60 @@ def test_workers_start_with_this_library_first_on_the_path(monkeypatch):
     with library_first():
         assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(LIBRARY_ROOT), "/elsewhere"]
     assert os.environ["PYTHONPATH"] == "/elsewhere"
+
+
+class _LostStatus:
+    """A worker process that writes ``result`` (or nothing) and ends with ``code``, as the forkserver reports it."""
+
+    def __init__(self, result, code):
+        self.result, self.exitcode, self.pid = result, code, 4242
+
+    def __call__(self, target, args, name):
+        self.folder = Path(args[0]["out"])
+        return self
+
+    def start(self):
+        if self.result is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "result.json").write_text(json.dumps(self.result))
+
+    def join(self):
+        pass
+
+    def is_alive(self):
+        return False
+
+
+@pytest.mark.parametrize("writes, code, status", [
+    ({"status": "failed", "error": "no data"}, 255, "failed"),   # status lost, the run's result stands
+    ({"status": "done", "epochs": 1}, 255, "done"),
+    (None, 255, "failed"),                                       # nothing written: the exit code is the error
+    (None, 137, "failed"),
+])
+def test_a_lost_exit_status_keeps_the_result_the_run_wrote(tmp_path, writes, code, status):
+    from types import SimpleNamespace
+
+    from pyro_vae.experiments.runner import _launch, _Stop
+
+    (job,) = plan(tmp_path / "grid", build(None, [*TINY, "seed=0"]))
+    (tmp_path / "grid" / "logs").mkdir(parents=True)
+    ctx = SimpleNamespace(Process=_LostStatus(writes, code))
+    result = _launch(job, None, tmp_path / "grid", 0, 1, _Stop(), ctx).result
+    assert result["status"] == status
+    if writes is None:
+        assert f"exited with code {code}" in result["error"]
+    else:
+        assert result == writes
+
+
+def test_a_result_left_by_an_earlier_run_is_not_taken_for_a_lost_status(tmp_path):
+    from types import SimpleNamespace
+
+    from pyro_vae.experiments.runner import _launch, _Stop
+
+    (job,) = plan(tmp_path / "grid", build(None, [*TINY, "seed=0"]))
+    job.folder.mkdir(parents=True)
+    (job.folder / "result.json").write_text(json.dumps({"status": "failed", "error": "the earlier failure"}))
+    (tmp_path / "grid" / "logs").mkdir(parents=True)
+    result = _launch(job, None, tmp_path / "grid", 0, 1, _Stop(), SimpleNamespace(Process=_LostStatus(None, 255))).result
+    assert "exited with code 255" in result["error"]

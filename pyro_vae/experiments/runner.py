@@ -80,6 +80,15 @@ def _read_result(folder: Path) -> Dict[str, Any]:
         return {}
 
 
+def _result_stamp(folder: Path) -> Optional[int]:
+    """The result file's modification time in ns (None when there is none): tells a result this launch wrote
+    from one an earlier run left."""
+    try:
+        return (folder / RESULT).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def plan(out: Path, grid: Sequence[Cell], evaluate: int = 0) -> List[Job]:
     """What each cell needs; a ConfigError/OutputError (one line) for a folder that is not this sweep's."""
     from ..train.runfolder import check_out
@@ -221,6 +230,7 @@ def _launch(job: Job, config: Optional[PathLike], out: Path, evaluate: int, thre
             "imports": list(imports)}
     log = out / LOGS / f"{job.cell.name}.log"
     child = ctx.Process(target=child_main, args=(spec, str(log), threads), name=f"sweep {job.cell.name}")
+    stamp = _result_stamp(job.folder)
     with stop.lock:
         with library_first():  # the first start launches the forkserver, which imports the library
             child.start()
@@ -230,7 +240,10 @@ def _launch(job: Job, config: Optional[PathLike], out: Path, evaluate: int, thre
         del stop.children[child.pid]
     code = child.exitcode
     stopped = code == 130 or code < 0
-    job.result = (_read_result(job.folder) if code in (0, 1) else {}) or (
+    # 255: the forkserver lost the exit status (its status pipe closed; seen when a run ends within moments of
+    # another): a result the run wrote in this launch still stands
+    wrote = code in (0, 1) or (code == 255 and _result_stamp(job.folder) not in (None, stamp))
+    job.result = (_read_result(job.folder) if wrote else {}) or (
         {"status": "interrupted"} if stopped else
         {"status": "failed", "error": f"the worker exited with code {code}; see {shown(log)}"})
     return job
