@@ -104,11 +104,18 @@ def validation_fraction(config, seed: int, size: int) -> float:
     return size / load_data(replace(config.data, labeled=None, binarize="none"), seed).train_x.shape[0]
 
 
-def run(seed: int, overrides: List[str], epochs: int = 0, validation: int = 0) -> Dict:
-    settings = [*overrides, f"seed={seed}", "train.progress=false"] + ([f"train.epochs={epochs}"] if epochs else [])
+def m2_config(settings: List[str], seed: int, validation: int = 0):
+    """``CONFIG`` with ``settings``; with ``validation`` > 0 its first ``validation`` training points become the
+    scored split (``data.validation``)."""
     config = load_config(CONFIG, settings)
     if validation:
         config = load_config(CONFIG, [*settings, f"data.validation={validation_fraction(config, seed, validation)!r}"])
+    return config
+
+
+def run(seed: int, overrides: List[str], epochs: int = 0, validation: int = 0) -> Dict:
+    settings = [*overrides, f"seed={seed}", "train.progress=false"] + ([f"train.epochs={epochs}"] if epochs else [])
+    config = m2_config(settings, seed, validation)
     pyro.set_rng_seed(seed)
     pyro.clear_param_store()
     data, grey = splits(config, seed)

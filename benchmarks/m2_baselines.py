@@ -22,13 +22,13 @@ import argparse
 import json
 import time
 from dataclasses import replace
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import numpy as np
 import pyro
 import torch
 
-from m2_balance import CONFIG, REPO, pct, validation_fraction
+from m2_balance import CONFIG, REPO, m2_config, pct
 from pyro_vae.config.run import load_config
 from pyro_vae.data import load_data
 from pyro_vae.models import build_model
@@ -40,19 +40,23 @@ M1_SET = ["data.binarize=none", "model.latent_dim=20", "model.network.hidden_dim
 COLUMNS = ("logreg", "svm", "spreading", "m1_svm", "m1_spreading", "all_logreg", "all_svm")
 
 
-def scores(x, y, x_scored, y_scored, labeled: np.ndarray) -> Dict[str, float]:
-    """Accuracy on the scored points of a logistic regression, an RBF SVM (both on the labelled points) and label
-    spreading (transductive over the training and scored points, only the labelled ones labelled)."""
+def scores(x, y, x_scored, y_scored, labeled: np.ndarray, methods: Sequence[str]) -> Dict[str, float]:
+    """Accuracy on the scored points of each of ``methods``: ``logreg`` and ``svm`` (a logistic regression and an
+    RBF SVM on the labelled points), ``spreading`` (label spreading, transductive over the training and scored
+    points, only the labelled ones labelled)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.semi_supervised import LabelSpreading
     from sklearn.svm import SVC
 
-    partial = np.full(len(y) + len(y_scored), -1)
-    partial[labeled] = y[labeled]
-    spread = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=1000).fit(np.concatenate([x, x_scored]), partial)
-    return {"logreg": LogisticRegression(max_iter=5000).fit(x[labeled], y[labeled]).score(x_scored, y_scored),
-            "svm": SVC().fit(x[labeled], y[labeled]).score(x_scored, y_scored),
-            "spreading": float((spread.transduction_[len(y):] == y_scored).mean())}
+    def spreading() -> float:
+        partial = np.full(len(y) + len(y_scored), -1)
+        partial[labeled] = y[labeled]
+        fit = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=1000).fit(np.concatenate([x, x_scored]), partial)
+        return float((fit.transduction_[len(y):] == y_scored).mean())
+
+    fits = {"logreg": lambda: LogisticRegression(max_iter=5000).fit(x[labeled], y[labeled]).score(x_scored, y_scored),
+            "svm": lambda: SVC().fit(x[labeled], y[labeled]).score(x_scored, y_scored), "spreading": spreading}
+    return {name: fits[name]() for name in methods}
 
 
 def m1_codes(data, fraction: float, seed: int, overrides: List[str]):
@@ -68,14 +72,11 @@ def m1_codes(data, fraction: float, seed: int, overrides: List[str]):
     Trainer(model, vae_data, config.train, seed=seed).fit()
     model.eval()
     with torch.no_grad():
-        return [model.encoder(x)[0].numpy() for x in (data.train_x, data.test_x)]
+        return [model.encode(x)[0].numpy() for x in (data.train_x, data.test_x)]
 
 
 def run(seed: int, validation: int, m1_set: List[str]) -> Dict:
-    settings = [f"seed={seed}"]
-    config = load_config(CONFIG, settings)
-    if validation:
-        config = load_config(CONFIG, [*settings, f"data.validation={validation_fraction(config, seed, validation)!r}"])
+    config = m2_config([f"seed={seed}"], seed, validation)
     if config.data.binarize != "none":
         raise SystemExit(f"{CONFIG}: these baselines read grey levels, and data.binarize is {config.data.binarize!r}")
     data = load_data(config.data, seed)
@@ -84,11 +85,11 @@ def run(seed: int, validation: int, m1_set: List[str]) -> Dict:
     labeled = data.labeled.numpy()
     start = time.perf_counter()
     row = {"seed": seed, "validation": validation, "labeled": int(labeled.size), "scored": int(y_scored.size),
-           **scores(x, y, x_scored, y_scored, labeled)}
+           **scores(x, y, x_scored, y_scored, labeled, ("logreg", "svm", "spreading"))}
     every = np.arange(len(y))
-    row.update({f"all_{k}": v for k, v in scores(x, y, x_scored, y_scored, every).items() if k != "spreading"})
+    row.update({f"all_{k}": v for k, v in scores(x, y, x_scored, y_scored, every, ("logreg", "svm")).items()})
     z, z_scored = m1_codes(data, config.data.validation, seed, m1_set)
-    row.update({f"m1_{k}": v for k, v in scores(z, y, z_scored, y_scored, labeled).items() if k != "logreg"})
+    row.update({f"m1_{k}": v for k, v in scores(z, y, z_scored, y_scored, labeled, ("svm", "spreading")).items()})
     row.update({"m1_set": [*M1_SET, *m1_set], "seconds": round(time.perf_counter() - start, 1)})
     return {k: float(v) if isinstance(v, np.floating) else v for k, v in row.items()}
 

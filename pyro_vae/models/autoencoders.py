@@ -118,7 +118,7 @@ def check_corruption(kind: str, data_shape: Tuple[int, ...], key: str) -> None:
                           f"(channels, height, width); this data's points have shape {tuple(data_shape)}")
 
 
-def corrupt(x: Tensor, kind: str, noise: float, mask_rate: float, max_shift: int = 1) -> Tensor:
+def corrupt(x: Tensor, kind: str, noise: float, mask_rate: float, max_shift: int) -> Tensor:
     """x̃ ~ C(x̃|x): ``gaussian`` x̃ = x + σε (σ = ``noise``), ``mask`` zeroes a fraction ``mask_rate`` of x,
     ``shift`` translates each image by up to ``max_shift`` pixels along each axis."""
     if kind == "shift":

@@ -71,8 +71,7 @@ class MixtureInitMixin:
         autoencoder's corruption); vae: −Σ ELBO with p(z) = N(0, I) (one reparameterized z)."""
         pretrain = self.config.pretrain
         if pretrain.kind == "denoising":
-            x_in = corrupt(x, pretrain.corruption, pretrain.noise, pretrain.mask_rate,
-                           pretrain.max_shift)
+            x_in = corrupt(x, pretrain.corruption, pretrain.noise, pretrain.mask_rate, pretrain.max_shift)
         else:
             x_in = x
         loc, scale = self.pretrain_codes(x_in)
